@@ -1,0 +1,180 @@
+// Deliveries (one per event × endpoint) and their attempts: what the API reads and the
+// activities write.
+import type { Pool, PoolClient } from './pool';
+
+type Queryable = Pool | PoolClient;
+
+export type DeliveryStatus = 'pending' | 'delivering' | 'delivered' | 'dead_lettered' | 'dropped';
+
+export interface DeliveryRow {
+  eventId: string;
+  endpointId: string;
+  eventType: string;
+  status: DeliveryStatus;
+  attempts: number;
+  lastStatusCode: number | null;
+  lastError: string | null;
+  reason: string | null;
+  createdAt: Date;
+  updatedAt: Date;
+  deliveredAt: Date | null;
+  deadLetteredAt: Date | null;
+}
+
+export interface AttemptRow {
+  attempt: number;
+  startedAt: Date;
+  latencyMs: number;
+  statusCode: number | null;
+  error: string | null;
+  outcome: 'delivered' | 'retrying' | 'failed';
+  responseBody: string | null;
+}
+
+const COLUMNS = `event_id, endpoint_id, event_type, status, attempts, last_status_code, last_error, reason,
+  created_at, updated_at, delivered_at, dead_lettered_at`;
+const toRow = (r: any): DeliveryRow => ({
+  eventId: r.event_id, endpointId: r.endpoint_id, eventType: r.event_type, status: r.status,
+  attempts: r.attempts, lastStatusCode: r.last_status_code, lastError: r.last_error, reason: r.reason,
+  createdAt: r.created_at, updatedAt: r.updated_at, deliveredAt: r.delivered_at, deadLetteredAt: r.dead_lettered_at,
+});
+
+export async function ensureDeliveries(db: Queryable, eventId: string, eventType: string, endpointIds: string[]): Promise<void> {
+  if (endpointIds.length === 0) return;
+  await db.query(
+    `INSERT INTO deliveries (event_id, endpoint_id, event_type, status)
+     SELECT $1, unnest($3::text[]), $2, 'pending' ON CONFLICT DO NOTHING`,
+    [eventId, eventType, endpointIds],
+  );
+}
+
+export interface NewAttempt {
+  eventId: string;
+  endpointId: string;
+  startedAt: Date;
+  latencyMs: number;
+  statusCode: number | null;
+  error: string | null;
+  outcome: AttemptRow['outcome'];
+  responseBody: string | null;
+}
+
+/** Appends an attempt and moves the delivery on; returns the attempt's 1-based number. */
+export async function recordAttempt(db: Queryable, a: NewAttempt): Promise<number> {
+  const status: DeliveryStatus = a.outcome === 'delivered' ? 'delivered' : 'delivering';
+  const { rows } = await db.query(
+    `WITH d AS (
+       UPDATE deliveries SET attempts = attempts + 1, last_status_code = $5, last_error = $6, status = $8,
+         reason = NULL, updated_at = now(),
+         delivered_at = CASE WHEN $8 = 'delivered' THEN now() ELSE delivered_at END
+       WHERE event_id = $1 AND endpoint_id = $2 RETURNING attempts
+     )
+     INSERT INTO attempts (event_id, endpoint_id, attempt, started_at, latency_ms, status_code, error, outcome, response_body)
+     SELECT $1, $2, d.attempts, $3, $4, $5, $6, $7, $9 FROM d RETURNING attempt`,
+    [a.eventId, a.endpointId, a.startedAt, a.latencyMs, a.statusCode, a.error, a.outcome, status, a.responseBody],
+  );
+  return rows[0]?.attempt ?? 0;
+}
+
+export async function setDeliveryStatus(
+  db: Queryable,
+  eventId: string,
+  endpointId: string,
+  status: DeliveryStatus,
+  reason: string | null = null,
+): Promise<void> {
+  await db.query(
+    `UPDATE deliveries SET status = $3, reason = $4, updated_at = now(),
+       dead_lettered_at = CASE WHEN $3 = 'dead_lettered' THEN now() ELSE dead_lettered_at END
+     WHERE event_id = $1 AND endpoint_id = $2`,
+    [eventId, endpointId, status, reason],
+  );
+}
+
+export async function getDelivery(db: Queryable, eventId: string, endpointId: string): Promise<DeliveryRow | null> {
+  const { rows } = await db.query(`SELECT ${COLUMNS} FROM deliveries WHERE event_id = $1 AND endpoint_id = $2`, [eventId, endpointId]);
+  return rows[0] ? toRow(rows[0]) : null;
+}
+
+export async function deliveriesForEvent(db: Queryable, eventId: string): Promise<DeliveryRow[]> {
+  const { rows } = await db.query(`SELECT ${COLUMNS} FROM deliveries WHERE event_id = $1 ORDER BY endpoint_id`, [eventId]);
+  return rows.map(toRow);
+}
+
+export interface DeliveryFilter {
+  status?: DeliveryStatus;
+  endpointId?: string;
+  eventType?: string;
+  /** Dead letters only: parked at or after this time. */
+  since?: Date;
+}
+
+export interface Page<T> {
+  data: T[];
+  nextCursor: string | null;
+}
+
+const encodeCursor = (d: DeliveryRow) =>
+  Buffer.from(JSON.stringify([d.createdAt.toISOString(), d.eventId, d.endpointId])).toString('base64url');
+
+function decodeCursor(cursor: string): [string, string, string] {
+  const parsed = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+  if (!Array.isArray(parsed) || parsed.length !== 3 || !parsed.every((p) => typeof p === 'string')) {
+    throw new Error('bad cursor');
+  }
+  return parsed as [string, string, string];
+}
+
+export class BadCursorError extends Error {}
+
+/** Newest first, keyset-paginated with an opaque cursor. */
+export async function listDeliveries(db: Queryable, f: DeliveryFilter, limit: number, cursor?: string): Promise<Page<DeliveryRow>> {
+  let after: [string, string, string] | null = null;
+  if (cursor) {
+    try {
+      after = decodeCursor(cursor);
+    } catch {
+      throw new BadCursorError('cursor is not one this API returned');
+    }
+  }
+  const { rows } = await db.query(
+    `SELECT ${COLUMNS} FROM deliveries
+     WHERE ($1::text IS NULL OR status = $1)
+       AND ($2::text IS NULL OR endpoint_id = $2)
+       AND ($3::text IS NULL OR event_type = $3)
+       AND ($4::timestamptz IS NULL OR dead_lettered_at >= $4)
+       AND ($5::timestamptz IS NULL OR (created_at, event_id, endpoint_id) < ($5, $6, $7))
+     ORDER BY created_at DESC, event_id DESC, endpoint_id DESC
+     LIMIT $8`,
+    [f.status ?? null, f.endpointId ?? null, f.eventType ?? null, f.since ?? null,
+      after?.[0] ?? null, after?.[1] ?? null, after?.[2] ?? null, limit + 1],
+  );
+  const data = rows.slice(0, limit).map(toRow);
+  return { data, nextCursor: rows.length > limit ? encodeCursor(data[data.length - 1]) : null };
+}
+
+/** Every dead letter matching the filter (for bulk replay). */
+export async function allDeadLetters(db: Queryable, f: Omit<DeliveryFilter, 'status'>): Promise<DeliveryRow[]> {
+  const { rows } = await db.query(
+    `SELECT ${COLUMNS} FROM deliveries
+     WHERE status = 'dead_lettered'
+       AND ($1::text IS NULL OR endpoint_id = $1)
+       AND ($2::text IS NULL OR event_type = $2)
+       AND ($3::timestamptz IS NULL OR dead_lettered_at >= $3)
+     ORDER BY created_at`,
+    [f.endpointId ?? null, f.eventType ?? null, f.since ?? null],
+  );
+  return rows.map(toRow);
+}
+
+export async function listAttempts(db: Queryable, eventId: string, endpointId: string): Promise<AttemptRow[]> {
+  const { rows } = await db.query(
+    `SELECT attempt, started_at, latency_ms, status_code, error, outcome, response_body FROM attempts
+     WHERE event_id = $1 AND endpoint_id = $2 ORDER BY id`,
+    [eventId, endpointId],
+  );
+  return rows.map((r) => ({
+    attempt: r.attempt, startedAt: r.started_at, latencyMs: r.latency_ms, statusCode: r.status_code,
+    error: r.error, outcome: r.outcome, responseBody: r.response_body,
+  }));
+}

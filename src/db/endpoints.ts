@@ -1,0 +1,135 @@
+// Endpoint rows and their secrets.
+import type { Pool, PoolClient } from './pool';
+import type { RetryOverrides } from '../retry';
+
+type Queryable = Pool | PoolClient;
+
+export interface EndpointRow {
+  id: string;
+  url: string;
+  description: string;
+  eventTypes: string[] | null;
+  channels: string[] | null;
+  retry: RetryOverrides;
+  metadata: Record<string, string>;
+  disabled: boolean;
+  disabledReason: string | null;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+const COLUMNS = `id, url, description, event_types, channels, retry, metadata, disabled, disabled_reason, created_at, updated_at`;
+
+function toRow(r: any): EndpointRow {
+  return {
+    id: r.id,
+    url: r.url,
+    description: r.description,
+    eventTypes: r.event_types,
+    channels: r.channels,
+    retry: r.retry,
+    metadata: r.metadata,
+    disabled: r.disabled,
+    disabledReason: r.disabled_reason,
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+  };
+}
+
+export interface NewEndpoint {
+  id: string;
+  url: string;
+  description: string;
+  eventTypes: string[] | null;
+  channels: string[] | null;
+  retry: RetryOverrides;
+  metadata: Record<string, string>;
+  disabled: boolean;
+  secret: string;
+}
+
+export async function insertEndpoint(db: PoolClient, e: NewEndpoint): Promise<EndpointRow> {
+  const { rows } = await db.query(
+    `INSERT INTO endpoints (id, url, description, event_types, channels, retry, metadata, disabled)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING ${COLUMNS}`,
+    [e.id, e.url, e.description, e.eventTypes, e.channels, e.retry, e.metadata, e.disabled],
+  );
+  await db.query('INSERT INTO endpoint_secrets (endpoint_id, secret) VALUES ($1, $2)', [e.id, e.secret]);
+  return toRow(rows[0]);
+}
+
+export async function getEndpoint(db: Queryable, id: string): Promise<EndpointRow | null> {
+  const { rows } = await db.query(`SELECT ${COLUMNS} FROM endpoints WHERE id = $1`, [id]);
+  return rows[0] ? toRow(rows[0]) : null;
+}
+
+/** Newest first; `before` is the id cursor of the previous page's last row. */
+export async function listEndpoints(db: Queryable, limit: number, before?: string): Promise<EndpointRow[]> {
+  const { rows } = await db.query(
+    `SELECT ${COLUMNS} FROM endpoints WHERE ($1::text IS NULL OR id < $1) ORDER BY id DESC LIMIT $2`,
+    [before ?? null, limit],
+  );
+  return rows.map(toRow);
+}
+
+export async function listActiveEndpoints(db: Queryable): Promise<EndpointRow[]> {
+  const { rows } = await db.query(`SELECT ${COLUMNS} FROM endpoints WHERE NOT disabled ORDER BY id`);
+  return rows.map(toRow);
+}
+
+export async function getEndpointsByIds(db: Queryable, ids: string[]): Promise<EndpointRow[]> {
+  const { rows } = await db.query(`SELECT ${COLUMNS} FROM endpoints WHERE id = ANY($1) ORDER BY id`, [ids]);
+  return rows.map(toRow);
+}
+
+export type EndpointPatch = Partial<Omit<NewEndpoint, 'id' | 'secret'>> & { disabledReason?: string | null };
+
+export async function updateEndpoint(db: Queryable, id: string, patch: EndpointPatch): Promise<EndpointRow | null> {
+  const sets: string[] = [];
+  const values: unknown[] = [id];
+  const column: Record<string, string> = {
+    url: 'url', description: 'description', eventTypes: 'event_types', channels: 'channels',
+    retry: 'retry', metadata: 'metadata', disabled: 'disabled', disabledReason: 'disabled_reason',
+  };
+  for (const [key, col] of Object.entries(column)) {
+    const value = (patch as Record<string, unknown>)[key];
+    if (value !== undefined) {
+      values.push(value);
+      sets.push(`${col} = $${values.length}`);
+    }
+  }
+  // Re-enabling clears the reason it was disabled for.
+  if (patch.disabled === false && patch.disabledReason === undefined) sets.push('disabled_reason = NULL');
+  sets.push('updated_at = now()');
+  const { rows } = await db.query(`UPDATE endpoints SET ${sets.join(', ')} WHERE id = $1 RETURNING ${COLUMNS}`, values);
+  return rows[0] ? toRow(rows[0]) : null;
+}
+
+export async function deleteEndpoint(db: Queryable, id: string): Promise<boolean> {
+  const { rowCount } = await db.query('DELETE FROM endpoints WHERE id = $1', [id]);
+  return (rowCount ?? 0) > 0;
+}
+
+/** Secrets that sign right now, newest first. */
+export async function activeSecrets(db: Queryable, endpointId: string): Promise<string[]> {
+  const { rows } = await db.query(
+    `SELECT secret FROM endpoint_secrets
+     WHERE endpoint_id = $1 AND (expires_at IS NULL OR expires_at > now())
+     ORDER BY id DESC`,
+    [endpointId],
+  );
+  return rows.map((r) => r.secret);
+}
+
+/**
+ * Adds a new secret and schedules every unexpired older one to expire after `expireOldAfterMs`
+ * (0 = at once). During the overlap deliveries carry one signature per active secret.
+ */
+export async function rotateSecret(db: PoolClient, endpointId: string, secret: string, expireOldAfterMs: number): Promise<void> {
+  await db.query(
+    `UPDATE endpoint_secrets SET expires_at = LEAST(COALESCE(expires_at, 'infinity'), now() + make_interval(secs => $2::double precision / 1000))
+     WHERE endpoint_id = $1 AND (expires_at IS NULL OR expires_at > now())`,
+    [endpointId, expireOldAfterMs],
+  );
+  await db.query('INSERT INTO endpoint_secrets (endpoint_id, secret) VALUES ($1, $2)', [endpointId, secret]);
+}

@@ -1,0 +1,12 @@
+// Prefixed, time-sortable identifiers (as Svix's msg_/ep_): the prefix says what an id names,
+// the ULID body sorts by creation time so "newest first" is an index scan.
+import { monotonicFactory } from 'ulid';
+
+const next = monotonicFactory();
+
+export const newEventId = (): string => `evt_${next()}`;
+export const newEndpointId = (): string => `ep_${next()}`;
+export const newEventTypeVersionId = (): string => `evtv_${next()}`;
+
+/** Ids a producer may supply for its own events: printable, no whitespace, bounded. */
+export const EVENT_ID_PATTERN = /^[A-Za-z0-9_.:-]{1,128}$/;
