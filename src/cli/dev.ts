@@ -1,0 +1,310 @@
+// `hookline dev` (what `npm start` runs): Postgres and Temporal (embedded unless DATABASE_URL /
+// TEMPORAL_ADDRESS are set), migrations, then the api, relay and worker roles as child processes,
+// restarted when they crash. Ctrl-C (SIGINT) or SIGTERM stops the roles, then Temporal, then
+// Postgres, and exits 0. No child outlives this process, however it ends (see guardChild).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
+import readline from 'node:readline';
+import type { Config } from '../config';
+import { startEmbeddedPostgres } from '../db/embedded';
+import { migrate } from '../db/migrate';
+import { createPool } from '../db/pool';
+import { findTemporalCli } from '../temporal/cli';
+import { ensureSearchAttributes, findFreePort, guardChild, startDevServer, terminateChild } from '../temporal/devserver';
+
+export type Role = 'api' | 'relay' | 'worker';
+
+export interface RunDevOptions {
+  /** The `hookline` entry that dispatches roles; default src/cli/main.ts (main.js when compiled). */
+  entry?: string;
+  /** Which roles to run; default api, relay, worker. */
+  roles?: Role[];
+  /** Where output lines go; default stdout. */
+  out?: (line: string) => void;
+  /** Call process.exit() once stopped (0 after a signal, 1 after a fatal error); default true. */
+  exitProcess?: boolean;
+  /** Resolves to stop, as a signal would (for tests and embedding). */
+  stopWhen?: Promise<unknown>;
+  /** Repo root holding .tools/ (the Temporal CLI); default the directory above src/. */
+  repoRoot?: string;
+}
+
+const ROLES: Role[] = ['api', 'relay', 'worker'];
+const CHILD_GRACE_MS = 10_000;
+const RESTART_MIN_MS = 1_000;
+const RESTART_MAX_MS = 30_000;
+/** A child that ran this long before crashing restarts after the minimum backoff again. */
+const STABLE_AFTER_MS = 30_000;
+
+const COLORS: Record<string, number> = { dev: 1, postgres: 34, temporal: 35, api: 32, relay: 36, worker: 33 };
+
+function makePrefixer(out: (line: string) => void) {
+  const color = Boolean(process.stdout.isTTY) && !process.env.NO_COLOR;
+  const width = Math.max(...Object.keys(COLORS).map((k) => k.length));
+  return (name: string) => {
+    const label = name.padEnd(width);
+    const prefix = color ? `\x1b[${COLORS[name] ?? 0}m${label} |\x1b[0m ` : `${label} | `;
+    return (line: string) => out(prefix + line);
+  };
+}
+
+function defaultEntry(): string {
+  const candidates = [path.join(__dirname, 'main.ts'), path.join(__dirname, 'main.js')];
+  return candidates.find((c) => existsSync(c)) ?? candidates[0];
+}
+
+/** execArgv minus debugger flags, so children do not fight over the inspector port. */
+function childExecArgv(): string[] {
+  const out: string[] = [];
+  for (const arg of process.execArgv) {
+    if (/^--(inspect|debug)(-brk|-port|-wait)?(=|$)/.test(arg)) continue;
+    out.push(arg);
+  }
+  return out;
+}
+
+class SupervisedRole {
+  private child: ChildProcess | null = null;
+  private stopping = false;
+  private backoff = RESTART_MIN_MS;
+  private restartTimer: NodeJS.Timeout | null = null;
+  private startedAt = 0;
+
+  constructor(
+    readonly role: Role,
+    private readonly entry: string,
+    private readonly env: NodeJS.ProcessEnv,
+    private readonly print: (line: string) => void,
+    private readonly say: (line: string) => void,
+  ) {}
+
+  start(): void {
+    if (this.stopping) return;
+    this.startedAt = Date.now();
+    const child = spawn(process.execPath, [...childExecArgv(), this.entry, this.role], {
+      env: this.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      // Own process group: Ctrl-C reaches only the supervisor, which stops roles in order.
+      detached: true,
+    });
+    this.child = child;
+    guardChild(child, { group: true, graceMs: CHILD_GRACE_MS });
+    for (const stream of [child.stdout!, child.stderr!]) {
+      readline.createInterface({ input: stream, crlfDelay: Infinity }).on('line', this.print);
+    }
+    let handled = false;
+    const onEnd = (why: string) => {
+      if (handled) return;
+      handled = true;
+      if (this.child === child) this.child = null;
+      if (this.stopping) return;
+      if (Date.now() - this.startedAt > STABLE_AFTER_MS) this.backoff = RESTART_MIN_MS;
+      this.say(`${this.role} ${why}; restarting in ${this.backoff / 1000} s`);
+      this.restartTimer = setTimeout(() => {
+        this.restartTimer = null;
+        this.start();
+      }, this.backoff);
+      this.backoff = Math.min(this.backoff * 2, RESTART_MAX_MS);
+    };
+    child.on('error', (err) => onEnd(`could not be started (${err.message})`));
+    child.on('exit', (code, signal) => onEnd(`exited (${signal ?? `exit code ${code}`})`));
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    this.restartTimer = null;
+    if (this.child) await terminateChild(this.child, { group: true, graceMs: CHILD_GRACE_MS });
+  }
+}
+
+async function waitForHttp(url: string, timeoutMs: number, cancelled: () => boolean): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline && !cancelled()) {
+    try {
+      const res = await fetch(url, { signal: AbortSignal.timeout(2_000) });
+      if (res.ok) return true;
+    } catch {
+      /* not up yet */
+    }
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  return false;
+}
+
+function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return url;
+  }
+}
+
+export async function runDev(config: Config, opts: RunDevOptions = {}): Promise<void> {
+  const out = opts.out ?? ((line: string) => process.stdout.write(`${line}\n`));
+  const prefixed = makePrefixer(out);
+  const say = prefixed('dev');
+  const roles = opts.roles ?? ROLES;
+  const entry = opts.entry ?? defaultEntry();
+  const repoRoot = opts.repoRoot ?? path.resolve(__dirname, '..', '..');
+
+  // Everything started so far, stopped in reverse order (roles, then Temporal, then Postgres).
+  const stack: Array<{ name: string; stop: () => Promise<void> }> = [];
+  let stopReason: { code: number; why: string } | null = null;
+  let shuttingDown = false; // set once the stack is being stopped, so exits are not "unexpected"
+  let wake: () => void = () => {};
+  const stopRequested = new Promise<void>((resolve) => {
+    wake = resolve;
+  });
+  const requestStop = (code: number, why: string) => {
+    if (stopReason) {
+      say(`${why} (already stopping)`);
+      return;
+    }
+    stopReason = { code, why };
+    say(`${why}; stopping…`);
+    wake();
+  };
+  const onSignal = (signal: NodeJS.Signals) => requestStop(0, `${signal} received`);
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  process.on('SIGHUP', onSignal);
+  void opts.stopWhen?.then(() => requestStop(0, 'stop requested'));
+
+  /** Throws if a stop was requested while an await was pending, so startup unwinds. */
+  const checkpoint = () => {
+    if (stopReason) throw new StopDuringStartup();
+  };
+
+  let startupError: unknown = null;
+  try {
+    mkdirSync(config.dataDir, { recursive: true });
+
+    // Postgres
+    let databaseUrl = config.DATABASE_URL;
+    let postgresNote = '';
+    if (!databaseUrl) {
+      const pgDir = path.join(config.dataDir, 'pg');
+      const started = Date.now();
+      const pg = await startEmbeddedPostgres({ dataDir: pgDir, log: prefixed('postgres') });
+      stack.push({ name: 'Postgres', stop: pg.stop });
+      void pg.exited.then(() => {
+        if (!stopReason && !shuttingDown) requestStop(1, 'embedded Postgres exited unexpectedly');
+      });
+      databaseUrl = pg.url;
+      postgresNote = ` (embedded, data in ${pgDir})`;
+      say(`Postgres up in ${Date.now() - started} ms on port ${pg.port}`);
+      checkpoint();
+    }
+
+    // Temporal
+    let temporalAddress = config.TEMPORAL_ADDRESS;
+    let uiUrl: string | null = null;
+    if (temporalAddress) {
+      try {
+        const added = await ensureSearchAttributes(temporalAddress, config.TEMPORAL_NAMESPACE);
+        if (added.length) say(`registered search attributes ${added.join(', ')} on ${temporalAddress}`);
+      } catch (err) {
+        say(
+          `warning: could not check the search attributes on ${temporalAddress} ` +
+            `(${err instanceof Error ? err.message : String(err)}); the Web UI filters may not work`,
+        );
+      }
+      checkpoint();
+    } else {
+      const cliPath = await findTemporalCli({ toolsDir: path.join(repoRoot, '.tools'), log: say });
+      checkpoint();
+      const port = config.TEMPORAL_DEV_PORT || (await findFreePort());
+      const started = Date.now();
+      const server = await startDevServer({
+        cliPath,
+        port,
+        uiPort: port + 1000,
+        dbFile: path.join(config.dataDir, 'temporal.db'),
+        namespace: config.TEMPORAL_NAMESPACE,
+        log: prefixed('temporal'),
+      }).catch((err: Error) => {
+        if (/already in use/.test(err.message)) {
+          err.message += '\nSet TEMPORAL_DEV_PORT to another port (the Web UI uses it + 1000), or TEMPORAL_ADDRESS to use that server.';
+        }
+        throw err;
+      });
+      stack.push({ name: 'Temporal', stop: server.stop });
+      void server.exited.then(() => {
+        if (!stopReason && !shuttingDown) requestStop(1, 'Temporal dev server exited unexpectedly');
+      });
+      temporalAddress = server.address;
+      uiUrl = server.uiUrl;
+      say(`Temporal dev server up in ${Date.now() - started} ms`);
+      checkpoint();
+    }
+
+    // Schema
+    const pool = createPool(databaseUrl, 1);
+    try {
+      const applied = await migrate(pool);
+      say(applied.length ? `applied migrations ${applied.join(', ')}` : 'database schema is up to date');
+    } finally {
+      await pool.end().catch(() => {});
+    }
+    checkpoint();
+
+    // Roles
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      DATABASE_URL: databaseUrl,
+      TEMPORAL_ADDRESS: temporalAddress,
+      HOOKLINE_ALLOW_PRIVATE_TARGETS: process.env.HOOKLINE_ALLOW_PRIVATE_TARGETS || 'true',
+    };
+    const supervised = roles.map((role) => new SupervisedRole(role, entry, env, prefixed(role), say));
+    stack.push({ name: 'roles', stop: async () => void (await Promise.all(supervised.map((s) => s.stop()))) });
+    for (const s of supervised) s.start();
+
+    // Tell the user where things are once the API answers.
+    const probeHost = ['0.0.0.0', '::', ''].includes(config.HOST) ? '127.0.0.1' : config.HOST;
+    const hostForUrl = probeHost.includes(':') ? `[${probeHost}]` : probeHost;
+    const apiUrl = `http://${hostForUrl}:${config.PORT}`;
+    void (async () => {
+      const up = roles.includes('api') ? await waitForHttp(`${apiUrl}/healthz`, 60_000, () => stopReason !== null) : false;
+      if (stopReason) return;
+      const lines = [
+        'Hookline is running',
+        `  API:             ${apiUrl}${roles.includes('api') ? (up ? `   (OpenAPI docs: ${apiUrl}/docs)` : '   (not answering yet)') : '   (api role not started)'}`,
+        ...(uiUrl ? [`  Temporal Web UI: ${uiUrl}/namespaces/${encodeURIComponent(config.TEMPORAL_NAMESPACE)}/workflows`] : []),
+        `  Temporal:        ${temporalAddress}${uiUrl ? '' : ' (external)'}, namespace ${config.TEMPORAL_NAMESPACE}, ` +
+          `task queue ${config.TEMPORAL_TASK_QUEUE}`,
+        `  Postgres:        ${redactUrl(databaseUrl!)}${postgresNote}`,
+        'Press Ctrl-C to stop.',
+      ];
+      for (const line of lines) say(line);
+    })();
+
+    await stopRequested;
+  } catch (err) {
+    if (!(err instanceof StopDuringStartup)) startupError = err;
+  }
+
+  // Shut down in reverse order of start.
+  shuttingDown = true;
+  for (const item of stack.reverse()) {
+    try {
+      await item.stop();
+    } catch (err) {
+      say(`stopping ${item.name} failed: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+  process.removeListener('SIGINT', onSignal);
+  process.removeListener('SIGTERM', onSignal);
+  process.removeListener('SIGHUP', onSignal);
+
+  if (startupError) throw startupError; // main.ts prints it and exits 1; everything is stopped
+  const code = (stopReason as { code: number } | null)?.code ?? 0;
+  say(code === 0 ? 'stopped' : 'stopped after an error');
+  if (opts.exitProcess ?? true) process.exit(code);
+  if (code !== 0) throw new Error((stopReason as { why: string } | null)?.why ?? 'hookline dev failed');
+}
+
+class StopDuringStartup extends Error {}

@@ -1,0 +1,364 @@
+// Runs `temporal server start-dev` as a child process (for `hookline dev` and the test suite) and
+// registers Hookline's custom search attributes on it, or on any server TEMPORAL_ADDRESS names.
+//
+// CLI quirk (v1.5.1): `--search-attribute` flags only take effect when the SQLite file is new;
+// on a restart against an existing --db-filename the missing ones are silently ignored. So the
+// flags are passed (a fresh in-memory server has them at once) and ensureSearchAttributes() then
+// adds whatever is still missing through the operator service.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import readline from 'node:readline';
+import { Connection } from '@temporalio/client';
+import { SEARCH_ATTRIBUTES } from '../search-attributes';
+
+export interface DevServerOptions {
+  cliPath: string;
+  port: number;
+  /** Web UI port; default port + 1000. */
+  uiPort?: number;
+  /** SQLite file for persistent state; absent = in-memory (lost when the server stops). */
+  dbFile?: string;
+  /** Namespace to create and register the search attributes in; default `default`. */
+  namespace?: string;
+  /** Receives every line the server prints (stdout and stderr), until stop() is called. */
+  log?: (line: string) => void;
+  /** Serve the Web UI; default true. */
+  ui?: boolean;
+  /** How long to wait for the server to answer; default 60 s. */
+  startTimeoutMs?: number;
+}
+
+export interface DevServer {
+  /** host:port of the frontend gRPC service. */
+  address: string;
+  uiUrl: string | null;
+  pid: number;
+  /** Settles when the server process exits, for whatever reason. */
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** SIGTERM, then SIGKILL after a grace period. Idempotent. */
+  stop(): Promise<void>;
+}
+
+const HOST = '127.0.0.1';
+const STOP_GRACE_MS = 10_000;
+
+// IndexedValueType from temporal/api/enums/v1/common.proto (avoids a direct @temporalio/proto dependency).
+const INDEXED_VALUE_TYPE: Record<'Keyword' | 'KeywordList', number> = { Keyword: 2, KeywordList: 7 };
+const GRPC_ALREADY_EXISTS = 6;
+
+// ---------------------------------------------------------------------------------------------
+// Child-process hygiene, shared with the embedded Postgres launcher and `hookline dev`.
+
+export interface GuardOptions {
+  /** First signal sent when the parent goes away; default SIGTERM. */
+  signal?: NodeJS.Signals;
+  /** Time between that signal and SIGKILL; default 10 s. */
+  graceMs?: number;
+  /** Signal the child's whole process group (the child was spawned with `detached: true`). */
+  group?: boolean;
+}
+
+/**
+ * Makes sure `child` never outlives this process, however it ends (even SIGKILL or a crash).
+ * A tiny `sh` watchdog in its own process group blocks reading a pipe from us; when we die the
+ * pipe closes, and it signals the child, then SIGKILLs it after the grace period. A normal
+ * `process.exit()` also signals the child directly. Returns a function that disarms the guard
+ * (called automatically when the child exits).
+ */
+export function guardChild(child: ChildProcess, opts: GuardOptions = {}): () => void {
+  const pid = child.pid;
+  if (pid === undefined || child.exitCode !== null || child.signalCode !== null) return () => {};
+  const signal = opts.signal ?? 'SIGTERM';
+  const target = opts.group ? -pid : pid;
+  const ticks = Math.max(1, Math.ceil((opts.graceMs ?? STOP_GRACE_MS) / 200));
+  const script =
+    'read _ignored; kill -s "$2" -- "$1" 2>/dev/null; i=0; ' +
+    'while kill -0 -- "$1" 2>/dev/null && [ "$i" -lt "$3" ]; do sleep 0.2; i=$((i+1)); done; ' +
+    'kill -s KILL -- "$1" 2>/dev/null; exit 0';
+  let watchdog: ChildProcess | null = null;
+  try {
+    watchdog = spawn('/bin/sh', ['-c', script, 'hookline-guard', String(target), signal.replace(/^SIG/, ''), String(ticks)], {
+      stdio: ['pipe', 'ignore', 'ignore'],
+      detached: true, // its own process group: a Ctrl-C in the terminal must not kill the guard
+    });
+    watchdog.on('error', () => {});
+    watchdog.stdin?.on('error', () => {});
+    watchdog.unref();
+    (watchdog.stdin as unknown as { unref?: () => void } | null)?.unref?.();
+  } catch {
+    watchdog = null; // no /bin/sh: the 'exit' hook below still covers normal exits
+  }
+  const onExit = () => {
+    try {
+      process.kill(target, signal);
+    } catch {
+      /* already gone */
+    }
+  };
+  process.on('exit', onExit);
+  let released = false;
+  const release = () => {
+    if (released) return;
+    released = true;
+    process.removeListener('exit', onExit);
+    if (watchdog && watchdog.exitCode === null) {
+      try {
+        watchdog.kill('SIGKILL');
+      } catch {
+        /* ignore */
+      }
+    }
+  };
+  child.once('exit', release);
+  return release;
+}
+
+/** Sends `signal`, then SIGKILL after graceMs; resolves once the child has exited. */
+export async function terminateChild(
+  child: ChildProcess,
+  opts: { signal?: NodeJS.Signals; graceMs?: number; group?: boolean } = {},
+): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
+  const pid = child.pid;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const send = (sig: NodeJS.Signals) => {
+    try {
+      if (opts.group) process.kill(-pid, sig);
+      else child.kill(sig);
+    } catch {
+      /* already gone */
+    }
+  };
+  send(opts.signal ?? 'SIGTERM');
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = await Promise.race([
+    exited.then(() => false),
+    new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(true), opts.graceMs ?? STOP_GRACE_MS);
+    }),
+  ]);
+  clearTimeout(timer);
+  if (timedOut) {
+    send('SIGKILL');
+    await exited;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ports
+
+/** Rejects with a clear message when something already listens on host:port. */
+export async function assertPortFree(port: number, what: string, host = HOST): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const server = net.createServer();
+    server.unref();
+    server.once('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'EADDRINUSE') {
+        reject(new Error(`${what}: port ${port} on ${host} is already in use (another Temporal dev server or program?)`));
+      } else reject(new Error(`${what}: cannot listen on ${host}:${port}: ${err.message}`));
+    });
+    server.listen({ port, host, exclusive: true }, () => server.close(() => resolve()));
+  });
+}
+
+/** A port that is free on 127.0.0.1 right now (the kernel's pick). */
+export async function findFreePort(host = HOST): Promise<number> {
+  return await new Promise<number>((resolve, reject) => {
+    const server = net.createServer();
+    server.unref();
+    server.once('error', reject);
+    server.listen({ port: 0, host, exclusive: true }, () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Search attributes
+
+/**
+ * Registers Hookline's search attributes (SEARCH_ATTRIBUTES) in `namespace` where missing, and
+ * waits until the server lists them. Idempotent and safe to race: ALREADY_EXISTS is success.
+ * Throws if one exists with another type. Returns the names it added.
+ */
+export async function ensureSearchAttributes(
+  address: string,
+  namespace: string,
+  opts: { connection?: Connection; timeoutMs?: number } = {},
+): Promise<string[]> {
+  const connection = opts.connection ?? (await Connection.connect({ address, connectTimeout: '10s' }));
+  const deadline = Date.now() + (opts.timeoutMs ?? 30_000);
+  const added: string[] = [];
+  try {
+    const missing = async (): Promise<string[]> => {
+      const res = await connection.withDeadline(Date.now() + 10_000, () =>
+        connection.operatorService.listSearchAttributes({ namespace }),
+      );
+      const present: Record<string, unknown> = { ...(res.customAttributes ?? {}), ...(res.systemAttributes ?? {}) };
+      const out: string[] = [];
+      for (const [name, type] of Object.entries(SEARCH_ATTRIBUTES)) {
+        const have = present[name];
+        if (have === undefined || have === null) out.push(name);
+        else if (Number(have) !== INDEXED_VALUE_TYPE[type]) {
+          throw new Error(
+            `search attribute ${name} already exists in namespace ${namespace} with another type ` +
+              `(IndexedValueType ${String(have)}; Hookline needs ${type}). Remove it or use another namespace.`,
+          );
+        }
+      }
+      return out;
+    };
+
+    let todo = await missing();
+    while (todo.length > 0) {
+      try {
+        await connection.withDeadline(Date.now() + 10_000, () =>
+          connection.operatorService.addSearchAttributes({
+            namespace,
+            searchAttributes: Object.fromEntries(todo.map((n) => [n, INDEXED_VALUE_TYPE[SEARCH_ATTRIBUTES[n]]])),
+          }),
+        );
+        for (const n of todo) if (!added.includes(n)) added.push(n);
+      } catch (err) {
+        // Someone else (another process, the CLI flags) registered one of them meanwhile.
+        if ((err as { code?: number }).code !== GRPC_ALREADY_EXISTS) throw err;
+      }
+      todo = await missing();
+      if (todo.length === 0) break;
+      if (Date.now() > deadline) {
+        throw new Error(`search attributes ${todo.join(', ')} still missing in namespace ${namespace} on ${address}`);
+      }
+      await sleep(250);
+    }
+    return added;
+  } finally {
+    if (!opts.connection) await connection.close().catch(() => {});
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The dev server
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+export async function startDevServer(opts: DevServerOptions): Promise<DevServer> {
+  const namespace = opts.namespace ?? 'default';
+  const ui = opts.ui ?? true;
+  const uiPort = opts.uiPort ?? opts.port + 1000;
+  const address = `${HOST}:${opts.port}`;
+  const log = opts.log ?? (() => {});
+
+  await assertPortFree(opts.port, 'Temporal dev server (gRPC)');
+  if (ui) await assertPortFree(uiPort, 'Temporal Web UI');
+
+  const args = ['server', 'start-dev', '--ip', HOST, '--port', String(opts.port)];
+  if (ui) args.push('--ui-port', String(uiPort));
+  else args.push('--headless');
+  if (opts.dbFile) {
+    mkdirSync(path.dirname(path.resolve(opts.dbFile)), { recursive: true });
+    args.push('--db-filename', path.resolve(opts.dbFile));
+  }
+  args.push('--namespace', namespace, '--log-level', 'warn');
+  for (const [name, type] of Object.entries(SEARCH_ATTRIBUTES)) args.push('--search-attribute', `${name}=${type}`);
+
+  const child = spawn(opts.cliPath, args, {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    // Own process group: a Ctrl-C in the terminal goes to us only, and we stop the server in
+    // order. guardChild() makes sure it still dies with us.
+    detached: true,
+  });
+  let spawnError: Error | null = null;
+  child.on('error', (err) => {
+    spawnError = err;
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    child.once('exit', (code, signal) => resolve({ code, signal }));
+    child.once('error', () => resolve({ code: null, signal: null }));
+  });
+  if (child.pid !== undefined) guardChild(child, { group: true, graceMs: STOP_GRACE_MS });
+
+  let stopping = false;
+  const stderrTail: string[] = [];
+  const forward = (stream: NodeJS.ReadableStream, isErr: boolean) => {
+    readline.createInterface({ input: stream, crlfDelay: Infinity }).on('line', (line) => {
+      if (isErr) {
+        stderrTail.push(line);
+        if (stderrTail.length > 40) stderrTail.shift();
+      }
+      if (!stopping) log(line);
+    });
+  };
+  forward(child.stdout!, false);
+  forward(child.stderr!, true);
+
+  let stopPromise: Promise<void> | null = null;
+  const stop = (): Promise<void> => {
+    stopping = true;
+    stopPromise ??= terminateChild(child, { group: true, graceMs: STOP_GRACE_MS });
+    return stopPromise;
+  };
+
+  const describeFailure = (why: string) =>
+    new Error(
+      `Temporal dev server (${opts.cliPath} ${args.join(' ')}) ${why}` +
+        (stderrTail.length ? `\n--- its stderr (last lines) ---\n${stderrTail.slice(-20).join('\n')}` : ''),
+    );
+
+  // Wait until the frontend answers for our namespace, then make sure the search attributes exist.
+  const deadline = Date.now() + (opts.startTimeoutMs ?? 60_000);
+  let childExit: { code: number | null; signal: NodeJS.Signals | null } | null = null;
+  void exited.then((e) => {
+    childExit = e;
+  });
+  let lastError: unknown = null;
+  try {
+    for (;;) {
+      if (spawnError) throw describeFailure(`could not be started: ${(spawnError as Error).message}`);
+      if (childExit) {
+        const { code, signal } = childExit;
+        throw describeFailure(`exited before it was ready (${signal ?? `exit code ${code}`})`);
+      }
+      if (Date.now() > deadline) {
+        throw describeFailure(
+          `did not answer on ${address} within ${Math.round((opts.startTimeoutMs ?? 60_000) / 1000)} s` +
+            (lastError ? ` (last error: ${(lastError as Error).message})` : ''),
+        );
+      }
+      let connection: Connection | null = null;
+      try {
+        connection = await Connection.connect({ address, connectTimeout: '2s' });
+        await connection.withDeadline(Date.now() + 5_000, () =>
+          connection!.workflowService.describeNamespace({ namespace }),
+        );
+        await ensureSearchAttributes(address, namespace, { connection });
+        break;
+      } catch (err) {
+        lastError = err;
+        if (err instanceof Error && err.message.startsWith('search attribute ')) throw err;
+        await sleep(200);
+      } finally {
+        await connection?.close().catch(() => {});
+      }
+    }
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+
+  void exited.then(({ code, signal }) => {
+    if (!stopping) log(`Temporal dev server exited unexpectedly (${signal ?? `exit code ${code}`})`);
+  });
+
+  return {
+    address,
+    uiUrl: ui ? `http://${HOST}:${uiPort}` : null,
+    pid: child.pid!,
+    exited,
+    stop,
+  };
+}
