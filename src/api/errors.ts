@@ -1,0 +1,61 @@
+// The API's one error shape, {code, message, details?}, and the one handler that produces it.
+// Validation problems become 4xx that name the field; anything unexpected is a 500 that says
+// nothing about internals (the details go to the log).
+import type { FastifyError, FastifyInstance } from 'fastify';
+import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
+
+export class ApiError extends Error {
+  constructor(
+    readonly statusCode: number,
+    readonly code: string,
+    message: string,
+    readonly details?: unknown[],
+  ) {
+    super(message);
+  }
+}
+
+export const notFound = (what: string, id: string) => new ApiError(404, 'not_found', `${what} ${id} does not exist`);
+
+interface Issue {
+  path: string;
+  message: string;
+}
+
+function zodIssues(err: FastifyError): Issue[] {
+  const where = err.validationContext ?? 'body';
+  return (err.validation ?? []).map((v: any) => {
+    const segments: (string | number)[] = v.params?.issue?.path ?? v.instancePath?.split('/').filter(Boolean) ?? [];
+    return { path: [where, ...segments].join('.'), message: v.message ?? 'invalid' };
+  });
+}
+
+export function registerErrorHandling(app: FastifyInstance): void {
+  app.setErrorHandler((err: FastifyError, request, reply) => {
+    if (err instanceof ApiError) {
+      return reply.code(err.statusCode).send({ code: err.code, message: err.message, ...(err.details ? { details: err.details } : {}) });
+    }
+    if (hasZodFastifySchemaValidationErrors(err) || err.validation) {
+      const details = zodIssues(err);
+      const message = details.map((d) => `${d.path}: ${d.message}`).join('; ') || 'invalid request';
+      return reply.code(400).send({ code: 'validation_error', message, details });
+    }
+    switch (err.code) {
+      case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+        return reply.code(400).send({ code: 'invalid_json', message: `body: ${err.message}` });
+      case 'FST_ERR_CTP_BODY_TOO_LARGE':
+        return reply.code(413).send({ code: 'payload_too_large', message: `body: larger than the ${app.initialConfig.bodyLimit} byte limit` });
+      case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+        return reply.code(415).send({ code: 'unsupported_media_type', message: 'content-type: send application/json' });
+    }
+    if (err instanceof SyntaxError || (err.statusCode && err.statusCode >= 400 && err.statusCode < 500)) {
+      return reply.code(err.statusCode ?? 400).send({ code: 'bad_request', message: err.message });
+    }
+    request.log.error({ err }, 'unhandled error');
+    return reply.code(500).send({ code: 'internal', message: 'internal error' });
+  });
+  app.setNotFoundHandler((request, reply) => {
+    reply.code(404).send({ code: 'not_found', message: `no route ${request.method} ${request.url.split('?')[0]}` });
+  });
+}

@@ -1,0 +1,117 @@
+// /v1/endpoints: subscribe, read, change, delete, rotate secrets.
+import type { FastifyPluginAsync } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { withTransaction } from '../../db/pool';
+import * as endpoints from '../../db/endpoints';
+import { newEndpointId } from '../../ids';
+import { generateSecret } from '../../signing';
+import type { RetryOverrides } from '../../retry';
+import { ApiError, notFound } from '../errors';
+import { endpointOut } from '../serialize';
+import { EndpointIn, EndpointOut, EndpointPatch, EndpointWithSecretOut, PageQuery, RotateIn, pageOf, RetryIn } from '../schemas';
+import { assertPublicUrl } from '../url-policy';
+
+const DEFAULT_EXPIRE_OLD_AFTER_MS = 24 * 60 * 60 * 1000;
+const IdParams = z.object({ id: z.string().max(128) });
+
+function retryOverrides(r: z.output<typeof RetryIn> | undefined | null): RetryOverrides {
+  if (!r) return {};
+  const o: RetryOverrides = {};
+  if (r.initialInterval !== undefined) o.initialIntervalMs = r.initialInterval;
+  if (r.backoffCoefficient !== undefined) o.backoffCoefficient = r.backoffCoefficient;
+  if (r.maximumInterval !== undefined) o.maximumIntervalMs = r.maximumInterval;
+  if (r.deadline !== undefined) o.deadlineMs = r.deadline;
+  if (r.maxAttempts !== undefined) o.maxAttempts = r.maxAttempts;
+  if (r.deadLetterRetention !== undefined) o.deadLetterRetentionMs = r.deadLetterRetention;
+  if (r.schedule !== undefined) o.scheduleMs = r.schedule;
+  if (o.deadlineMs === 0) throw new ApiError(422, 'invalid_retry', 'retry.deadline: must be greater than 0');
+  return o;
+}
+
+export const endpointRoutes: FastifyPluginAsync = async (fastify) => {
+  const app = fastify.withTypeProvider<ZodTypeProvider>();
+  const { pool, config } = app.hookline;
+
+  app.post('/v1/endpoints', {
+    schema: { tags: ['endpoints'], summary: 'Create an endpoint', body: EndpointIn, response: { 201: EndpointWithSecretOut } },
+  }, async (req, reply) => {
+    const b = req.body;
+    await assertPublicUrl(b.url, 'url', config.HOOKLINE_ALLOW_PRIVATE_TARGETS);
+    const secret = b.secret ?? generateSecret();
+    const row = await withTransaction(pool, (db) =>
+      endpoints.insertEndpoint(db, {
+        id: newEndpointId(),
+        url: b.url,
+        description: b.description ?? '',
+        eventTypes: b.eventTypes && b.eventTypes.length > 0 ? b.eventTypes : null,
+        channels: b.channels && b.channels.length > 0 ? b.channels : null,
+        retry: retryOverrides(b.retry),
+        metadata: b.metadata ?? {},
+        disabled: b.disabled ?? false,
+        secret,
+      }),
+    );
+    return reply.code(201).send({ ...endpointOut(row), secret });
+  });
+
+  app.get('/v1/endpoints', {
+    schema: { tags: ['endpoints'], summary: 'List endpoints, newest first', querystring: PageQuery, response: { 200: pageOf(EndpointOut) } },
+  }, async (req) => {
+    const rows = await endpoints.listEndpoints(pool, req.query.limit + 1, req.query.cursor);
+    const data = rows.slice(0, req.query.limit).map(endpointOut);
+    return { data, nextCursor: rows.length > req.query.limit ? data[data.length - 1].id : null };
+  });
+
+  app.get('/v1/endpoints/:id', {
+    schema: { tags: ['endpoints'], summary: 'Read an endpoint', params: IdParams, response: { 200: EndpointOut } },
+  }, async (req) => {
+    const row = await endpoints.getEndpoint(pool, req.params.id);
+    if (!row) throw notFound('endpoint', req.params.id);
+    return endpointOut(row);
+  });
+
+  app.patch('/v1/endpoints/:id', {
+    schema: { tags: ['endpoints'], summary: 'Change an endpoint', params: IdParams, body: EndpointPatch, response: { 200: EndpointOut } },
+  }, async (req) => {
+    const b = req.body;
+    if (b.url) await assertPublicUrl(b.url, 'url', config.HOOKLINE_ALLOW_PRIVATE_TARGETS);
+    const row = await endpoints.updateEndpoint(pool, req.params.id, {
+      url: b.url,
+      description: b.description,
+      eventTypes: b.eventTypes === undefined ? undefined : b.eventTypes && b.eventTypes.length > 0 ? b.eventTypes : null,
+      channels: b.channels === undefined ? undefined : b.channels && b.channels.length > 0 ? b.channels : null,
+      retry: b.retry === undefined ? undefined : retryOverrides(b.retry),
+      metadata: b.metadata,
+      disabled: b.disabled,
+    });
+    if (!row) throw notFound('endpoint', req.params.id);
+    return endpointOut(row);
+  });
+
+  app.delete('/v1/endpoints/:id', {
+    schema: { tags: ['endpoints'], summary: 'Delete an endpoint (its deliveries stay readable)', params: IdParams },
+  }, async (req, reply) => {
+    if (!(await endpoints.deleteEndpoint(pool, req.params.id))) throw notFound('endpoint', req.params.id);
+    return reply.code(204).send();
+  });
+
+  app.post('/v1/endpoints/:id/secret/rotate', {
+    schema: {
+      tags: ['endpoints'],
+      summary: 'Issue a new signing secret; older ones keep signing until expireOldAfter (default 24 h)',
+      params: IdParams,
+      body: RotateIn.optional(),
+      response: { 200: z.object({ secret: z.string(), oldSecretsExpireAt: z.string() }) },
+    },
+  }, async (req) => {
+    const expireOldAfter = req.body?.expireOldAfter ?? DEFAULT_EXPIRE_OLD_AFTER_MS;
+    const secret = req.body?.secret ?? generateSecret();
+    await withTransaction(pool, async (db) => {
+      const row = await db.query('SELECT id FROM endpoints WHERE id = $1 FOR UPDATE', [req.params.id]);
+      if (!row.rows[0]) throw notFound('endpoint', req.params.id);
+      await endpoints.rotateSecret(db, req.params.id, secret, expireOldAfter);
+    });
+    return { secret, oldSecretsExpireAt: new Date(Date.now() + expireOldAfter).toISOString() };
+  });
+};

@@ -1,0 +1,99 @@
+// /v1/events: the producer's door. Records the event and its outbox row in one transaction and
+// answers 202; it never calls Temporal — the relay does.
+import { createHash } from 'node:crypto';
+import type { FastifyPluginAsync } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { withTransaction } from '../../db/pool';
+import { claimIdempotencyKey, getEvent, insertEventWithOutbox } from '../../db/events';
+import { deliveriesForEvent } from '../../db/deliveries';
+import { newEventId } from '../../ids';
+import { ApiError, notFound } from '../errors';
+import { deliveryOut, eventOut } from '../serialize';
+import { EventIn, EventOut, EventWithDeliveriesOut } from '../schemas';
+
+const IDEMPOTENCY_KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
+
+/** What makes two submissions "the same request" for idempotency. */
+function requestHash(body: z.output<typeof EventIn>): string {
+  const canonical = JSON.stringify([body.type, body.id ?? null, body.version ?? null, body.channels ?? null, body.data]);
+  return createHash('sha256').update(canonical).digest('hex');
+}
+
+function sameEvent(stored: { type: string; data: unknown; version: number | null; channels: string[] | null }, b: z.output<typeof EventIn>) {
+  return (
+    stored.type === b.type &&
+    (stored.version ?? null) === (b.version ?? null) &&
+    JSON.stringify(stored.channels ?? null) === JSON.stringify(b.channels ?? null) &&
+    canonicalJson(stored.data) === canonicalJson(b.data)
+  );
+}
+
+/** JSON with object keys sorted, so jsonb's key reordering does not count as a change. */
+function canonicalJson(v: unknown): string {
+  return JSON.stringify(v, (_k, value) =>
+    value && typeof value === 'object' && !Array.isArray(value)
+      ? Object.fromEntries(Object.keys(value).sort().map((k) => [k, (value as Record<string, unknown>)[k]]))
+      : value,
+  );
+}
+
+export const eventRoutes: FastifyPluginAsync = async (fastify) => {
+  const app = fastify.withTypeProvider<ZodTypeProvider>();
+  const { pool, config } = app.hookline;
+
+  app.post('/v1/events', {
+    bodyLimit: config.HOOKLINE_MAX_EVENT_BYTES,
+    schema: {
+      tags: ['events'],
+      summary: 'Submit an event for delivery',
+      headers: z.object({ 'idempotency-key': z.string().optional() }),
+      body: EventIn,
+      response: { 202: EventOut },
+    },
+  }, async (req, reply) => {
+    const b = req.body;
+    const key = req.headers['idempotency-key'];
+    if (key !== undefined && !IDEMPOTENCY_KEY_PATTERN.test(key)) {
+      throw new ApiError(400, 'validation_error', 'headers.idempotency-key: 1–255 printable ASCII characters');
+    }
+    const hash = requestHash(b);
+    const event = await withTransaction(pool, async (db) => {
+      const id = b.id ?? newEventId();
+      if (key !== undefined) {
+        const claim = await claimIdempotencyKey(db, key, hash, id, config.HOOKLINE_IDEMPOTENCY_TTL_HOURS);
+        if (!claim.claimed) {
+          if (claim.requestHash !== hash) {
+            throw new ApiError(409, 'idempotency_key_reused', 'idempotency-key: already used for a different request');
+          }
+          const first = await getEvent(db, claim.eventId);
+          if (!first) throw new ApiError(409, 'idempotency_key_reused', 'idempotency-key: its event no longer exists');
+          return first;
+        }
+      }
+      const { event, created } = await insertEventWithOutbox(db, { id, type: b.type, data: b.data, channels: b.channels, version: b.version });
+      if (!created && !sameEvent(event, b)) {
+        throw new ApiError(409, 'event_id_conflict', `id: event ${id} already exists with different content`);
+      }
+      return event;
+    });
+    return reply.code(202).send(eventOut(event));
+  });
+
+  app.get('/v1/events/:id', {
+    schema: {
+      tags: ['events'],
+      summary: 'Read an event with one delivery status per endpoint',
+      params: z.object({ id: z.string().max(128) }),
+      response: { 200: EventWithDeliveriesOut },
+    },
+  }, async (req) => {
+    const event = await getEvent(pool, req.params.id);
+    if (!event) throw notFound('event', req.params.id);
+    const [deliveries, outbox] = await Promise.all([
+      deliveriesForEvent(pool, event.id),
+      pool.query('SELECT 1 FROM outbox WHERE event_id = $1', [event.id]),
+    ]);
+    return { ...eventOut(event), relayed: outbox.rowCount === 0, deliveries: deliveries.map(deliveryOut) };
+  });
+};

@@ -1,0 +1,25 @@
+// `hookline api`: builds the app, listens, and drains on SIGTERM/SIGINT.
+import type { Config } from '../config';
+import { createPool } from '../db/pool';
+import { connectClient } from '../temporal/connection';
+import { buildApp } from './app';
+
+export async function runApi(config: Config): Promise<void> {
+  if (!config.DATABASE_URL || !config.TEMPORAL_ADDRESS) {
+    throw new Error('hookline api needs DATABASE_URL and TEMPORAL_ADDRESS (or run `hookline dev`)');
+  }
+  const pool = createPool(config.DATABASE_URL, 20);
+  const { client, connection } = await connectClient(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE);
+  const app = await buildApp({ pool, config, temporal: { client, taskQueue: config.TEMPORAL_TASK_QUEUE } });
+  app.addHook('onClose', async () => {
+    await connection.close();
+    await pool.end();
+  });
+  const stop = async () => {
+    await app.close();
+    process.exit(0);
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+  await app.listen({ port: config.PORT, host: config.HOST });
+}

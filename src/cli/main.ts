@@ -1,0 +1,122 @@
+// The `hookline` command: one entry point, one subcommand per role.
+//   hookline dev                 everything, with embedded Postgres and Temporal (npm start)
+//   hookline api|relay|worker    one production role; DATABASE_URL and TEMPORAL_ADDRESS required
+//   hookline migrate             apply database migrations and exit
+//   hookline dead-letters …      list dead letters through the API
+//   hookline replay …            replay one delivery or every matching dead letter
+//   hookline receiver …          an example receiver that verifies and prints deliveries
+import { parseArgs } from 'node:util';
+import { ConfigError, loadConfig, type Config } from '../config';
+import { createPool } from '../db/pool';
+import { migrate } from '../db/migrate';
+
+const USAGE = `usage: hookline <command> [options]
+
+commands:
+  dev                          run API, relay, worker, Postgres and Temporal together
+  api | relay | worker         run one role (needs DATABASE_URL and TEMPORAL_ADDRESS)
+  migrate                      apply database migrations
+  dead-letters [--endpoint ID] [--type TYPE] [--since ISO]
+                               list dead letters
+  replay EVENT_ID ENDPOINT_ID  replay one delivery
+  replay --all [--endpoint ID] [--type TYPE] [--since ISO]
+                               replay every matching dead letter
+  receiver --secret whsec_… [--port 4000]
+                               example receiver: verify and print deliveries
+
+The API-talking commands use HOOKLINE_URL (default http://HOST:PORT) and HOOKLINE_API_KEY.`;
+
+async function api(config: Config, method: string, path: string, body?: unknown): Promise<any> {
+  const base = process.env.HOOKLINE_URL ?? `http://${config.HOST}:${config.PORT}`;
+  const res = await fetch(new URL(path, base), {
+    method,
+    headers: {
+      ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+      ...(config.HOOKLINE_API_KEY ? { authorization: `Bearer ${config.HOOKLINE_API_KEY}` } : {}),
+    },
+    body: body !== undefined ? JSON.stringify(body) : undefined,
+  });
+  const json: any = await res.json().catch(() => ({}));
+  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${json.message ?? ''}`);
+  return json;
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [command, ...rest] = argv;
+  if (!command || command === '--help' || command === 'help') {
+    console.log(USAGE);
+    return;
+  }
+  const config = loadConfig();
+  switch (command) {
+    case 'dev':
+      return (await import('./dev')).runDev(config);
+    case 'api':
+      return (await import('../api/server')).runApi(config);
+    case 'relay':
+      return (await import('../relay/run')).runRelay(config);
+    case 'worker':
+      return (await import('../worker/worker')).runWorker(config);
+    case 'migrate': {
+      if (!config.DATABASE_URL) throw new Error('hookline migrate needs DATABASE_URL');
+      const pool = createPool(config.DATABASE_URL, 1);
+      try {
+        const applied = await migrate(pool);
+        console.log(applied.length ? `applied ${applied.join(', ')}` : 'database is up to date');
+      } finally {
+        await pool.end();
+      }
+      return;
+    }
+    case 'dead-letters': {
+      const { values } = parseArgs({ args: rest, options: { endpoint: { type: 'string' }, type: { type: 'string' }, since: { type: 'string' } } });
+      const q = new URLSearchParams();
+      if (values.endpoint) q.set('endpointId', values.endpoint);
+      if (values.type) q.set('eventType', values.type);
+      if (values.since) q.set('since', values.since);
+      let cursor: string | null = null;
+      do {
+        if (cursor) q.set('cursor', cursor);
+        const page = await api(config, 'GET', `/v1/dead-letters?${q}`);
+        for (const d of page.data) {
+          console.log(`${d.deadLetteredAt}  ${d.eventId}  ${d.endpointId}  ${d.eventType}  attempts=${d.attempts}  ${d.reason ?? ''}`);
+        }
+        cursor = page.nextCursor;
+      } while (cursor);
+      return;
+    }
+    case 'replay': {
+      const { values, positionals } = parseArgs({
+        args: rest,
+        allowPositionals: true,
+        options: { all: { type: 'boolean' }, endpoint: { type: 'string' }, type: { type: 'string' }, since: { type: 'string' } },
+      });
+      if (values.all) {
+        const r = await api(config, 'POST', '/v1/dead-letters/replay', { endpointId: values.endpoint, eventType: values.type, since: values.since });
+        console.log(`replayed ${r.replayed} dead letter(s)`);
+        return;
+      }
+      const [eventId, endpointId] = positionals;
+      if (!eventId || !endpointId) throw new Error('usage: hookline replay EVENT_ID ENDPOINT_ID, or hookline replay --all');
+      await api(config, 'POST', `/v1/deliveries/${encodeURIComponent(eventId)}/${encodeURIComponent(endpointId)}/replay`);
+      console.log(`replaying ${eventId} → ${endpointId}`);
+      return;
+    }
+    case 'receiver': {
+      const { values } = parseArgs({ args: rest, options: { secret: { type: 'string' }, port: { type: 'string', default: '4000' }, host: { type: 'string', default: '127.0.0.1' } } });
+      const secret = values.secret ?? process.env.HOOKLINE_RECEIVER_SECRET;
+      if (!secret) throw new Error('hookline receiver needs --secret whsec_… (or HOOKLINE_RECEIVER_SECRET)');
+      const { startExampleReceiver } = await import('../receiver/example');
+      const r = await startExampleReceiver({ secret, port: Number(values.port), host: values.host });
+      console.log(`receiver listening on ${r.url}`);
+      return;
+    }
+    default:
+      throw new Error(`unknown command "${command}"\n\n${USAGE}`);
+  }
+}
+
+main(process.argv.slice(2)).catch((err) => {
+  console.error(err instanceof ConfigError ? err.message : `hookline: ${err instanceof Error ? err.message : err}`);
+  process.exit(1);
+});

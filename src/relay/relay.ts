@@ -1,0 +1,159 @@
+// The relay: moves committed events from the outbox into Temporal. Wakes on NOTIFY from the
+// outbox trigger, polls as a fallback, claims rows with FOR UPDATE SKIP LOCKED so any number of
+// relays share the work, and starts deliverEvent with workflowId = event id. A start that
+// finds the workflow already there (a relay died after starting, before deleting the row)
+// counts as success, so an event is never started twice and never skipped.
+import pg from 'pg';
+import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
+import { TypedSearchAttributes, WorkflowIdReusePolicy } from '@temporalio/common';
+import type { Pool } from '../db/pool';
+import type { Logger } from '../logger';
+import { EventType, DeliveryStatus } from '../search-attributes';
+import type { deliverEvent } from '../../workflows';
+
+export interface RelayOptions {
+  pool: Pool;
+  client: Client;
+  taskQueue: string;
+  /** For the LISTEN connection, which must not come from the pool. */
+  databaseUrl: string;
+  batchSize: number;
+  pollMs: number;
+  log: Logger;
+}
+
+// A failed start (Temporal down) is retried after this, doubling per failure up to the cap.
+const RETRY_BASE_MS = 500;
+const RETRY_MAX_MS = 30_000;
+
+export class Relay {
+  private listener: pg.Client | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private running = false;
+  private draining: Promise<void> | null = null;
+  private again = false;
+  /** Events started by this relay (for tests and metrics). */
+  started = 0;
+
+  constructor(private readonly o: RelayOptions) {}
+
+  async start(): Promise<void> {
+    this.running = true;
+    await this.listen();
+    this.timer = setInterval(() => this.wake(), this.o.pollMs);
+    this.wake();
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    await this.draining;
+    await this.listener?.end().catch(() => {});
+    this.listener = null;
+  }
+
+  /** Starts a drain unless one is running; a wake during a drain makes it go round again. */
+  wake(): void {
+    if (!this.running) return;
+    if (this.draining) {
+      this.again = true;
+      return;
+    }
+    this.draining = (async () => {
+      try {
+        do {
+          this.again = false;
+          while (this.running && (await this.relayBatch()) === this.o.batchSize) {
+            /* a full batch: there may be more */
+          }
+        } while (this.again && this.running);
+      } catch (err) {
+        this.o.log.warn({ err: (err as Error).message }, 'relay batch failed; will retry on next poll');
+      } finally {
+        this.draining = null;
+      }
+    })();
+  }
+
+  private async listen(): Promise<void> {
+    const client = new pg.Client({ connectionString: this.o.databaseUrl, application_name: 'hookline-relay-listen' });
+    client.on('notification', () => this.wake());
+    client.on('error', (err) => {
+      // Lost the LISTEN connection (database restart): polling covers the gap; reconnect.
+      this.o.log.warn({ err: err.message }, 'relay LISTEN connection lost; reconnecting');
+      this.listener = null;
+      setTimeout(() => this.running && this.listen().catch(() => {}), 1_000);
+    });
+    try {
+      await client.connect();
+      await client.query('LISTEN hookline_outbox');
+      this.listener = client;
+    } catch (err) {
+      this.o.log.warn({ err: (err as Error).message }, 'relay could not LISTEN; polling only until it can');
+      await client.end().catch(() => {});
+      setTimeout(() => this.running && this.listen().catch(() => {}), 1_000);
+    }
+  }
+
+  /** Claims and relays one batch; returns how many rows it claimed. */
+  async relayBatch(): Promise<number> {
+    const db = await this.o.pool.connect();
+    try {
+      await db.query('BEGIN');
+      const { rows } = await db.query<{ event_id: string; type: string; relay_attempts: number }>(
+        `SELECT o.event_id, e.type, o.relay_attempts FROM outbox o JOIN events e ON e.id = o.event_id
+         WHERE o.available_at <= now()
+         ORDER BY o.created_at, o.event_id
+         LIMIT $1 FOR UPDATE OF o SKIP LOCKED`,
+        [this.o.batchSize],
+      );
+      const results = await Promise.allSettled(rows.map((r) => this.startWorkflow(r.event_id, r.type)));
+      const done: string[] = [];
+      for (let i = 0; i < rows.length; i++) {
+        const result = results[i];
+        if (result.status === 'fulfilled') {
+          done.push(rows[i].event_id);
+          continue;
+        }
+        const delay = Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** rows[i].relay_attempts);
+        await db.query(
+          `UPDATE outbox SET relay_attempts = relay_attempts + 1, last_error = $2,
+             available_at = now() + make_interval(secs => $3::double precision / 1000) WHERE event_id = $1`,
+          [rows[i].event_id, String((result.reason as Error)?.message ?? result.reason).slice(0, 1000), delay],
+        );
+      }
+      if (done.length > 0) await db.query('DELETE FROM outbox WHERE event_id = ANY($1)', [done]);
+      await db.query('COMMIT');
+      const failed = rows.length - done.length;
+      if (failed > 0) this.o.log.warn({ failed }, 'relay could not start some workflows; will retry');
+      return rows.length;
+    } catch (err) {
+      await db.query('ROLLBACK').catch(() => {});
+      throw err;
+    } finally {
+      db.release();
+    }
+  }
+
+  private async startWorkflow(eventId: string, eventType: string): Promise<void> {
+    try {
+      await this.o.client.workflow.start<typeof deliverEvent>('deliverEvent', {
+        workflowId: eventId,
+        taskQueue: this.o.taskQueue,
+        args: [{ eventId }],
+        // Never a second run for the same event, even after the first one closed.
+        workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
+        typedSearchAttributes: new TypedSearchAttributes([
+          { key: EventType, value: eventType },
+          { key: DeliveryStatus, value: 'delivering' },
+        ]),
+        staticSummary: `${eventType} ${eventId}`,
+      });
+      this.started += 1;
+    } catch (err) {
+      if (err instanceof WorkflowExecutionAlreadyStartedError) return;
+      throw err;
+    }
+  }
+}

@@ -1,0 +1,32 @@
+// `hookline relay`: one relay process; SIGTERM finishes the batch in hand, then exits.
+import type { Config } from '../config';
+import { createPool } from '../db/pool';
+import { createLogger } from '../logger';
+import { connectClient } from '../temporal/connection';
+import { Relay } from './relay';
+
+export async function runRelay(config: Config): Promise<void> {
+  if (!config.DATABASE_URL || !config.TEMPORAL_ADDRESS) {
+    throw new Error('hookline relay needs DATABASE_URL and TEMPORAL_ADDRESS (or run `hookline dev`)');
+  }
+  const log = createLogger(config, 'relay');
+  const pool = createPool(config.DATABASE_URL, 5);
+  const { client, connection } = await connectClient(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE);
+  const relay = new Relay({
+    pool, client, log,
+    taskQueue: config.TEMPORAL_TASK_QUEUE,
+    databaseUrl: config.DATABASE_URL,
+    batchSize: config.HOOKLINE_RELAY_BATCH_SIZE,
+    pollMs: config.HOOKLINE_RELAY_POLL_MS,
+  });
+  await relay.start();
+  log.info('relay started');
+  await new Promise<void>((resolve) => {
+    process.once('SIGTERM', resolve);
+    process.once('SIGINT', resolve);
+  });
+  await relay.stop();
+  await connection.close();
+  await pool.end();
+  log.info('relay stopped');
+}

@@ -1,0 +1,61 @@
+// The worker: runs deliverEvent workflows and the delivery activities on the task queue.
+import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { createActivities, type ActivityDeps } from '../../activities';
+import type { Config } from '../config';
+import { createPool } from '../db/pool';
+import { createLogger } from '../logger';
+
+export interface HooklineWorkerOptions {
+  connection: NativeConnection;
+  namespace: string;
+  taskQueue: string;
+  activities: ActivityDeps;
+  /** Prebuilt workflow bundle (tests build it once); otherwise workflows are bundled at start. */
+  workflowBundlePath?: string;
+  maxConcurrentActivityTaskExecutions?: number;
+}
+
+export async function createHooklineWorker(o: HooklineWorkerOptions): Promise<Worker> {
+  const options: WorkerOptions = {
+    connection: o.connection,
+    namespace: o.namespace,
+    taskQueue: o.taskQueue,
+    activities: createActivities(o.activities),
+    maxConcurrentActivityTaskExecutions: o.maxConcurrentActivityTaskExecutions ?? 200,
+    ...(o.workflowBundlePath
+      ? { workflowBundle: { codePath: o.workflowBundlePath } }
+      : { workflowsPath: require.resolve('../../workflows') }),
+  };
+  return Worker.create(options);
+}
+
+export async function runWorker(config: Config): Promise<void> {
+  const log = createLogger(config, 'worker');
+  if (!config.DATABASE_URL || !config.TEMPORAL_ADDRESS) {
+    throw new Error('hookline worker needs DATABASE_URL and TEMPORAL_ADDRESS (or run `hookline dev`)');
+  }
+  const pool = createPool(config.DATABASE_URL, 20);
+  const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
+  try {
+    const worker = await createHooklineWorker({
+      connection,
+      namespace: config.TEMPORAL_NAMESPACE,
+      taskQueue: config.TEMPORAL_TASK_QUEUE,
+      maxConcurrentActivityTaskExecutions: config.HOOKLINE_WORKER_MAX_ACTIVITIES,
+      activities: {
+        pool,
+        requestTimeoutMs: config.HOOKLINE_REQUEST_TIMEOUT_MS,
+        responseBodyMaxBytes: config.HOOKLINE_RESPONSE_BODY_MAX_BYTES,
+        allowPrivateTargets: config.HOOKLINE_ALLOW_PRIVATE_TARGETS,
+        onAttempt: (a) => log.info(a, `attempt ${a.attempt} ${a.outcome} ${a.eventId} → ${a.endpointId} ${a.statusCode ?? a.error} ${a.latencyMs}ms`),
+      },
+    });
+    log.info({ taskQueue: config.TEMPORAL_TASK_QUEUE }, 'worker started');
+    // Worker.run() resolves after SIGINT/SIGTERM once in-flight tasks have drained.
+    await worker.run();
+    log.info('worker stopped');
+  } finally {
+    await connection.close();
+    await pool.end();
+  }
+}

@@ -1,0 +1,238 @@
+// Test harness on the real parts: a database of its own per test file (copied from the migrated
+// template that globalSetup made), the shared Temporal dev server, a worker and relay on a task
+// queue of its own, the Fastify app, and real HTTP receivers on 127.0.0.1.
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { inject } from 'vitest';
+import { Client, Connection } from '@temporalio/client';
+import { DefaultLogger, NativeConnection, Runtime, type Worker } from '@temporalio/worker';
+import pino from 'pino';
+import { buildApp } from '../src/api/app';
+import { loadConfig, type Config } from '../src/config';
+import { createPool, type Pool } from '../src/db/pool';
+import { Relay } from '../src/relay/relay';
+import { createHooklineWorker } from '../src/worker/worker';
+import type { ActivityDeps } from '../activities';
+import type { FastifyInstance } from 'fastify';
+
+export const quietLog = pino({ level: 'silent' });
+
+// Worker state changes and expected activity failures drown the test report; errors still show.
+Runtime.install({ logger: new DefaultLogger('ERROR') });
+
+/** A fresh database copied from the migrated template. */
+export async function createTestDatabase(): Promise<{ url: string; drop(): Promise<void> }> {
+  const template = new URL(inject('databaseUrl'));
+  const templateName = template.pathname.slice(1);
+  const name = `hookline_t_${randomBytes(6).toString('hex')}`;
+  const admin = new URL(template);
+  admin.pathname = '/postgres';
+  const client = new pg.Client({ connectionString: admin.toString() });
+  await client.connect();
+  try {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await client.query(`CREATE DATABASE ${name} TEMPLATE ${templateName}`);
+        break;
+      } catch (err) {
+        // Two files copying the template at the same instant: try again shortly.
+        if (attempt > 20 || !/being accessed by other users/.test((err as Error).message)) throw err;
+        await new Promise((r) => setTimeout(r, 100 + Math.random() * 200));
+      }
+    }
+  } finally {
+    await client.end();
+  }
+  const url = new URL(template);
+  url.pathname = `/${name}`;
+  return {
+    url: url.toString(),
+    async drop() {
+      const c = new pg.Client({ connectionString: admin.toString() });
+      await c.connect();
+      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).finally(() => c.end());
+    },
+  };
+}
+
+export interface Harness {
+  config: Config;
+  pool: Pool;
+  app: FastifyInstance;
+  client: Client;
+  taskQueue: string;
+  relay: Relay;
+  worker: Worker;
+  /** Stops the worker (waits for it to drain) — to simulate a worker going away. */
+  stopWorker(): Promise<void>;
+  startWorker(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface HarnessOptions {
+  env?: Record<string, string>;
+  activities?: Partial<ActivityDeps>;
+  /** Do not start the relay (tests that drive it by hand). */
+  noRelay?: boolean;
+  /** Do not start an in-process worker (tests that run it as a child process). */
+  noWorker?: boolean;
+}
+
+export async function createHarness(opts: HarnessOptions = {}): Promise<Harness> {
+  const db = await createTestDatabase();
+  const taskQueue = `test-${randomBytes(4).toString('hex')}`;
+  const config = loadConfig({
+    DATABASE_URL: db.url,
+    TEMPORAL_ADDRESS: inject('temporalAddress'),
+    TEMPORAL_TASK_QUEUE: taskQueue,
+    HOOKLINE_ALLOW_PRIVATE_TARGETS: 'true',
+    HOOKLINE_RELAY_POLL_MS: '200',
+    HOOKLINE_REQUEST_TIMEOUT_MS: '3000',
+    HOOKLINE_LOG_LEVEL: 'silent',
+    ...opts.env,
+  });
+  const pool = createPool(db.url, 10);
+  const connection = await Connection.connect({ address: config.TEMPORAL_ADDRESS! });
+  const client = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
+  const app = await buildApp({ pool, config, temporal: { client, taskQueue }, logger: false });
+  const relay = new Relay({
+    pool, client, taskQueue, databaseUrl: db.url, log: quietLog,
+    batchSize: config.HOOKLINE_RELAY_BATCH_SIZE, pollMs: config.HOOKLINE_RELAY_POLL_MS,
+  });
+  if (!opts.noRelay) await relay.start();
+
+  const nativeConnection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS! });
+  let worker!: Worker;
+  let running: Promise<void> | null = null;
+  const startWorker = async () => {
+    worker = await createHooklineWorker({
+      connection: nativeConnection,
+      namespace: config.TEMPORAL_NAMESPACE,
+      taskQueue,
+      workflowBundlePath: inject('workflowBundlePath'),
+      activities: {
+        pool,
+        requestTimeoutMs: config.HOOKLINE_REQUEST_TIMEOUT_MS,
+        responseBodyMaxBytes: config.HOOKLINE_RESPONSE_BODY_MAX_BYTES,
+        allowPrivateTargets: true,
+        ...opts.activities,
+      },
+    });
+    running = worker.run();
+  };
+  const stopWorker = async () => {
+    if (!running) return;
+    worker.shutdown();
+    await running;
+    running = null;
+  };
+  if (!opts.noWorker) await startWorker();
+
+  return {
+    config, pool, app, client, taskQueue, relay,
+    get worker() {
+      return worker;
+    },
+    stopWorker,
+    startWorker,
+    async close() {
+      await relay.stop();
+      await stopWorker();
+      await app.close();
+      await nativeConnection.close();
+      await connection.close();
+      await pool.end();
+      await db.drop();
+    },
+  } as Harness;
+}
+
+export interface ReceivedRequest {
+  headers: http.IncomingHttpHeaders;
+  body: string;
+  receivedAt: number;
+}
+
+export interface Receiver {
+  url: string;
+  port: number;
+  requests: ReceivedRequest[];
+  /** How to answer the n-th request (0-based); default 200. */
+  respond: (req: ReceivedRequest, n: number) => { status: number; headers?: Record<string, string>; body?: string; delayMs?: number };
+  close(): Promise<void>;
+}
+
+/** A real HTTP receiver on 127.0.0.1 that records every request. */
+export async function startReceiver(port = 0): Promise<Receiver> {
+  const receiver: Receiver = {
+    url: '',
+    port: 0,
+    requests: [],
+    respond: () => ({ status: 200 }),
+    close: async () => {},
+  };
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', () => {
+      const r: ReceivedRequest = { headers: req.headers, body: Buffer.concat(chunks).toString('utf8'), receivedAt: Date.now() };
+      const n = receiver.requests.length;
+      receiver.requests.push(r);
+      const answer = receiver.respond(r, n);
+      const send = () => {
+        res.writeHead(answer.status, answer.headers);
+        res.end(answer.body ?? '');
+      };
+      if (answer.delayMs) setTimeout(send, answer.delayMs);
+      else send();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  receiver.port = (server.address() as AddressInfo).port;
+  receiver.url = `http://127.0.0.1:${receiver.port}/webhook`;
+  receiver.close = () =>
+    new Promise((resolve) => {
+      server.closeAllConnections();
+      server.close(() => resolve());
+    });
+  return receiver;
+}
+
+/** Polls `fn` until it returns a truthy value (or throws after `timeoutMs`). */
+export async function waitFor<T>(fn: () => Promise<T> | T, timeoutMs = 30_000, what = 'condition'): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v as NonNullable<T>;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** Short retry policy for tests: hours of backoff become seconds. */
+export const FAST_RETRY = {
+  initialInterval: '100ms',
+  backoffCoefficient: 2,
+  maximumInterval: '500ms',
+  deadline: '20s',
+  deadLetterRetention: '60s',
+};
+
+export async function createEndpoint(app: FastifyInstance, body: Record<string, unknown>) {
+  const res = await app.inject({ method: 'POST', url: '/v1/endpoints', payload: body });
+  if (res.statusCode !== 201) throw new Error(`create endpoint: ${res.statusCode} ${res.body}`);
+  return res.json() as { id: string; secret: string; url: string };
+}
+
+export async function sendEvent(app: FastifyInstance, body: Record<string, unknown>, headers: Record<string, string> = {}) {
+  const res = await app.inject({ method: 'POST', url: '/v1/events', payload: body, headers });
+  if (res.statusCode !== 202) throw new Error(`send event: ${res.statusCode} ${res.body}`);
+  return res.json() as { id: string; type: string };
+}

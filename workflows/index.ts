@@ -1,0 +1,2 @@
+// Every workflow the worker registers.
+export { deliverEvent, replaySignal, statusQuery } from './deliver-event';
