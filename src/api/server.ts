@@ -1,6 +1,7 @@
 // `hookline api`: builds the app, listens, and drains on SIGTERM/SIGINT.
 import type { Config } from '../config';
 import { createPool } from '../db/pool';
+import { migrate } from '../db/migrate';
 import { connectClient } from '../temporal/connection';
 import { buildApp } from './app';
 
@@ -9,6 +10,8 @@ export async function runApi(config: Config): Promise<void> {
     throw new Error('hookline api needs DATABASE_URL and TEMPORAL_ADDRESS (or run `hookline dev`)');
   }
   const pool = createPool(config.DATABASE_URL, 20);
+  // Every role migrates at start (under an advisory lock), so any one of them can come up first.
+  await migrate(pool);
   const { client, connection } = await connectClient(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE);
   const app = await buildApp({ pool, config, temporal: { client, taskQueue: config.TEMPORAL_TASK_QUEUE } });
   app.addHook('onClose', async () => {

@@ -1,6 +1,7 @@
 // `hookline relay`: one relay process; SIGTERM finishes the batch in hand, then exits.
 import type { Config } from '../config';
 import { createPool } from '../db/pool';
+import { migrate } from '../db/migrate';
 import { createLogger } from '../logger';
 import { connectClient } from '../temporal/connection';
 import { Relay } from './relay';
@@ -11,6 +12,8 @@ export async function runRelay(config: Config): Promise<void> {
   }
   const log = createLogger(config, 'relay');
   const pool = createPool(config.DATABASE_URL, 5);
+  // Every role migrates at start (under an advisory lock), so any one of them can come up first.
+  await migrate(pool);
   const { client, connection } = await connectClient(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE);
   const relay = new Relay({
     pool, client, log,

@@ -3,6 +3,7 @@ import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker
 import { createActivities, type ActivityDeps } from '../../activities';
 import type { Config } from '../config';
 import { createPool } from '../db/pool';
+import { migrate } from '../db/migrate';
 import { createLogger } from '../logger';
 
 export interface HooklineWorkerOptions {
@@ -35,6 +36,8 @@ export async function runWorker(config: Config): Promise<void> {
     throw new Error('hookline worker needs DATABASE_URL and TEMPORAL_ADDRESS (or run `hookline dev`)');
   }
   const pool = createPool(config.DATABASE_URL, 20);
+  // Every role migrates at start (under an advisory lock), so any one of them can come up first.
+  await migrate(pool);
   const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
   try {
     const worker = await createHooklineWorker({
