@@ -10,7 +10,10 @@ import {
   continueAsNew,
   defineQuery,
   defineSignal,
+  executeChild,
+  getExternalWorkflowHandle,
   proxyActivities,
+  setCurrentDetails,
   setHandler,
   TimeoutFailure,
   upsertSearchAttributes,
@@ -25,6 +28,7 @@ import {
   EventType,
   type DeliveryStatusValue,
 } from '../src/search-attributes';
+import { workflowCurrentDetails } from '../src/temporal/web-ui';
 
 export interface DeliverEventInput {
   eventId: string;
@@ -36,6 +40,8 @@ export interface DeliverEventInput {
   requestTimeoutMs?: number;
   /** History length past which a waiting workflow continues as new (tests set it low). */
   historyLimit?: number;
+  /** Set on the child workflows of a large fan-out: never split again. */
+  child?: boolean;
 }
 
 export interface ReplayArgs {
@@ -48,6 +54,10 @@ export const replaySignal = defineSignal<[ReplayArgs]>('replay');
 export const statusQuery = defineQuery<Record<string, { state: EndpointState; reason?: string }>>('status');
 
 const DEFAULT_HISTORY_LIMIT = 10_000;
+// Past this many endpoints an event fans out through child workflows of this many endpoints
+// each: every history stays small, and each child's EndpointIds search attribute stays under
+// Temporal's 2 KiB limit per search attribute value (50 ids × ~33 bytes).
+export const FANOUT_CHILD_BATCH = 50;
 
 const control = proxyActivities<Activities>({
   startToCloseTimeout: '1 minute',
@@ -72,18 +82,31 @@ export async function deliverEvent(input: DeliverEventInput): Promise<Record<str
   // the first activity) wait here; an endpoint about to be delivered fresh needs no replay.
   let initialized = false;
   const early: string[] = [];
+  let earlyAll = false;
   const adopting = new Set<string>();
+  // Endpoints delivered by a running child workflow (large fan-outs): endpoint id → child id.
+  const owner = new Map<string, string>();
+  // Every endpoint ever handed to a child (kept after the child closes: its history has them).
+  const delegated = new Set<string>();
 
   // Registered before any await so a replay arriving early is never lost.
   setHandler(replaySignal, ({ endpointIds } = {}) => {
     if (!initialized) {
-      early.push(...(endpointIds ?? []));
+      if (endpointIds && endpointIds.length > 0) early.push(...endpointIds);
+      else earlyAll = true;
       return;
     }
     requestReplay(endpointIds && endpointIds.length > 0 ? endpointIds : [...endpoints.keys()]);
   });
 
-  function requestReplay(ids: string[]): void {
+  function requestReplay(allIds: string[]): void {
+    const byChild = new Map<string, string[]>();
+    for (const id of allIds) {
+      const child = owner.get(id);
+      if (child) byChild.set(child, [...(byChild.get(child) ?? []), id]);
+    }
+    for (const [child, childIds] of byChild) void forward(child, childIds);
+    const ids = allIds.filter((id) => !owner.has(id));
     // Not part of this run (e.g. delivered before a continue-as-new): look it up again.
     const unknown = ids.filter((id) => !endpoints.has(id) && !adopting.has(id));
     if (unknown.length > 0) void adopt(unknown);
@@ -98,6 +121,38 @@ export async function deliverEvent(input: DeliverEventInput): Promise<Record<str
         // Delivered or dropped: a replay resends, as a new delivery.
         void run(ep, false);
       }
+    }
+  }
+
+  /** Passes a replay on to the child that owns the endpoints; if it has closed, runs it here. */
+  async function forward(child: string, ids: string[]): Promise<void> {
+    pending += 1;
+    try {
+      await getExternalWorkflowHandle(child).signal(replaySignal, { endpointIds: ids });
+    } catch {
+      for (const id of ids) if (owner.get(id) === child) owner.delete(id);
+      requestReplay(ids);
+    } finally {
+      pending -= 1;
+    }
+  }
+
+  /** Large fan-out: one child workflow per batch of endpoints; their outcomes come back here. */
+  async function runChild(childId: string, batch: ResolvedEndpoint[]): Promise<void> {
+    pending += 1;
+    try {
+      const outcome = await executeChild(deliverEvent, {
+        workflowId: childId,
+        args: [{ eventId, onlyEndpointIds: batch.map((e) => e.id), eventType, requestTimeoutMs, historyLimit: input.historyLimit, child: true }],
+        staticSummary: `${eventType} ${eventId}: endpoints ${childId.split('/').pop()}`,
+      });
+      for (const [id, state] of Object.entries(outcome)) {
+        if (owner.get(id) === childId) owner.delete(id);
+        if (!running.has(id)) states.set(id, { state });
+      }
+      publish();
+    } finally {
+      pending -= 1;
     }
   }
 
@@ -125,13 +180,16 @@ export async function deliverEvent(input: DeliverEventInput): Promise<Record<str
         : values.includes('dropped')
           ? 'dropped'
           : 'delivered';
-    const deadLettered = [...states.entries()].filter(([, s]) => s.state === 'dead_lettered').map(([id]) => id);
+    const deadLettered = [...states.entries()].filter(([id, s]) => s.state === 'dead_lettered' && !owner.has(id)).map(([id]) => id);
     upsertSearchAttributes([
       { key: EventType, value: eventType },
-      { key: EndpointIds, value: [...endpoints.keys()] },
+      // Endpoints delivered by child workflows are listed on the children.
+      { key: EndpointIds, value: [...endpoints.keys()].filter((id) => !delegated.has(id) || running.has(id)) },
       { key: DeadLetteredEndpoints, value: deadLettered },
       { key: DeliveryStatus, value: overall },
     ]);
+    // The Web UI's "current details" of a running delivery (no history event; read by query).
+    setCurrentDetails(workflowCurrentDetails(eventType, states));
   }
 
   function setState(id: string, state: EndpointState, reason?: string): void {
@@ -141,7 +199,7 @@ export async function deliverEvent(input: DeliverEventInput): Promise<Record<str
 
   /** Parks a dead letter until replayed (→ true) or its retention ends (→ false). */
   async function park(ep: ResolvedEndpoint, until: number): Promise<boolean> {
-    retentionEnds.set(ep.id, until);
+    retentionEnds.set(ep.id, until); // also marks it as parked: safe to continue as new
     const replayed = await condition(() => replayRequested.has(ep.id), Math.max(1, until - Date.now()));
     retentionEnds.delete(ep.id);
     replayRequested.delete(ep.id);
@@ -199,15 +257,32 @@ export async function deliverEvent(input: DeliverEventInput): Promise<Record<str
       endpoints.set(ep.id, ep);
       states.set(ep.id, { state: 'delivering' });
     }
-    publish();
-    for (const ep of resolved.endpoints) void run(ep, false);
+    if (resolved.endpoints.length > FANOUT_CHILD_BATCH && !input.child) {
+      for (let i = 0; i * FANOUT_CHILD_BATCH < resolved.endpoints.length; i++) {
+        const batch = resolved.endpoints.slice(i * FANOUT_CHILD_BATCH, (i + 1) * FANOUT_CHILD_BATCH);
+        const childId = `${eventId}/${i + 1}`;
+        for (const ep of batch) {
+          owner.set(ep.id, childId);
+          delegated.add(ep.id);
+        }
+        void runChild(childId, batch);
+      }
+      publish();
+    } else {
+      publish();
+      for (const ep of resolved.endpoints) void run(ep, false);
+    }
     initialized = true;
   }
-  const late = early.filter((id) => !endpoints.has(id));
+  // Early replays: endpoints just resolved start fresh anyway; parked ones (resumed after
+  // continue-as-new, where a replay may be carried over) and unknown ones need the replay.
+  const resumed = new Set((input.parked ?? []).map((p) => p.endpoint.id));
+  const late = (earlyAll ? [...resumed] : early).filter((id) => !endpoints.has(id) || resumed.has(id));
   if (late.length > 0) requestReplay(late);
 
   const historyLimit = input.historyLimit ?? DEFAULT_HISTORY_LIMIT;
-  const parkedIds = () => [...running].filter((id) => states.get(id)?.state === 'dead_lettered' && !replayRequested.has(id));
+  // Only endpoints waiting inside park(): nothing of theirs is in flight.
+  const parkedIds = () => [...running].filter((id) => retentionEnds.has(id) && !replayRequested.has(id));
   const tooLong = () => workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > historyLimit;
   // Done when nothing runs; continue as new when only parked dead letters remain and history
   // has grown long (a delivery replayed many times).
@@ -215,7 +290,6 @@ export async function deliverEvent(input: DeliverEventInput): Promise<Record<str
     () => pending === 0 && (running.size === 0 || (tooLong() && parkedIds().length === running.size)),
   );
   if (running.size > 0) {
-    const now = Date.now();
     await continueAsNew<typeof deliverEvent>({
       eventId,
       eventType,
@@ -224,7 +298,7 @@ export async function deliverEvent(input: DeliverEventInput): Promise<Record<str
       parked: parkedIds().map((id) => ({
         endpoint: endpoints.get(id)!,
         reason: states.get(id)?.reason ?? '',
-        retentionEndsAt: retentionEnds.get(id) ?? now + endpoints.get(id)!.retry.deadLetterRetentionMs,
+        retentionEndsAt: retentionEnds.get(id)!,
       })),
     });
   }
