@@ -175,6 +175,19 @@ describe('retries and dead letters', () => {
     expect((await delivery(h, ev.id, ep.id)).reason).toMatch(/EndpointDisabled/);
   });
 
+  it('dead-letters pending deliveries of a deleted endpoint', async () => {
+    const rx = await receiver();
+    rx.respond = () => ({ status: 500 });
+    const ep = await createEndpoint(h.app, { eventTypes: ['delete.test'], url: rx.url, retry: { ...FAST_RETRY, deadline: '1 hour', maximumInterval: '300ms' } });
+    const ev = await sendEvent(h.app, { type: 'delete.test', data: {} });
+    await waitFor(() => rx.requests.length >= 2, 30_000, 'a retry');
+    expect((await h.app.inject({ method: 'DELETE', url: `/v1/endpoints/${ep.id}` })).statusCode).toBe(204);
+    await waitFor(statusIs(h, ev.id, ep.id, 'dead_lettered'), 30_000, 'dead-lettered');
+    expect((await delivery(h, ev.id, ep.id)).reason).toMatch(/EndpointDeleted/);
+    // The history of a deleted endpoint's deliveries stays readable.
+    expect((await attempts(h, ev.id, ep.id)).length).toBeGreaterThanOrEqual(2);
+  });
+
   it('rejects a replay of a delivery that does not exist', async () => {
     const res = await h.app.inject({ method: 'POST', url: '/v1/deliveries/evt_nope/ep_nope/replay' });
     expect(res.statusCode).toBe(404);
