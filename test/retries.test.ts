@@ -173,6 +173,12 @@ describe('retries and dead letters', () => {
     await h.app.inject({ method: 'PATCH', url: `/v1/endpoints/${ep.id}`, payload: { disabled: true } });
     await waitFor(statusIs(h, ev.id, ep.id, 'dead_lettered'), 30_000, 'dead-lettered');
     expect((await delivery(h, ev.id, ep.id)).reason).toMatch(/EndpointDisabled/);
+    // Replaying it while the endpoint is disabled would only fail again: refused, and skipped in bulk.
+    const refused = await h.app.inject({ method: 'POST', url: `/v1/deliveries/${ev.id}/${ep.id}/replay` });
+    expect(refused.statusCode).toBe(409);
+    expect(refused.json().message).toMatch(/^endpointId: .* is disabled/);
+    const bulk = await h.app.inject({ method: 'POST', url: '/v1/dead-letters/replay', payload: { endpointId: ep.id } });
+    expect(bulk.json()).toEqual({ replayed: 0 });
   });
 
   it('dead-letters pending deliveries of a deleted endpoint', async () => {

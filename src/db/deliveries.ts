@@ -154,15 +154,19 @@ export async function listDeliveries(db: Queryable, f: DeliveryFilter, limit: nu
 }
 
 /** Every dead letter matching the filter (for bulk replay). */
-export async function allDeadLetters(db: Queryable, f: Omit<DeliveryFilter, 'status'>): Promise<DeliveryRow[]> {
+export async function allDeadLetters(
+  db: Queryable,
+  f: Omit<DeliveryFilter, 'status'> & { activeEndpointsOnly?: boolean },
+): Promise<DeliveryRow[]> {
   const { rows } = await db.query(
-    `SELECT ${COLUMNS} FROM deliveries
+    `SELECT ${COLUMNS} FROM deliveries d
      WHERE status = 'dead_lettered'
        AND ($1::text IS NULL OR endpoint_id = $1)
        AND ($2::text IS NULL OR event_type = $2)
        AND ($3::timestamptz IS NULL OR dead_lettered_at >= $3)
+       AND (NOT $4 OR EXISTS (SELECT 1 FROM endpoints e WHERE e.id = d.endpoint_id AND NOT e.disabled))
      ORDER BY created_at`,
-    [f.endpointId ?? null, f.eventType ?? null, f.since ?? null],
+    [f.endpointId ?? null, f.eventType ?? null, f.since ?? null, f.activeEndpointsOnly ?? false],
   );
   return rows.map(toRow);
 }

@@ -5,6 +5,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { allDeadLetters, BadCursorError, getDelivery, listAttempts, listDeliveries, type DeliveryFilter } from '../../db/deliveries';
 import { replay } from '../../replay';
+import { getEndpoint } from '../../db/endpoints';
 import { ApiError, notFound } from '../errors';
 import { attemptOut, deliveryOut } from '../serialize';
 import { AttemptOut, DeliveryOut, PageQuery, ReplayFilterIn, pageOf } from '../schemas';
@@ -84,6 +85,9 @@ export const deliveryRoutes: FastifyPluginAsync = async (fastify) => {
     const { eventId, endpointId } = req.params;
     const delivery = await getDelivery(pool, eventId, endpointId);
     if (!delivery) throw notFound('delivery', `${eventId}/${endpointId}`);
+    const endpoint = await getEndpoint(pool, endpointId);
+    if (!endpoint) throw new ApiError(409, 'endpoint_deleted', `endpointId: ${endpointId} was deleted; its deliveries cannot be replayed`);
+    if (endpoint.disabled) throw new ApiError(409, 'endpoint_disabled', `endpointId: ${endpointId} is disabled; enable it (PATCH disabled: false) before replaying`);
     const t = temporalClient();
     await replay(t.client, t.taskQueue, eventId, delivery.eventType, [endpointId]);
     return reply.code(202).send({ eventId, endpointId, status: 'replaying' });
@@ -99,7 +103,8 @@ export const deliveryRoutes: FastifyPluginAsync = async (fastify) => {
   }, async (req, reply) => {
     const f = req.body ?? {};
     const t = temporalClient();
-    const rows = await allDeadLetters(pool, { endpointId: f.endpointId, eventType: f.eventType, since: f.since ? new Date(f.since) : undefined });
+    // Dead letters of deleted or disabled endpoints would only dead-letter again: skipped.
+    const rows = await allDeadLetters(pool, { endpointId: f.endpointId, eventType: f.eventType, since: f.since ? new Date(f.since) : undefined, activeEndpointsOnly: true });
     const byEvent = new Map<string, { type: string; endpoints: string[] }>();
     for (const r of rows) {
       const entry = byEvent.get(r.eventId) ?? { type: r.eventType, endpoints: [] };
