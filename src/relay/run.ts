@@ -5,6 +5,9 @@ import { migrate } from '../db/migrate';
 import { createLogger } from '../logger';
 import { connectClient } from '../temporal/connection';
 import { Relay } from './relay';
+import { purgeExpiredIdempotencyKeys } from '../db/events';
+
+const IDEMPOTENCY_PURGE_INTERVAL_MS = 10 * 60 * 1000;
 
 export async function runRelay(config: Config): Promise<void> {
   if (!config.DATABASE_URL || !config.TEMPORAL_ADDRESS) {
@@ -24,10 +27,18 @@ export async function runRelay(config: Config): Promise<void> {
   });
   await relay.start();
   log.info('relay started');
+  // Expired Idempotency-Keys are ignored on lookup; this only keeps the table from growing.
+  const purge = setInterval(() => {
+    purgeExpiredIdempotencyKeys(pool, config.HOOKLINE_IDEMPOTENCY_TTL_HOURS).catch((err) =>
+      log.warn({ err: (err as Error).message }, 'could not purge expired idempotency keys'),
+    );
+  }, IDEMPOTENCY_PURGE_INTERVAL_MS);
+  purge.unref();
   await new Promise<void>((resolve) => {
     process.once('SIGTERM', resolve);
     process.once('SIGINT', resolve);
   });
+  clearInterval(purge);
   await relay.stop();
   await connection.close();
   await pool.end();
