@@ -19,6 +19,15 @@ export interface ActivityDeps {
   allowPrivateTargets: boolean;
   /** Called once per attempt, after it is recorded (logs, metrics). */
   onAttempt?: (a: AttemptReport) => void;
+  /** Called when the workflow moves a delivery on (delivering, dead_lettered, dropped), after it is recorded. */
+  onDeliveryStatus?: (s: DeliveryStatusReport) => void;
+}
+
+export interface DeliveryStatusReport {
+  eventId: string;
+  endpointId: string;
+  status: DeliveryStatus;
+  reason: string | null;
 }
 
 export interface AttemptReport {
@@ -161,6 +170,7 @@ export function createActivities(deps: ActivityDeps) {
 
   async function markDelivery(input: { eventId: string; endpointId: string; status: DeliveryStatus; reason?: string }): Promise<void> {
     await setDeliveryStatus(pool, input.eventId, input.endpointId, input.status, input.reason ?? null);
+    deps.onDeliveryStatus?.({ eventId: input.eventId, endpointId: input.endpointId, status: input.status, reason: input.reason ?? null });
   }
 
   return { resolveEndpoints, deliver, markDelivery };

@@ -36,9 +36,18 @@ const schema = z.object({
   HOOKLINE_RELAY_POLL_MS: positiveInt.default(1_000),
   HOOKLINE_WORKER_MAX_ACTIVITIES: positiveInt.default(200),
   HOOKLINE_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  // json: one JSON object per line (for log shippers). pretty: one readable line per record.
+  // Unset: pretty when stdout is a terminal, json otherwise.
+  HOOKLINE_LOG_FORMAT: z.enum(['json', 'pretty']).optional(),
+  // The worker's Prometheus /metrics (attempt counters, latency); 9464 is the port OpenTelemetry's
+  // Prometheus exporter uses by convention. 0 turns it off.
+  HOOKLINE_WORKER_METRICS_PORT: port.default(9464),
+  // Where the operator console links deliveries to their workflows. Unset: the dev server's Web
+  // UI, http://127.0.0.1:<TEMPORAL_DEV_PORT + 1000>.
+  HOOKLINE_TEMPORAL_UI_URL: z.string().url().optional(),
 });
 
-export type Config = z.infer<typeof schema> & { dataDir: string };
+export type Config = z.infer<typeof schema> & { dataDir: string; temporalUiUrl: string };
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -56,5 +65,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
     throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
   }
-  return { ...parsed.data, dataDir: path.resolve(parsed.data.HOOKLINE_DATA_DIR) };
+  return {
+    ...parsed.data,
+    dataDir: path.resolve(parsed.data.HOOKLINE_DATA_DIR),
+    temporalUiUrl: (parsed.data.HOOKLINE_TEMPORAL_UI_URL ?? `http://127.0.0.1:${parsed.data.TEMPORAL_DEV_PORT + 1000}`).replace(/\/+$/, ''),
+  };
 }

@@ -10,3 +10,8 @@ export const newEventTypeVersionId = (): string => `evtv_${next()}`;
 
 /** Ids a producer may supply for its own events: printable, no whitespace, bounded. */
 export const EVENT_ID_PATTERN = /^[A-Za-z0-9_.:-]{1,128}$/;
+
+/** Event type names: dotted segments such as `invoice.paid` (the API and the producer check it). */
+export const EVENT_TYPE_PATTERN = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/;
+/** Channel names an event may carry and an endpoint may subscribe to. */
+export const CHANNEL_PATTERN = /^[A-Za-z0-9_.:-]{1,128}$/;

@@ -5,6 +5,7 @@ import type { Client } from '@temporalio/client';
 import { WorkflowIdReusePolicy, TypedSearchAttributes } from '@temporalio/common';
 import type { deliverEvent, ReplayArgs } from '../workflows/deliver-event';
 import { EventType, DeliveryStatus } from './search-attributes';
+import { workflowStaticDetails, workflowSummary } from './temporal/web-ui';
 
 export async function replay(client: Client, taskQueue: string, eventId: string, eventType: string, endpointIds: string[]): Promise<void> {
   await client.workflow.signalWithStart<typeof deliverEvent, [ReplayArgs]>('deliverEvent', {
@@ -18,6 +19,8 @@ export async function replay(client: Client, taskQueue: string, eventId: string,
       { key: EventType, value: eventType },
       { key: DeliveryStatus, value: 'delivering' },
     ]),
-    staticSummary: `replay of ${eventType} ${eventId}`,
+    // Shown only when this starts a new run (the event's workflow had closed).
+    staticSummary: workflowSummary(eventType, eventId, true),
+    staticDetails: workflowStaticDetails(eventType, eventId, endpointIds),
   });
 }

@@ -1,28 +1,20 @@
 // The API's contract for bad input: a 4xx that names the field, never a 500; plus auth,
 // pagination and idempotent submission.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildApp } from '../src/api/app';
-import { loadConfig } from '../src/config';
-import { createPool, type Pool } from '../src/db/pool';
-import { createTestDatabase } from './helpers';
+import type { Pool } from '../src/db/pool';
+import { createApiOnly } from './helpers';
 import type { FastifyInstance } from 'fastify';
 
 describe('API', () => {
   let app: FastifyInstance;
   let pool: Pool;
-  let drop: () => Promise<void>;
+  let close: () => Promise<void>;
 
   beforeAll(async () => {
-    const db = await createTestDatabase();
-    drop = db.drop;
-    pool = createPool(db.url, 5);
-    const config = loadConfig({ DATABASE_URL: db.url, HOOKLINE_ALLOW_PRIVATE_TARGETS: 'false', HOOKLINE_MAX_EVENT_BYTES: '2048' });
-    app = await buildApp({ pool, config, temporal: null, logger: false });
+    ({ app, pool, close } = await createApiOnly({ HOOKLINE_ALLOW_PRIVATE_TARGETS: 'false', HOOKLINE_MAX_EVENT_BYTES: '2048' }));
   });
   afterAll(async () => {
-    await app?.close();
-    await pool?.end();
-    await drop?.();
+    await close?.();
   });
 
   const post = (url: string, payload: unknown, headers: Record<string, string> = {}) =>
@@ -132,6 +124,24 @@ describe('API', () => {
     expect(other.json().message).toMatch(/idempotency-key/);
   });
 
+  it('forgets an Idempotency-Key after HOOKLINE_IDEMPOTENCY_TTL_HOURS (24 h by default)', async () => {
+    const body = { type: 'order.refunded', data: { n: 1 } };
+    const headers = { 'idempotency-key': 'key-expiring' };
+    const age = (hours: number) =>
+      pool.query("UPDATE idempotency_keys SET created_at = now() - make_interval(hours => $1) WHERE key = 'key-expiring'", [hours]);
+    const first = (await post('/v1/events', body, headers)).json().id;
+    await age(23);
+    expect((await post('/v1/events', body, headers)).json().id).toBe(first);
+    await age(25);
+    const renewed = await post('/v1/events', body, headers);
+    expect(renewed.statusCode).toBe(202);
+    expect(renewed.json().id).not.toBe(first);
+    // The key now names the new event, for a new window.
+    expect((await post('/v1/events', body, headers)).json().id).toBe(renewed.json().id);
+    const { rows } = await pool.query("SELECT count(*)::int AS n FROM events WHERE type = 'order.refunded'");
+    expect(rows[0].n).toBe(2);
+  });
+
   it('treats a producer-supplied id as idempotent, and a conflicting reuse as 409', async () => {
     const a = await post('/v1/events', { id: 'order-77', type: 'order.paid', data: { total: 5, currency: 'EUR' } });
     const b = await post('/v1/events', { id: 'order-77', type: 'order.paid', data: { currency: 'EUR', total: 5 } });
@@ -155,18 +165,12 @@ describe('API', () => {
 
 describe('API key', () => {
   let app: FastifyInstance;
-  let pool: Pool;
-  let drop: () => Promise<void>;
+  let close: () => Promise<void>;
   beforeAll(async () => {
-    const db = await createTestDatabase();
-    drop = db.drop;
-    pool = createPool(db.url, 2);
-    app = await buildApp({ pool, config: loadConfig({ DATABASE_URL: db.url, HOOKLINE_API_KEY: 'sk_test_0123456789abcdef' }), temporal: null, logger: false });
+    ({ app, close } = await createApiOnly({ HOOKLINE_API_KEY: 'sk_test_0123456789abcdef' }));
   });
   afterAll(async () => {
-    await app?.close();
-    await pool?.end();
-    await drop?.();
+    await close?.();
   });
 
   it('guards /v1 with a bearer token and leaves /healthz open', async () => {

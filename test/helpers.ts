@@ -236,3 +236,19 @@ export async function sendEvent(app: FastifyInstance, body: Record<string, unkno
   if (res.statusCode !== 202) throw new Error(`send event: ${res.statusCode} ${res.body}`);
   return res.json() as { id: string; type: string };
 }
+
+/** The API alone (no Temporal: it records but cannot replay) on a database of its own. */
+export async function createApiOnly(env: Record<string, string> = {}) {
+  const db = await createTestDatabase();
+  const pool = createPool(db.url, 5);
+  const app = await buildApp({ pool, config: loadConfig({ DATABASE_URL: db.url, ...env }), temporal: null, logger: false });
+  return {
+    app,
+    pool,
+    async close() {
+      await app.close();
+      await pool.end();
+      await db.drop();
+    },
+  };
+}

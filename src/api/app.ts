@@ -1,17 +1,22 @@
 // buildApp(): the Fastify application with every route, never listening (server.ts listens;
 // tests use app.inject). Shared resources come in as `deps` and are reachable as app.hookline.
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Client } from '@temporalio/client';
 import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import type { Config } from '../config';
 import type { Pool } from '../db/pool';
-import { REDACT_PATHS } from '../logger';
+import { createLogger } from '../logger';
+import { createApiMetrics, registerApiMetrics } from '../metrics';
 import { safeEqual } from '../signing';
 import { VERSION } from '../version';
 import { ApiError, registerErrorHandling } from './errors';
 import { endpointRoutes } from './routes/endpoints';
 import { eventRoutes } from './routes/events';
+import { eventTypeRoutes } from './routes/event-types';
 import { deliveryRoutes } from './routes/deliveries';
+import { statsRoutes } from './routes/stats';
+import { uiRoutes } from './routes/ui';
+import { registerDocs } from './docs';
 
 export interface AppDeps {
   pool: Pool;
@@ -32,10 +37,14 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const app = Fastify({
     // Fastify logs every request at info; that is debug material for a webhook API under load,
     // so the API process logs requests only when HOOKLINE_LOG_LEVEL is debug or trace.
-    logger:
-      deps.logger === false
-        ? false
-        : { level: ['debug', 'trace'].includes(deps.config.HOOKLINE_LOG_LEVEL) ? deps.config.HOOKLINE_LOG_LEVEL : 'warn', redact: REDACT_PATHS },
+    ...(deps.logger === false
+      ? { logger: false }
+      : {
+          loggerInstance: createLogger({
+            HOOKLINE_LOG_LEVEL: ['debug', 'trace'].includes(deps.config.HOOKLINE_LOG_LEVEL) ? deps.config.HOOKLINE_LOG_LEVEL : 'warn',
+            HOOKLINE_LOG_FORMAT: deps.config.HOOKLINE_LOG_FORMAT,
+          }, 'api') as FastifyBaseLogger,
+        }),
     // The events route sets its own limit (HOOKLINE_MAX_EVENT_BYTES); this covers the rest.
     bodyLimit: 1024 * 1024,
   });
@@ -79,8 +88,14 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not_ready', checks });
   });
 
+  // Before the routes: the OpenAPI document and the request metrics must see every one of them.
+  await registerDocs(app, deps.config);
+  registerApiMetrics(app, createApiMetrics(deps.pool));
   await app.register(endpointRoutes);
   await app.register(eventRoutes);
+  await app.register(eventTypeRoutes);
   await app.register(deliveryRoutes);
+  await app.register(statsRoutes);
+  await app.register(uiRoutes);
   return app;
 }

@@ -3,7 +3,7 @@
 import { z } from 'zod';
 import { msToNumber } from '@temporalio/common/lib/time';
 import { isValidSecret } from '../signing';
-import { EVENT_ID_PATTERN } from '../ids';
+import { CHANNEL_PATTERN, EVENT_ID_PATTERN, EVENT_TYPE_PATTERN } from '../ids';
 
 /** A duration as Temporal writes it ("500ms", "5s", "3 days") or a number of milliseconds. */
 export const Duration = z
@@ -42,7 +42,6 @@ export const RetryOut = z.object({
   schedule: z.array(z.number()).nullable(),
 });
 
-const EVENT_TYPE_PATTERN = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/;
 export const EventTypeName = z.string().max(255).regex(EVENT_TYPE_PATTERN, 'dotted name such as invoice.paid');
 const EventTypePattern = z
   .string()
@@ -50,7 +49,7 @@ const EventTypePattern = z
   .refine((p) => p === '*' || EVENT_TYPE_PATTERN.test(p.endsWith('.*') ? p.slice(0, -2) : p), {
     message: 'event type, "*" or a prefix pattern such as invoice.*',
   });
-const Channel = z.string().min(1).max(128).regex(/^[A-Za-z0-9_.:-]+$/, 'letters, digits and _ . : -');
+const Channel = z.string().min(1).max(128).regex(CHANNEL_PATTERN, 'letters, digits and _ . : -');
 const HttpUrl = z
   .string()
   .max(2048)
@@ -143,6 +142,8 @@ export const EventOut = z.object({
   channels: z.array(z.string()).nullable(),
   timestamp: z.string(),
   data: z.unknown(),
+  /** Set when the event's type is deprecated (the answer also carries a Deprecation header). */
+  warning: z.string().optional(),
 });
 
 export const EventWithDeliveriesOut = EventOut.extend({
@@ -180,3 +181,56 @@ export const ErrorOut = z.object({
 });
 
 export const pageOf = <T extends z.ZodType>(item: T) => z.object({ data: z.array(item), nextCursor: z.string().nullable() });
+
+/** A JSON Schema (draft-07 unless `$schema` says 2019-09 or 2020-12) for an event type's `data`. */
+const JsonSchema = z.record(z.string(), z.unknown()).meta({ description: 'JSON Schema for the event data' });
+
+export const EventTypeIn = z
+  .object({
+    name: EventTypeName,
+    description: z.string().max(1000).optional(),
+    /** Becomes version 1. */
+    schema: JsonSchema.optional(),
+    deprecated: z.boolean().optional(),
+  })
+  .strict();
+
+export const EventTypePatch = z
+  .object({
+    description: z.string().max(1000).optional(),
+    deprecated: z.boolean().optional(),
+    /** Adds the next version; versions are immutable. */
+    schema: JsonSchema.optional(),
+  })
+  .strict();
+
+export const EventTypeOut = z.object({
+  name: z.string(),
+  description: z.string(),
+  deprecated: z.boolean(),
+  deprecatedAt: z.string().nullable(),
+  latestVersion: z.number().nullable(),
+  versions: z.array(z.object({ version: z.number(), schema: z.unknown(), createdAt: z.string() })),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+});
+
+export const EndpointStatsOut = z.object({
+  endpointId: z.string(),
+  /** The window in milliseconds, and where it starts. */
+  window: z.number(),
+  since: z.string(),
+  attempts: z.object({ total: z.number(), succeeded: z.number(), failed: z.number() }),
+  successRate: z.number().nullable().meta({ description: 'succeeded / total attempts in the window; null without attempts' }),
+  latencyMs: z
+    .object({ p50: z.number().nullable(), p95: z.number().nullable(), p99: z.number().nullable() })
+    .meta({ description: 'percentiles over attempts that got an HTTP response' }),
+  deliveries: z
+    .object({ pending: z.number(), delivering: z.number(), delivered: z.number(), deadLettered: z.number(), dropped: z.number() })
+    .meta({ description: 'deliveries created in the window, by current status' }),
+  consecutiveFailures: z.number().meta({ description: 'failed attempts since the last success (all time, capped at 10 000)' }),
+  lastSuccessAt: z.string().nullable(),
+  lastFailures: z.array(
+    z.object({ eventId: z.string(), attempt: z.number(), startedAt: z.string(), statusCode: z.number().nullable(), error: z.string().nullable() }),
+  ),
+});

@@ -2,6 +2,7 @@
 import type { EndpointRow } from '../db/endpoints';
 import type { AttemptRow, DeliveryRow } from '../db/deliveries';
 import type { EventRow } from '../db/events';
+import type { EventTypeRow } from '../db/event-types';
 import { resolveRetry, type RetryOverrides } from '../retry';
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
@@ -58,4 +59,17 @@ export function deliveryOut(d: DeliveryRow) {
 
 export function attemptOut(a: AttemptRow) {
   return { ...a, startedAt: a.startedAt.toISOString() };
+}
+
+export function eventTypeOut(t: EventTypeRow) {
+  return {
+    name: t.name,
+    description: t.description,
+    deprecated: t.deprecated,
+    deprecatedAt: iso(t.deprecatedAt),
+    latestVersion: t.versions.length > 0 ? t.versions[t.versions.length - 1].version : null,
+    versions: t.versions.map((v) => ({ version: v.version, schema: v.schema, createdAt: v.createdAt.toISOString() })),
+    createdAt: t.createdAt.toISOString(),
+    updatedAt: t.updatedAt.toISOString(),
+  };
 }

@@ -258,6 +258,10 @@ export async function runDev(config: Config, opts: RunDevOptions = {}): Promise<
       DATABASE_URL: databaseUrl,
       TEMPORAL_ADDRESS: temporalAddress,
       HOOKLINE_ALLOW_PRIVATE_TARGETS: process.env.HOOKLINE_ALLOW_PRIVATE_TARGETS || 'true',
+      // The roles' stdout is a pipe to us: tell them to print readable lines when ours is a terminal.
+      ...(!process.env.HOOKLINE_LOG_FORMAT && process.stdout.isTTY ? { HOOKLINE_LOG_FORMAT: 'pretty' } : {}),
+      // The operator console links deliveries to this Web UI (its port may not be TEMPORAL_DEV_PORT + 1000).
+      ...(uiUrl && !process.env.HOOKLINE_TEMPORAL_UI_URL ? { HOOKLINE_TEMPORAL_UI_URL: uiUrl } : {}),
     };
     const supervised = roles.map((role) => new SupervisedRole(role, entry, env, prefixed(role), say));
     stack.push({ name: 'roles', stop: async () => void (await Promise.all(supervised.map((s) => s.stop()))) });
@@ -273,6 +277,7 @@ export async function runDev(config: Config, opts: RunDevOptions = {}): Promise<
       const lines = [
         'Hookline is running',
         `  API:             ${apiUrl}${roles.includes('api') ? (up ? `   (OpenAPI docs: ${apiUrl}/docs)` : '   (not answering yet)') : '   (api role not started)'}`,
+        ...(roles.includes('api') ? [`  Console:         ${apiUrl}/ui`] : []),
         ...(uiUrl ? [`  Temporal Web UI: ${uiUrl}/namespaces/${encodeURIComponent(config.TEMPORAL_NAMESPACE)}/workflows`] : []),
         `  Temporal:        ${temporalAddress}${uiUrl ? '' : ' (external)'}, namespace ${config.TEMPORAL_NAMESPACE}, ` +
           `task queue ${config.TEMPORAL_TASK_QUEUE}`,

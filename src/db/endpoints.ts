@@ -36,17 +36,9 @@ function toRow(r: any): EndpointRow {
   };
 }
 
-export interface NewEndpoint {
-  id: string;
-  url: string;
-  description: string;
-  eventTypes: string[] | null;
-  channels: string[] | null;
-  retry: RetryOverrides;
-  metadata: Record<string, string>;
-  disabled: boolean;
+export type NewEndpoint = Pick<EndpointRow, 'id' | 'url' | 'description' | 'eventTypes' | 'channels' | 'retry' | 'metadata' | 'disabled'> & {
   secret: string;
-}
+};
 
 export async function insertEndpoint(db: PoolClient, e: NewEndpoint): Promise<EndpointRow> {
   const { rows } = await db.query(

@@ -1,7 +1,9 @@
 // Events, their outbox rows and the Idempotency-Keys that name them.
+import type { ClientBase } from 'pg';
 import type { Pool, PoolClient } from './pool';
 
-type Queryable = Pool | PoolClient;
+/** ClientBase, not PoolClient: the producer library (src/producer) passes its own pg.Client. */
+type Queryable = Pool | ClientBase;
 
 export interface EventRow {
   id: string;
@@ -29,7 +31,7 @@ const toRow = (r: any): EventRow => ({
  * Inserts the event and its outbox row — call inside the caller's transaction so both commit
  * or neither does. Returns `created: false` (and the stored row) when the id already exists.
  */
-export async function insertEventWithOutbox(db: PoolClient, e: NewEvent): Promise<{ event: EventRow; created: boolean }> {
+export async function insertEventWithOutbox(db: ClientBase, e: NewEvent): Promise<{ event: EventRow; created: boolean }> {
   const inserted = await db.query(
     `INSERT INTO events (id, type, version, channels, data) VALUES ($1, $2, $3, $4, $5)
      ON CONFLICT (id) DO NOTHING RETURNING ${COLUMNS}`,

@@ -9,6 +9,7 @@ import { TypedSearchAttributes, WorkflowIdReusePolicy } from '@temporalio/common
 import type { Pool } from '../db/pool';
 import type { Logger } from '../logger';
 import { EventType, DeliveryStatus } from '../search-attributes';
+import { workflowStaticDetails, workflowSummary } from '../temporal/web-ui';
 import type { deliverEvent } from '../../workflows';
 
 export interface RelayOptions {
@@ -148,7 +149,8 @@ export class Relay {
           { key: EventType, value: eventType },
           { key: DeliveryStatus, value: 'delivering' },
         ]),
-        staticSummary: `${eventType} ${eventId}`,
+        staticSummary: workflowSummary(eventType, eventId),
+        staticDetails: workflowStaticDetails(eventType, eventId),
       });
       this.started += 1;
     } catch (err) {

@@ -5,6 +5,8 @@ import type { Config } from '../config';
 import { createPool } from '../db/pool';
 import { migrate } from '../db/migrate';
 import { createLogger } from '../logger';
+import { createWorkerMetrics, serveMetrics, type MetricsServer } from '../metrics';
+import { installRuntimeLogger, logAttempt, logDeliveryStatus } from './logging';
 
 export interface HooklineWorkerOptions {
   connection: NativeConnection;
@@ -35,10 +37,13 @@ export async function runWorker(config: Config): Promise<void> {
   if (!config.DATABASE_URL || !config.TEMPORAL_ADDRESS) {
     throw new Error('hookline worker needs DATABASE_URL and TEMPORAL_ADDRESS (or run `hookline dev`)');
   }
+  installRuntimeLogger(log);
+  const metrics = createWorkerMetrics();
   const pool = createPool(config.DATABASE_URL, 20);
   // Every role migrates at start (under an advisory lock), so any one of them can come up first.
   await migrate(pool);
   const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
+  let metricsServer: MetricsServer | null = null;
   try {
     const worker = await createHooklineWorker({
       connection,
@@ -50,14 +55,35 @@ export async function runWorker(config: Config): Promise<void> {
         requestTimeoutMs: config.HOOKLINE_REQUEST_TIMEOUT_MS,
         responseBodyMaxBytes: config.HOOKLINE_RESPONSE_BODY_MAX_BYTES,
         allowPrivateTargets: config.HOOKLINE_ALLOW_PRIVATE_TARGETS,
-        onAttempt: (a) => log.info(a, `attempt ${a.attempt} ${a.outcome} ${a.eventId} → ${a.endpointId} ${a.statusCode ?? a.error} ${a.latencyMs}ms`),
+        onAttempt: (a) => {
+          metrics.onAttempt(a);
+          logAttempt(log, a);
+        },
+        onDeliveryStatus: (s) => {
+          metrics.onDeliveryStatus(s);
+          logDeliveryStatus(log, s);
+        },
       },
     });
+    metrics.watch(worker);
+    if (config.HOOKLINE_WORKER_METRICS_PORT > 0) {
+      // Observability must not stop delivery: a taken port (two workers on one host) is a warning.
+      metricsServer = await serveMetrics(metrics.registry, config.HOOKLINE_WORKER_METRICS_PORT, config.HOST, () => worker.getState() === 'RUNNING')
+        .then((m) => {
+          log.info({ port: m.port }, `worker metrics on http://${config.HOST}:${m.port}/metrics`);
+          return m;
+        })
+        .catch((err: Error) => {
+          log.warn({ err: err.message }, `worker metrics not served on port ${config.HOOKLINE_WORKER_METRICS_PORT}; set HOOKLINE_WORKER_METRICS_PORT to a free port (0 = off)`);
+          return null;
+        });
+    }
     log.info({ taskQueue: config.TEMPORAL_TASK_QUEUE }, 'worker started');
     // Worker.run() resolves after SIGINT/SIGTERM once in-flight tasks have drained.
     await worker.run();
     log.info('worker stopped');
   } finally {
+    await metricsServer?.close();
     await connection.close();
     await pool.end();
   }

@@ -4,8 +4,9 @@ import { createHash } from 'node:crypto';
 import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { checkEventContract, EventContractError, type ContractResult } from '../../contracts';
 import { withTransaction } from '../../db/pool';
-import { claimIdempotencyKey, getEvent, insertEventWithOutbox } from '../../db/events';
+import { claimIdempotencyKey, getEvent, insertEventWithOutbox, type EventRow } from '../../db/events';
 import { deliveriesForEvent } from '../../db/deliveries';
 import { newEventId } from '../../ids';
 import { ApiError, notFound } from '../errors';
@@ -13,6 +14,8 @@ import { deliveryOut, eventOut } from '../serialize';
 import { EventIn, EventOut, EventWithDeliveriesOut } from '../schemas';
 
 const IDEMPOTENCY_KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
+// An Idempotency-Key is remembered for HOOKLINE_IDEMPOTENCY_TTL_HOURS (default 24 h, as Stripe):
+// within that window a repeat returns the first event; after it the key is free and names a new one.
 
 /** What makes two submissions "the same request" for idempotency. */
 function requestHash(body: z.output<typeof EventIn>): string {
@@ -23,7 +26,8 @@ function requestHash(body: z.output<typeof EventIn>): string {
 function sameEvent(stored: { type: string; data: unknown; version: number | null; channels: string[] | null }, b: z.output<typeof EventIn>) {
   return (
     stored.type === b.type &&
-    (stored.version ?? null) === (b.version ?? null) &&
+    // No version asked for means "the latest", which is what was stored.
+    (b.version === undefined || stored.version === b.version) &&
     JSON.stringify(stored.channels ?? null) === JSON.stringify(b.channels ?? null) &&
     canonicalJson(stored.data) === canonicalJson(b.data)
   );
@@ -50,6 +54,10 @@ export const eventRoutes: FastifyPluginAsync = async (fastify) => {
       headers: z.object({ 'idempotency-key': z.string().optional() }),
       body: EventIn,
       response: { 202: EventOut },
+      description:
+        'A registered type checks `data` against the JSON Schema of `version` (default: the latest) and answers 422 ' +
+        'when it breaks it. A deprecated type is still accepted; the answer then carries `Deprecation` (RFC 9745) ' +
+        'and `Warning: 299` headers and a `warning` field.',
     },
   }, async (req, reply) => {
     const b = req.body;
@@ -58,7 +66,7 @@ export const eventRoutes: FastifyPluginAsync = async (fastify) => {
       throw new ApiError(400, 'validation_error', 'headers.idempotency-key: 1–255 printable ASCII characters');
     }
     const hash = requestHash(b);
-    const event = await withTransaction(pool, async (db) => {
+    const { event, contract } = await withTransaction(pool, async (db): Promise<{ event: EventRow; contract: ContractResult | null }> => {
       const id = b.id ?? newEventId();
       if (key !== undefined) {
         const claim = await claimIdempotencyKey(db, key, hash, id, config.HOOKLINE_IDEMPOTENCY_TTL_HOURS);
@@ -68,15 +76,25 @@ export const eventRoutes: FastifyPluginAsync = async (fastify) => {
           }
           const first = await getEvent(db, claim.eventId);
           if (!first) throw new ApiError(409, 'idempotency_key_reused', 'idempotency-key: its event no longer exists');
-          return first;
+          return { event: first, contract: null };
         }
       }
-      const { event, created } = await insertEventWithOutbox(db, { id, type: b.type, data: b.data, channels: b.channels, version: b.version });
+      // After the key claim, so a repeated key returns the first event even if the type changed since.
+      const contract = await checkEventContract(db, b, { acceptUnregistered: config.HOOKLINE_ACCEPT_UNREGISTERED_TYPES }).catch((err) => {
+        throw err instanceof EventContractError ? new ApiError(422, err.code, err.message, err.details) : err;
+      });
+      const { event, created } = await insertEventWithOutbox(db, { id, type: b.type, data: b.data, channels: b.channels, version: contract.version });
       if (!created && !sameEvent(event, b)) {
         throw new ApiError(409, 'event_id_conflict', `id: event ${id} already exists with different content`);
       }
-      return event;
+      return { event, contract };
     });
+    const deprecatedAt = contract?.deprecatedAt;
+    if (deprecatedAt) {
+      const warning = `event type ${event.type} is deprecated`;
+      reply.header('deprecation', `@${Math.floor(deprecatedAt.getTime() / 1000)}`).header('warning', `299 hookline "${warning}"`);
+      return reply.code(202).send({ ...eventOut(event), warning });
+    }
     return reply.code(202).send(eventOut(event));
   });
 
