@@ -216,6 +216,7 @@ describe('worker killed mid-backoff', () => {
         HOOKLINE_ALLOW_PRIVATE_TARGETS: 'true',
         HOOKLINE_REQUEST_TIMEOUT_MS: '2000',
         HOOKLINE_LOG_LEVEL: 'warn',
+        HOOKLINE_WORKER_METRICS_PORT: '0',
       },
       stdio: ['ignore', 'inherit', 'inherit'],
     });
