@@ -1,7 +1,9 @@
 // The API's contract for bad input: a 4xx that names the field, never a 500; plus auth,
 // pagination and idempotent submission.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Pool } from '../src/db/pool';
+import { createPool, type Pool } from '../src/db/pool';
+import { buildApp } from '../src/api/app';
+import { loadConfig } from '../src/config';
 import { createApiOnly } from './helpers';
 import type { FastifyInstance } from 'fastify';
 
@@ -178,5 +180,24 @@ describe('API key', () => {
     expect((await app.inject({ method: 'GET', url: '/v1/endpoints', headers: { authorization: 'Bearer wrong' } })).statusCode).toBe(401);
     expect((await app.inject({ method: 'GET', url: '/v1/endpoints', headers: { authorization: 'Bearer sk_test_0123456789abcdef' } })).statusCode).toBe(200);
     expect((await app.inject({ method: 'GET', url: '/healthz' })).statusCode).toBe(200);
+  });
+});
+
+describe('API with its database down', () => {
+  it('answers 503 with Retry-After, not 500', async () => {
+    // A pool pointed at a closed port: every query fails to connect.
+    const dead = createPool('postgres://postgres@127.0.0.1:1/none', 1);
+    const app = await buildApp({ pool: dead, config: loadConfig({}), temporal: null, logger: false });
+    try {
+      const res = await app.inject({ method: 'POST', url: '/v1/events', payload: { type: 'a.b', data: {} } });
+      expect(res.statusCode).toBe(503);
+      expect(res.headers['retry-after']).toBe('5');
+      expect(res.json().code).toBe('unavailable');
+      const ready = await app.inject({ method: 'GET', url: '/readyz' });
+      expect(ready.statusCode).toBe(503);
+    } finally {
+      await app.close();
+      await dead.end();
+    }
   });
 });

@@ -52,10 +52,26 @@ export function registerErrorHandling(app: FastifyInstance): void {
     if (err instanceof SyntaxError || (err.statusCode && err.statusCode >= 400 && err.statusCode < 500)) {
       return reply.code(err.statusCode ?? 400).send({ code: 'bad_request', message: err.message });
     }
+    if (isUnavailable(err)) {
+      // The database (or Temporal) is unreachable: nothing was recorded, the client may retry.
+      request.log.warn({ err: err.message }, 'dependency unavailable');
+      return reply.code(503).header('retry-after', '5').send({ code: 'unavailable', message: 'storage is unavailable; retry shortly' });
+    }
     request.log.error({ err }, 'unhandled error');
     return reply.code(500).send({ code: 'internal', message: 'internal error' });
   });
   app.setNotFoundHandler((request, reply) => {
     reply.code(404).send({ code: 'not_found', message: `no route ${request.method} ${request.url.split('?')[0]}` });
   });
+}
+
+// Connection-level failures (refused, reset, Postgres shutting down or not accepting
+// connections) as opposed to bugs: the request can be retried as it is.
+const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', '57P01', '57P02', '57P03', '08000', '08001', '08003', '08006']);
+
+function isUnavailable(err: FastifyError & { code?: string }): boolean {
+  return (
+    (err.code !== undefined && UNAVAILABLE_CODES.has(err.code)) ||
+    /Connection terminated|connection timeout|Client has encountered a connection error/i.test(err.message)
+  );
 }
