@@ -28,6 +28,8 @@ export interface DevServerOptions {
   ui?: boolean;
   /** How long to wait for the server to answer; default 60 s. */
   startTimeoutMs?: number;
+  /** `--sqlite-pragma NAME=VALUE` flags for a dbFile server, e.g. { journal_mode: 'WAL' }. */
+  sqlitePragmas?: Record<string, string>;
 }
 
 export interface DevServer {
@@ -263,6 +265,7 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
     mkdirSync(path.dirname(path.resolve(opts.dbFile)), { recursive: true });
     args.push('--db-filename', path.resolve(opts.dbFile));
   }
+  for (const [name, value] of Object.entries(opts.sqlitePragmas ?? {})) args.push('--sqlite-pragma', `${name}=${value}`);
   args.push('--namespace', namespace, '--log-level', 'warn');
   for (const [name, type] of Object.entries(SEARCH_ATTRIBUTES)) args.push('--search-attribute', `${name}=${type}`);
 

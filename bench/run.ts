@@ -1,0 +1,554 @@
+// `npm run bench`: Hookline's speed, measured against what it is built from.
+//
+// Stands up its own Postgres database (on DATABASE_URL's server, dropped at the end) and its own
+// Temporal dev server on a SQLite file in a temp dir (TEMPORAL_ADDRESS set: that server instead),
+// runs api, relay and worker as child processes, and measures on one local receiver:
+//   e2e      N events, POST /v1/events → receiver: throughput and latency under a burst
+//   latency  events at half that throughput: POST → receiver latency when not saturated
+//   fanout   one event to F endpoints: time until all F have it
+//   submit   POST /v1/events alone (relay and worker stopped) under autocannon
+//   memory   peak RSS (VmHWM) of each process
+// and the baselines on the same machine and Temporal server:
+//   bare     a one-activity workflow that POSTs the same payload with the same HTTP client,
+//            started directly by a client (bench/bare/), same worker settings
+//   raw      the same POSTs in a plain loop, no Temporal
+//   fastify  a bare Fastify route writing one row, under the same autocannon load
+// With the dev server, e2e and its baselines run once per SQLite setting (default, WAL) so the
+// better one can be chosen. Prints a table; writes bench/results/<timestamp>.json.
+//
+// Options (flag or env): --events/BENCH_EVENTS (2000), --concurrency/BENCH_CONCURRENCY (32, the
+// producer's), --latency-events/BENCH_LATENCY_EVENTS (500), --fanout/BENCH_FANOUT (100),
+// --submit-seconds/BENCH_SUBMIT_SECONDS (10), --connections/BENCH_CONNECTIONS (32, autocannon),
+// --pragmas/BENCH_PRAGMAS (both | default | wal), --phases/BENCH_PHASES (comma list of
+// raw,bare,e2e,latency,fanout,submit; default all), --payload-bytes/BENCH_PAYLOAD_BYTES (512).
+// HOOKLINE_* variables (HOOKLINE_WORKER_MAX_ACTIVITIES, HOOKLINE_RELAY_BATCH_SIZE,
+// HOOKLINE_LOG_LEVEL, …) pass through to the roles and are recorded with the results.
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import autocannon from 'autocannon';
+import pg from 'pg';
+import { DefaultLogger, Runtime } from '@temporalio/worker';
+import { findFreePort } from '../src/temporal/devserver';
+import { VERSION } from '../src/version';
+import { cpuSecondsOfExecutable, machineCpu, pidsOfExecutable, postgresCpuSeconds, procStats, REPO, sleep, spawnNode, type ChildProc } from './lib/procs';
+import { createEndpoint, samplePayload, submitBurst, submitEvent, submitPaced, type Submitted } from './lib/producer';
+import { BenchReceiver } from './lib/receiver';
+import {
+  connectTemporal, createDatabase, DEFAULT_ADMIN_URL, hasPollers, HooklineRoles, PRAGMA_SETS, startTemporal,
+  type TemporalHandle,
+} from './lib/stack';
+import { latency, now, pool, round, table, type Latency } from './lib/stats';
+
+Runtime.install({ logger: new DefaultLogger('ERROR') });
+
+const PHASES = ['raw', 'bare', 'e2e', 'latency', 'fanout', 'submit'] as const;
+type Phase = (typeof PHASES)[number];
+
+function options() {
+  const { values } = parseArgs({
+    options: {
+      events: { type: 'string' },
+      concurrency: { type: 'string' },
+      'latency-events': { type: 'string' },
+      fanout: { type: 'string' },
+      'submit-seconds': { type: 'string' },
+      connections: { type: 'string' },
+      pragmas: { type: 'string' },
+      phases: { type: 'string' },
+      'payload-bytes': { type: 'string' },
+    },
+  });
+  const env = process.env;
+  const num = (flag: string | undefined, name: string, dflt: number) => {
+    const v = Number(flag ?? env[name] ?? dflt);
+    if (!Number.isFinite(v) || v < 0) throw new Error(`${name}: not a number`);
+    return v;
+  };
+  const pragmas = values.pragmas ?? env.BENCH_PRAGMAS ?? 'both';
+  if (!['both', 'default', 'wal'].includes(pragmas)) throw new Error('BENCH_PRAGMAS: both, default or wal');
+  const phases = (values.phases ?? env.BENCH_PHASES ?? PHASES.join(',')).split(',').map((s) => s.trim()) as Phase[];
+  for (const p of phases) if (!PHASES.includes(p)) throw new Error(`BENCH_PHASES: unknown phase ${p}`);
+  return {
+    events: num(values.events, 'BENCH_EVENTS', 2000),
+    concurrency: num(values.concurrency, 'BENCH_CONCURRENCY', 32),
+    latencyEvents: num(values['latency-events'], 'BENCH_LATENCY_EVENTS', 500),
+    fanout: num(values.fanout, 'BENCH_FANOUT', 100),
+    submitSeconds: num(values['submit-seconds'], 'BENCH_SUBMIT_SECONDS', 10),
+    connections: num(values.connections, 'BENCH_CONNECTIONS', 32),
+    payloadBytes: num(values['payload-bytes'], 'BENCH_PAYLOAD_BYTES', 512),
+    pragmas: pragmas as 'both' | 'default' | 'wal',
+    phases: new Set(phases),
+  };
+}
+
+type Options = ReturnType<typeof options>;
+
+const log = (msg: string) => console.log(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}`);
+
+/** Waits until `count()` reaches `target`, logging progress; throws after `timeoutMs` without progress. */
+async function waitCount(what: string, count: () => number, target: number, stallMs = 120_000): Promise<void> {
+  let last = -1;
+  let lastChange = Date.now();
+  let lastLog = Date.now();
+  for (;;) {
+    const c = count();
+    if (c >= target) return;
+    if (c !== last) {
+      last = c;
+      lastChange = Date.now();
+    }
+    if (Date.now() - lastChange > stallMs) throw new Error(`${what}: stuck at ${c}/${target} for ${stallMs / 1000} s`);
+    if (Date.now() - lastLog > 5_000) {
+      log(`  ${what}: ${c}/${target}`);
+      lastLog = Date.now();
+    }
+    await sleep(20);
+  }
+}
+
+/**
+ * CPU seconds per process over a phase, our database's Postgres backends, the bench process
+ * itself, and what the rest of the machine used meanwhile (`other`: shared Postgres processes,
+ * and anything else running — on a shared box, the reason a number is noisy).
+ */
+function cpuMeter(procs: () => Array<{ name: string; pid: number }>, database?: string, external = false) {
+  const start = new Map<string, number>();
+  for (const p of procs()) start.set(p.name, procStats(p.pid)?.cpuSeconds ?? 0);
+  const pg0 = database ? postgresCpuSeconds(database) : 0;
+  // An external server on this machine (bench/temporal-postgres.sh): its process and its databases.
+  const ext = () => ({
+    temporal: cpuSecondsOfExecutable('temporal-server'),
+    temporalPostgres: postgresCpuSeconds('temporal') + postgresCpuSeconds('temporal_visibility'),
+  });
+  const ext0 = external ? ext() : null;
+  const self0 = process.cpuUsage();
+  const m0 = machineCpu();
+  return () => {
+    const out: Record<string, number> = {};
+    for (const p of procs()) out[p.name] = round((procStats(p.pid)?.cpuSeconds ?? 0) - (start.get(p.name) ?? 0), 2);
+    if (database) out.postgres = round(postgresCpuSeconds(database) - pg0, 2);
+    if (ext0) {
+      const e = ext();
+      out.temporal = round(e.temporal - ext0.temporal, 2);
+      out.temporalPostgres = round(e.temporalPostgres - ext0.temporalPostgres, 2);
+    }
+    const self = process.cpuUsage(self0);
+    out.bench = round((self.user + self.system) / 1e6, 2);
+    const m1 = machineCpu();
+    const busy = (m1.busy - m0.busy) / 100;
+    const known = Object.values(out).reduce((a, b) => a + b, 0);
+    out.other = round(Math.max(0, busy - known), 2);
+    out.machineBusyPct = round((100 * (m1.busy - m0.busy)) / Math.max(1, m1.total - m0.total), 0);
+    return out;
+  };
+}
+
+/** Share of the machine's CPU that was busy over `ms`, before a run starts (is the box quiet?). */
+async function machineBusyPct(ms: number): Promise<number> {
+  const m0 = machineCpu();
+  await sleep(ms);
+  const m1 = machineCpu();
+  return round((100 * (m1.busy - m0.busy)) / Math.max(1, m1.total - m0.total), 0);
+}
+
+/** History length of a closed workflow: the work Temporal did for one event (waits for it to close). */
+async function historyLength(client: Awaited<ReturnType<typeof connectTemporal>>['client'], workflowId: string): Promise<number | null> {
+  try {
+    const handle = client.workflow.getHandle(workflowId);
+    await handle.result();
+    return (await handle.describe()).historyLength;
+  } catch {
+    return null;
+  }
+}
+
+interface ThroughputResult {
+  events: number;
+  seconds: number;
+  perSecond: number;
+  latencyMs: Latency;
+  cpu?: Record<string, number>;
+}
+
+function measure(sent: Submitted[] | Array<{ id: string; sentAt: number }>, rx: BenchReceiver, p: string): ThroughputResult {
+  const lat: number[] = [];
+  let last = 0;
+  for (const s of sent) {
+    const a = rx.arrivals.get(rx.key(p, s.id));
+    if (!a) throw new Error(`${s.id} never arrived at ${p}`);
+    lat.push(a.first - s.sentAt);
+    last = Math.max(last, a.first);
+  }
+  const first = Math.min(...sent.map((s) => s.sentAt));
+  const seconds = (last - first) / 1000;
+  return { events: sent.length, seconds: round(seconds, 2), perSecond: round(sent.length / seconds, 1), latencyMs: latency(lat) };
+}
+
+async function autocannonRun(url: string, seconds: number, connections: number, body: string) {
+  const r = await autocannon({
+    url,
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body,
+    connections,
+    duration: seconds,
+  });
+  return {
+    requestsPerSecond: round(r.requests.average, 0),
+    latencyMs: { p50: r.latency.p50, p97_5: r.latency.p97_5, p99: r.latency.p99, max: r.latency.max },
+    total: r.requests.total,
+    ok: r['2xx'],
+    non2xx: r.non2xx,
+    errors: r.errors,
+    connections,
+    seconds,
+  };
+}
+
+type SubmitResult = Awaited<ReturnType<typeof autocannonRun>> & { cpu?: Record<string, number> };
+
+async function runRaw(o: Options, rx: BenchReceiver, logDir: string) {
+  const p = '/raw';
+  const n = o.events;
+  const child = spawnNode({
+    name: 'raw', script: path.join(__dirname, 'bare', 'raw-post.ts'),
+    args: [rx.url(p), String(n), String(Number(process.env.HOOKLINE_WORKER_MAX_ACTIVITIES ?? 200)), String(o.payloadBytes)],
+    env: process.env, logFile: path.join(logDir, 'raw.log'),
+  });
+  const exit = await child.exited;
+  if (exit.code !== 0) throw new Error(`raw-post failed; see ${child.logFile}`);
+  const { readFileSync } = await import('node:fs');
+  const line = readFileSync(child.logFile, 'utf8').trim().split('\n').pop()!;
+  const r = JSON.parse(line) as { n: number; failed: number; elapsedMs: number };
+  return { events: n, failed: r.failed, seconds: round(r.elapsedMs / 1000, 2), perSecond: round(n / (r.elapsedMs / 1000), 1) };
+}
+
+async function runBare(o: Options, rx: BenchReceiver, temporal: TemporalHandle, client: Awaited<ReturnType<typeof connectTemporal>>['client'], tag: string, logDir: string) {
+  const taskQueue = `bench-bare-${tag}-${Date.now()}`;
+  const worker = spawnNode({
+    name: 'bare-worker', script: path.join(__dirname, 'bare', 'worker.ts'),
+    env: { ...process.env, TEMPORAL_ADDRESS: temporal.address, TEMPORAL_TASK_QUEUE: taskQueue },
+    logFile: path.join(logDir, `bare-worker-${tag}.log`),
+  });
+  try {
+    const deadline = Date.now() + 90_000;
+    while (!(await hasPollers(client, taskQueue, worker.pid))) {
+      if (Date.now() > deadline || worker.child.exitCode !== null) throw new Error(`bare worker not ready; see ${worker.logFile}`);
+      await sleep(200);
+    }
+    const p = `/bare/${tag}`;
+    const data = samplePayload(o.payloadBytes);
+    const startAll = async (ids: string[]) => {
+      const sent: Array<{ id: string; sentAt: number }> = new Array(ids.length);
+      // As many starts in flight as the relay has (one batch).
+      await pool(ids.length, Number(process.env.HOOKLINE_RELAY_BATCH_SIZE ?? 100), async (i) => {
+        const id = ids[i];
+        const body = JSON.stringify({ id, type: 'bench.bare', timestamp: new Date().toISOString(), data });
+        const sentAt = now();
+        await client.workflow.start('bareDeliver', { taskQueue, workflowId: id, args: [{ url: rx.url(p), id, body }] });
+        sent[i] = { id, sentAt };
+      });
+      return sent;
+    };
+    // Unique per run: a persistent server (TEMPORAL_ADDRESS) still holds the last run's ids.
+    const run = Date.now().toString(36);
+    const warm = await startAll(Array.from({ length: 50 }, (_, i) => `bare_${tag}_${run}_warm_${i}`));
+    await waitCount('bare warm-up', () => rx.distinct.get(p) ?? 0, warm.length);
+    const cpu = cpuMeter(() => [{ name: 'worker', pid: worker.pid }, ...(temporal.server ? [{ name: 'temporal', pid: temporal.server.pid }] : [])], undefined, !temporal.server);
+    const sent = await startAll(Array.from({ length: o.events }, (_, i) => `bare_${tag}_${run}_${i}`));
+    await waitCount('bare', () => rx.distinct.get(p) ?? 0, warm.length + o.events);
+    const result: ThroughputResult = { ...measure(sent, rx, p), cpu: cpu() };
+    worker.sample();
+    return { ...result, historyEvents: await historyLength(client, sent[0].id), workerPeakRssMiB: round((worker.last?.hwmKb ?? 0) / 1024, 0) };
+  } finally {
+    await worker.stop();
+  }
+}
+
+async function runHookline(o: Options, rx: BenchReceiver, temporal: TemporalHandle, client: Awaited<ReturnType<typeof connectTemporal>>['client'], tag: string, logDir: string, adminUrl: string) {
+  const db = await createDatabase(adminUrl, 'hookline_bench');
+  const roles = new HooklineRoles({
+    databaseUrl: db.url,
+    temporalAddress: temporal.address,
+    logDir,
+    settings: {
+      apiPort: await findFreePort(),
+      env: { HOOKLINE_LOG_LEVEL: process.env.HOOKLINE_LOG_LEVEL ?? 'info' },
+      profile: process.env.BENCH_PROFILE
+        ? { roles: process.env.BENCH_PROFILE.split(','), dir: path.join(os.tmpdir(), 'hookline-bench-profiles') }
+        : undefined,
+    },
+  });
+  const out: Record<string, unknown> = {};
+  try {
+    await roles.startAll(client);
+    const api = roles.apiUrl;
+    const data = samplePayload(o.payloadBytes);
+    const procList = () => [
+      ...(['api', 'relay', 'worker'] as const).flatMap((r) => (roles.procs[r] ? [{ name: r, pid: roles.procs[r]!.pid }] : [])),
+      ...(temporal.server ? [{ name: 'temporal', pid: temporal.server.pid }] : []),
+    ];
+
+    const e2ePath = `/e2e/${tag}`;
+    await createEndpoint(api, { url: rx.url(e2ePath), eventTypes: ['bench.e2e'] });
+    let arrived = 0;
+    const warm = await submitBurst(api, 'bench.e2e', 50, o.concurrency, data);
+    arrived += warm.length;
+    await waitCount('hookline warm-up', () => rx.distinct.get(e2ePath) ?? 0, arrived);
+
+    if (o.phases.has('e2e')) {
+      log(`${tag}: e2e, ${o.events} events`);
+      const cpu = cpuMeter(procList, db.name, !temporal.server);
+      const sent = await submitBurst(api, 'bench.e2e', o.events, o.concurrency, data);
+      arrived += sent.length;
+      await waitCount('e2e', () => rx.distinct.get(e2ePath) ?? 0, arrived);
+      out.e2e = { ...measure(sent, rx, e2ePath), cpu: cpu(), historyEvents: await historyLength(client, sent[0].id) };
+      const e2e = out.e2e as ThroughputResult;
+      log(`${tag}: e2e ${e2e.perSecond}/s, p50 ${e2e.latencyMs.p50} ms, p99 ${e2e.latencyMs.p99} ms`);
+    }
+
+    if (o.phases.has('latency')) {
+      const base = (out.e2e as ThroughputResult | undefined)?.perSecond ?? 50;
+      const rate = Math.max(5, Math.round(base / 2));
+      const n = Math.min(o.latencyEvents, rate * 30);
+      log(`${tag}: latency, ${n} events at ${rate}/s`);
+      const sent = await submitPaced(api, 'bench.e2e', n, rate, data);
+      arrived += sent.length;
+      await waitCount('latency', () => rx.distinct.get(e2ePath) ?? 0, arrived);
+      const m = measure(sent, rx, e2ePath);
+      out.latency = { events: n, ratePerSecond: rate, latencyMs: m.latencyMs };
+    }
+
+    if (o.phases.has('fanout') && o.fanout > 0) {
+      log(`${tag}: fan-out to ${o.fanout} endpoints`);
+      const paths = Array.from({ length: o.fanout }, (_, k) => `/fan/${tag}/${k}`);
+      await pool(paths.length, 10, async (k) => {
+        await createEndpoint(api, { url: rx.url(paths[k]), eventTypes: ['bench.fanout'] });
+      });
+      const runs: number[] = [];
+      for (let r = 0; r < 3; r++) {
+        const ev = await submitEvent(api, 'bench.fanout', { ...data, round: r });
+        await waitCount('fan-out', () => paths.filter((p) => rx.arrivals.has(rx.key(p, ev.id))).length, paths.length);
+        const last = Math.max(...paths.map((p) => rx.arrivals.get(rx.key(p, ev.id))!.first));
+        runs.push(round(last - ev.sentAt, 0));
+      }
+      out.fanout = { endpoints: o.fanout, msUntilAllDelivered: runs };
+    }
+
+    if (o.phases.has('submit')) {
+      // The submit path alone: nothing else competes for the two cores.
+      await roles.procs.relay?.stop();
+      await roles.procs.worker?.stop();
+      log(`${tag}: submit path, autocannon ${o.submitSeconds} s × ${o.connections} connections`);
+      const cpu = cpuMeter(() => [{ name: 'api', pid: roles.procs.api!.pid }], db.name);
+      out.submit = { ...(await autocannonRun(`${api}/v1/events`, o.submitSeconds, o.connections, JSON.stringify({ type: 'bench.submit', data }))), cpu: cpu() };
+      // Those events are not for delivery: keep the next run's relay from finding them.
+      const c = new pg.Client({ connectionString: db.url });
+      await c.connect();
+      await c.query('DELETE FROM outbox').finally(() => c.end());
+    }
+
+    const mem: Record<string, number> = {};
+    for (const r of ['api', 'relay', 'worker'] as const) {
+      const p = roles.procs[r];
+      p?.sample();
+      if (p?.last) mem[r] = round(p.last.hwmKb / 1024, 0);
+    }
+    const temporalPids = temporal.server ? [temporal.server.pid] : pidsOfExecutable('temporal-server');
+    const hwm = temporalPids.reduce((a, pid) => a + (procStats(pid)?.hwmKb ?? 0), 0);
+    if (hwm > 0) mem.temporal = round(hwm / 1024, 0);
+    out.peakRssMiB = mem;
+    return out;
+  } finally {
+    await roles.stopAll();
+    await db.drop().catch((err) => log(`could not drop ${db.name}: ${(err as Error).message}`));
+  }
+}
+
+async function runSubmitBaseline(o: Options, adminUrl: string, logDir: string): Promise<SubmitResult> {
+  const db = await createDatabase(adminUrl, 'hookline_bench');
+  const port = await findFreePort();
+  const server: ChildProc = spawnNode({
+    name: 'fastify', script: path.join(__dirname, 'bare', 'submit-server.ts'),
+    env: { ...process.env, DATABASE_URL: db.url, PORT: String(port) },
+    logFile: path.join(logDir, 'submit-server.log'),
+  });
+  try {
+    const deadline = Date.now() + 60_000;
+    while (!(await fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.ok, () => false))) {
+      if (Date.now() > deadline || server.child.exitCode !== null) throw new Error(`submit server not ready; see ${server.logFile}`);
+      await sleep(200);
+    }
+    log(`bare Fastify route, autocannon ${o.submitSeconds} s × ${o.connections} connections`);
+    const cpu = cpuMeter(() => [{ name: 'api', pid: server.pid }], db.name);
+    const r = await autocannonRun(`http://127.0.0.1:${port}/v1/events`, o.submitSeconds, o.connections, JSON.stringify({ type: 'bench.submit', data: samplePayload(o.payloadBytes) }));
+    return { ...r, cpu: cpu() };
+  } finally {
+    await server.stop();
+    await db.drop().catch(() => {});
+  }
+}
+
+function machine() {
+  const cpus = os.cpus();
+  return {
+    cpus: cpus.length,
+    cpuModel: cpus[0]?.model ?? 'unknown',
+    memoryGiB: round(os.totalmem() / 2 ** 30, 0),
+    os: `${os.type()} ${os.release()}`,
+    node: process.version,
+  };
+}
+
+async function main(): Promise<void> {
+  const o = options();
+  const adminUrl = process.env.DATABASE_URL || DEFAULT_ADMIN_URL;
+  const external = process.env.TEMPORAL_ADDRESS || undefined;
+  const tmp = mkdtempSync(path.join(os.tmpdir(), 'hookline-bench-'));
+  const logDir = path.join(tmp, 'logs');
+  mkdirSync(logDir);
+  const startedAt = new Date();
+  const settings = Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('HOOKLINE_')));
+  log(`temp dir ${tmp} (role logs in ${logDir})`);
+
+  const idleBusyPct = await machineBusyPct(2_000);
+  if (idleBusyPct > 15) log(`warning: the machine is ${idleBusyPct}% busy before the run; numbers will be noisy`);
+  const rx = new BenchReceiver();
+  await rx.up();
+  const configs: string[] = external ? ['external'] : o.pragmas === 'both' ? ['default', 'wal'] : [o.pragmas];
+  const runs: Array<Record<string, any>> = [];
+  let raw: Awaited<ReturnType<typeof runRaw>> | null = null;
+  let fastify: SubmitResult | null = null;
+  let failed = false;
+  try {
+    if (o.phases.has('raw')) {
+      log(`raw HTTP loop, ${o.events} POSTs`);
+      raw = await runRaw(o, rx, logDir);
+    }
+    if (o.phases.has('submit')) fastify = await runSubmitBaseline(o, adminUrl, logDir);
+
+    for (const tag of configs) {
+      const pragmas = PRAGMA_SETS[tag] ?? {};
+      log(`Temporal: ${external ? `external ${external}` : `dev server, SQLite file, pragmas ${JSON.stringify(pragmas)}`}`);
+      const started = Date.now();
+      const temporal = await startTemporal({ external, dbFile: path.join(tmp, `temporal-${tag}.db`), pragmas });
+      const { client, connection } = await connectTemporal(temporal.address);
+      const run: Record<string, any> = { temporal: tag, pragmas, temporalStartMs: Date.now() - started };
+      try {
+        if (o.phases.has('bare')) {
+          log(`${tag}: bare Temporal baseline, ${o.events} workflows`);
+          run.bare = await runBare(o, rx, temporal, client, tag, logDir);
+          log(`${tag}: bare ${run.bare.perSecond}/s`);
+        }
+        Object.assign(run, await runHookline(o, rx, temporal, client, tag, logDir, adminUrl));
+        if (run.e2e && run.bare) {
+          run.ratioToBareTemporal = round(run.e2e.perSecond / run.bare.perSecond, 2);
+          // Noise-resistant companion of the throughput ratio: CPU the pipeline spent per event
+          // (everything but the bench process and unrelated load), bare over Hookline.
+          const pipeline = (cpu: Record<string, number>) =>
+            ['api', 'relay', 'worker', 'temporal', 'postgres', 'temporalPostgres'].reduce((a, k) => a + (cpu[k] ?? 0), 0);
+          run.cpuMsPerEvent = { hookline: round((1000 * pipeline(run.e2e.cpu)) / run.e2e.events, 1), bare: round((1000 * pipeline(run.bare.cpu)) / run.bare.events, 1) };
+          run.cpuRatioToBareTemporal = round(run.cpuMsPerEvent.bare / run.cpuMsPerEvent.hookline, 2);
+        }
+        if (run.e2e && raw) run.ratioToRawHttp = round(run.e2e.perSecond / raw.perSecond, 3);
+        if (run.submit && fastify) run.submitRatioToFastify = round(run.submit.requestsPerSecond / fastify.requestsPerSecond, 2);
+      } catch (err) {
+        failed = true;
+        run.error = (err as Error).message;
+        log(`${tag}: FAILED: ${(err as Error).stack}`);
+      } finally {
+        runs.push(run);
+        await connection.close();
+        if (temporal.server) {
+          const s = procStats(temporal.server.pid);
+          if (s && run.peakRssMiB) run.peakRssMiB.temporal = round(s.hwmKb / 1024, 0);
+        }
+        await temporal.stop();
+      }
+    }
+  } finally {
+    await rx.down();
+  }
+
+  const withE2e = runs.filter((r) => r.e2e);
+  const winner = withE2e.length > 1 ? withE2e.reduce((a, b) => (b.e2e.perSecond > a.e2e.perSecond ? b : a)).temporal : null;
+  const results = {
+    hookline: VERSION,
+    startedAt: startedAt.toISOString(),
+    durationSeconds: round((Date.now() - startedAt.getTime()) / 1000, 0),
+    machine: { ...machine(), busyPctBeforeRun: idleBusyPct },
+    options: { ...o, phases: [...o.phases] },
+    settings: {
+      ...settings,
+      HOOKLINE_WORKER_MAX_ACTIVITIES: settings.HOOKLINE_WORKER_MAX_ACTIVITIES ?? '200 (default)',
+      HOOKLINE_RELAY_BATCH_SIZE: settings.HOOKLINE_RELAY_BATCH_SIZE ?? '100 (default)',
+      HOOKLINE_LOG_LEVEL: settings.HOOKLINE_LOG_LEVEL ?? 'info (default)',
+    },
+    temporal: external ? `external ${external}` : 'temporal server start-dev (CLI v1.5.1, server 1.29.1), SQLite file',
+    raw,
+    fastify,
+    runs,
+    fastestSqliteSetting: winner,
+  };
+  const resultsDir = path.join(REPO, 'bench', 'results');
+  mkdirSync(resultsDir, { recursive: true });
+  const file = path.join(resultsDir, `${startedAt.toISOString().replace(/[:.]/g, '-')}.json`);
+  writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
+
+  console.log('');
+  console.log(report(results));
+  console.log(`\nresults: ${path.relative(process.cwd(), file)}`);
+  if (!failed) rmSync(tmp, { recursive: true, force: true });
+  else log(`role logs kept in ${logDir}`);
+  process.exitCode = failed ? 1 : 0;
+}
+
+function report(r: { machine: ReturnType<typeof machine> & { busyPctBeforeRun: number }; raw: any; fastify: SubmitResult | null; runs: any[]; options: any }): string {
+  const cols = r.runs.map((x) => x.temporal);
+  const row = (label: string, f: (x: any) => unknown) => [label, ...r.runs.map((x) => {
+    try {
+      const v = f(x);
+      return v === undefined || v === null || Number.isNaN(v) ? '-' : String(v);
+    } catch {
+      return '-';
+    }
+  })];
+  const rows: Array<Array<string | number>> = [
+    ['', ...cols.map((c) => `Temporal: ${c}`)],
+    row(`Hookline e2e events/s (${r.options.events} events)`, (x) => x.e2e.perSecond),
+    row('  burst latency p50 / p95 / p99 ms', (x) => `${x.e2e.latencyMs.p50} / ${x.e2e.latencyMs.p95} / ${x.e2e.latencyMs.p99}`),
+    row('  history events per workflow, Hookline / bare', (x) => `${x.e2e.historyEvents} / ${x.bare.historyEvents}`),
+    row('bare Temporal workflows/s', (x) => x.bare.perSecond),
+    row('  ratio Hookline / bare Temporal', (x) => x.ratioToBareTemporal),
+    row('  CPU ms per event, Hookline / bare (ratio)', (x) => `${x.cpuMsPerEvent.hookline} / ${x.cpuMsPerEvent.bare} (${x.cpuRatioToBareTemporal})`),
+    row('raw HTTP POSTs/s', () => r.raw?.perSecond),
+    row('  ratio Hookline / raw HTTP', (x) => x.ratioToRawHttp),
+    row('latency at ½ load: rate/s', (x) => x.latency.ratePerSecond),
+    row('  p50 / p95 / p99 ms', (x) => `${x.latency.latencyMs.p50} / ${x.latency.latencyMs.p95} / ${x.latency.latencyMs.p99}`),
+    row(`fan-out to ${r.options.fanout}: ms until all delivered`, (x) => x.fanout.msUntilAllDelivered.join(' / ')),
+    row('POST /v1/events req/s (autocannon)', (x) => x.submit.requestsPerSecond),
+    row('  p50 / p99 ms', (x) => `${x.submit.latencyMs.p50} / ${x.submit.latencyMs.p99}`),
+    row('bare Fastify 1-row insert req/s', () => r.fastify?.requestsPerSecond),
+    row('  p50 / p99 ms', () => `${r.fastify!.latencyMs.p50} / ${r.fastify!.latencyMs.p99}`),
+    row('  ratio submit / bare Fastify', (x) => x.submitRatioToFastify),
+    row('  CPU ms per request api+postgres, Hookline / Fastify', (x) =>
+      `${round((1000 * (x.submit.cpu.api + x.submit.cpu.postgres)) / x.submit.total, 2)} / ${round((1000 * (r.fastify!.cpu!.api + r.fastify!.cpu!.postgres)) / r.fastify!.total, 2)}`),
+    row('peak RSS MiB api / relay / worker', (x) => `${x.peakRssMiB.api} / ${x.peakRssMiB.relay} / ${x.peakRssMiB.worker}`),
+    row('peak RSS MiB Temporal server', (x) => x.peakRssMiB.temporal),
+    row('e2e CPU s api/relay/worker/temporal/bench', (x) => ['api', 'relay', 'worker', 'temporal', 'bench'].map((k) => x.e2e.cpu[k] ?? '-').join(' / ')),
+    row('  CPU s postgres (this db) / other', (x) => `${x.e2e.cpu.postgres} / ${x.e2e.cpu.other}`),
+    row('bare CPU s worker/temporal/other', (x) => ['worker', 'temporal', 'other'].map((k) => x.bare.cpu[k] ?? '-').join(' / ')),
+    row('  machine busy during e2e %', (x) => x.e2e.cpu.machineBusyPct),
+  ];
+  for (const x of r.runs) if (x.error) rows.push([`error (${x.temporal})`, x.error]);
+  const m = r.machine;
+  return `Hookline bench — ${m.cpus} × ${m.cpuModel}, ${m.memoryGiB} GiB, ${m.os}, Node ${m.node}; ` +
+    `machine ${m.busyPctBeforeRun}% busy before the run\n\n${table(rows)}`;
+}
+
+main().catch((err) => {
+  console.error(`bench: ${err instanceof Error ? err.stack : err}`);
+  process.exit(1);
+});
