@@ -13,6 +13,7 @@ import {
   executeChild,
   getExternalWorkflowHandle,
   proxyActivities,
+  proxyLocalActivities,
   setCurrentDetails,
   setHandler,
   TimeoutFailure,
@@ -59,9 +60,12 @@ const DEFAULT_HISTORY_LIMIT = 10_000;
 // Temporal's 2 KiB limit per search attribute value (50 ids × ~33 bytes).
 export const FANOUT_CHILD_BATCH = 50;
 
-const control = proxyActivities<Activities>({
-  startToCloseTimeout: '1 minute',
-  retry: { initialInterval: '1s', maximumInterval: '1 minute' },
+// Bookkeeping (resolve endpoints, write a delivery's status) runs as local activities: no
+// activity-task round trip through the server and fewer history events per event, and after a
+// worker crash it is retried within seconds rather than after a long task timeout.
+const control = proxyLocalActivities<Activities>({
+  startToCloseTimeout: '10s',
+  retry: { initialInterval: '1s', maximumInterval: '30s' },
 });
 
 export async function deliverEvent(input: DeliverEventInput): Promise<Record<string, EndpointState>> {
@@ -171,6 +175,7 @@ export async function deliverEvent(input: DeliverEventInput): Promise<Record<str
     }
   }
 
+  let published = '';
   function publish(): void {
     const values = [...states.values()].map((s) => s.state);
     const overall: DeliveryStatusValue = values.includes('delivering')
@@ -181,13 +186,19 @@ export async function deliverEvent(input: DeliverEventInput): Promise<Record<str
           ? 'dropped'
           : 'delivered';
     const deadLettered = [...states.entries()].filter(([id, s]) => s.state === 'dead_lettered' && !owner.has(id)).map(([id]) => id);
-    upsertSearchAttributes([
-      { key: EventType, value: eventType },
-      // Endpoints delivered by child workflows are listed on the children.
-      { key: EndpointIds, value: [...endpoints.keys()].filter((id) => !delegated.has(id) || running.has(id)) },
-      { key: DeadLetteredEndpoints, value: deadLettered },
-      { key: DeliveryStatus, value: overall },
-    ]);
+    const visible = [...endpoints.keys()].filter((id) => !delegated.has(id) || running.has(id));
+    // Each upsert is a history event: write only when what the Web UI searches on changed.
+    const key = JSON.stringify([eventType, visible, deadLettered, overall]);
+    if (key !== published) {
+      published = key;
+      upsertSearchAttributes([
+        { key: EventType, value: eventType },
+        // Endpoints delivered by child workflows are listed on the children.
+        { key: EndpointIds, value: visible },
+        { key: DeadLetteredEndpoints, value: deadLettered },
+        { key: DeliveryStatus, value: overall },
+      ]);
+    }
     // The Web UI's "current details" of a running delivery (no history event; read by query).
     setCurrentDetails(workflowCurrentDetails(eventType, states));
   }
@@ -220,8 +231,13 @@ export async function deliverEvent(input: DeliverEventInput): Promise<Record<str
           }
           parkedUntil = 0;
         }
+        const previous = states.get(ep.id)?.state;
         setState(ep.id, 'delivering');
-        await control.markDelivery({ eventId, endpointId: ep.id, status: 'delivering' });
+        // A replay moves the row back to delivering at once; a first run's row is already
+        // pending, and the first attempt updates it.
+        if (previous !== 'delivering') {
+          await control.markDelivery({ eventId, endpointId: ep.id, status: 'delivering' });
+        }
         try {
           await deliveryActivities(ep, requestTimeoutMs).deliver({ eventId, endpointId: ep.id });
           replayRequested.delete(ep.id);
