@@ -2,6 +2,8 @@
 // template that globalSetup made), the shared Temporal dev server, a worker and relay on a task
 // queue of its own, the Fastify app, and real HTTP receivers on 127.0.0.1.
 import http from 'node:http';
+import path from 'node:path';
+import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import type { AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
@@ -251,4 +253,25 @@ export async function createApiOnly(env: Record<string, string> = {}) {
       await db.drop();
     },
   };
+}
+
+/** One Hookline role (`worker`, `relay`, `api`) as a real child process on the harness's queue. */
+export function spawnRole(
+  h: Harness,
+  role: 'worker' | 'relay' | 'api',
+  env: Record<string, string> = {},
+  stdio: StdioOptions = ['ignore', 'inherit', 'inherit'],
+): ChildProcess {
+  return spawn(process.execPath, ['--import', 'tsx', path.join(__dirname, '../src/cli/main.ts'), role], {
+    env: {
+      ...process.env,
+      DATABASE_URL: h.config.DATABASE_URL,
+      TEMPORAL_ADDRESS: inject('temporalAddress'),
+      TEMPORAL_TASK_QUEUE: h.taskQueue,
+      HOOKLINE_ALLOW_PRIVATE_TARGETS: 'true',
+      HOOKLINE_WORKER_METRICS_PORT: '0',
+      ...env,
+    },
+    stdio,
+  });
 }

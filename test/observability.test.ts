@@ -1,9 +1,8 @@
 // Observability on the real parts: the OpenAPI document, endpoint stats, the API's and the
 // worker's Prometheus metrics, the Temporal Web UI's summary, details and visibility queries
 // (the ones the README tells operators to paste), and the worker process's log lines.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import path from 'node:path';
 import readline from 'node:readline';
 import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -15,7 +14,7 @@ import { PinoTemporalLogger } from '../src/worker/logging';
 import { FailureTypes } from '../activities';
 import { findFreePort } from '../src/temporal/devserver';
 import { workflowCurrentDetails, workflowStaticDetails } from '../src/temporal/web-ui';
-import { createEndpoint, createHarness, FAST_RETRY, sendEvent, startReceiver, waitFor, type Harness, type Receiver } from './helpers';
+import { createEndpoint, createHarness, FAST_RETRY, sendEvent, spawnRole, startReceiver, waitFor, type Harness, type Receiver } from './helpers';
 
 const unique = () => randomBytes(4).toString('hex');
 
@@ -319,19 +318,12 @@ describe('worker process', () => {
     const metricsPort = await findFreePort();
     const lines: any[] = [];
     const raw: string[] = [];
-    child = spawn(process.execPath, ['--import', 'tsx', path.join(__dirname, '../src/cli/main.ts'), 'worker'], {
-      env: {
-        ...process.env,
-        DATABASE_URL: h.config.DATABASE_URL,
-        TEMPORAL_ADDRESS: inject('temporalAddress'),
-        TEMPORAL_TASK_QUEUE: h.taskQueue,
-        HOOKLINE_ALLOW_PRIVATE_TARGETS: 'true',
-        HOOKLINE_LOG_LEVEL: 'info',
-        HOOKLINE_LOG_FORMAT: 'json',
-        HOOKLINE_WORKER_METRICS_PORT: String(metricsPort),
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    child = spawnRole(
+      h,
+      'worker',
+      { HOOKLINE_LOG_LEVEL: 'info', HOOKLINE_LOG_FORMAT: 'json', HOOKLINE_WORKER_METRICS_PORT: String(metricsPort) },
+      ['ignore', 'pipe', 'pipe'],
+    );
     for (const stream of [child.stdout!, child.stderr!]) {
       readline.createInterface({ input: stream }).on('line', (line) => {
         raw.push(line);

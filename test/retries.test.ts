@@ -1,10 +1,8 @@
 // Retries, deadlines, dead letters and replay — with short policies, so a receiver that is down
 // "for hours" is down for seconds.
-import { spawn, type ChildProcess } from 'node:child_process';
-import path from 'node:path';
+import type { ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { inject } from 'vitest';
-import { createEndpoint, createHarness, FAST_RETRY, sendEvent, startReceiver, waitFor, type Harness, type Receiver } from './helpers';
+import { createEndpoint, createHarness, FAST_RETRY, sendEvent, spawnRole, startReceiver, waitFor, type Harness, type Receiver } from './helpers';
 
 async function delivery(h: Harness, eventId: string, endpointId: string) {
   const res = await h.app.inject({ method: 'GET', url: `/v1/events/${eventId}` });
@@ -206,22 +204,7 @@ describe('worker killed mid-backoff', () => {
   let rx: Receiver;
   let child: ChildProcess | null = null;
 
-  const spawnWorker = () => {
-    const proc = spawn(process.execPath, ['--import', 'tsx', path.join(__dirname, '../src/cli/main.ts'), 'worker'], {
-      env: {
-        ...process.env,
-        DATABASE_URL: h.config.DATABASE_URL,
-        TEMPORAL_ADDRESS: inject('temporalAddress'),
-        TEMPORAL_TASK_QUEUE: h.taskQueue,
-        HOOKLINE_ALLOW_PRIVATE_TARGETS: 'true',
-        HOOKLINE_REQUEST_TIMEOUT_MS: '2000',
-        HOOKLINE_LOG_LEVEL: 'warn',
-        HOOKLINE_WORKER_METRICS_PORT: '0',
-      },
-      stdio: ['ignore', 'inherit', 'inherit'],
-    });
-    return proc;
-  };
+  const spawnWorker = () => spawnRole(h, 'worker', { HOOKLINE_REQUEST_TIMEOUT_MS: '2000', HOOKLINE_LOG_LEVEL: 'warn' });
 
   beforeAll(async () => {
     h = await createHarness({ noWorker: true });
