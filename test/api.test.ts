@@ -155,6 +155,34 @@ describe('API', () => {
     expect(c.json().message).toMatch(/^id:/);
   });
 
+  it('pages deliveries and dead letters newest first, with filters', async () => {
+    // Rows as the worker would have written them (this app has no Temporal).
+    for (let i = 0; i < 5; i++) {
+      const id = `evt_page_${i}`;
+      await pool.query(`INSERT INTO events (id, type, data, created_at) VALUES ($1, 'page.test', '{}', now() - make_interval(mins => $2))`, [id, 10 - i]);
+      await pool.query(
+        `INSERT INTO deliveries (event_id, endpoint_id, event_type, status, created_at, dead_lettered_at)
+         VALUES ($1, 'ep_page', 'page.test', $2, now() - make_interval(mins => $3), CASE WHEN $2 = 'dead_lettered' THEN now() END)`,
+        [id, i % 2 === 0 ? 'dead_lettered' : 'delivered', 10 - i],
+      );
+    }
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const res: any = await app.inject({ method: 'GET', url: `/v1/deliveries?endpointId=ep_page&limit=2${cursor ? `&cursor=${cursor}` : ''}` });
+      expect(res.statusCode).toBe(200);
+      seen.push(...res.json().data.map((d: any) => d.eventId));
+      cursor = res.json().nextCursor;
+    } while (cursor);
+    expect(seen).toEqual(['evt_page_4', 'evt_page_3', 'evt_page_2', 'evt_page_1', 'evt_page_0']);
+    const dead = await app.inject({ method: 'GET', url: '/v1/dead-letters?eventType=page.test' });
+    expect(dead.json().data.map((d: any) => d.eventId)).toEqual(['evt_page_4', 'evt_page_2', 'evt_page_0']);
+    const delivered = await app.inject({ method: 'GET', url: '/v1/deliveries?status=delivered&eventType=page.test' });
+    expect(delivered.json().data.map((d: any) => d.eventId)).toEqual(['evt_page_3', 'evt_page_1']);
+    const later = await app.inject({ method: 'GET', url: `/v1/dead-letters?since=${encodeURIComponent(new Date(Date.now() + 60_000).toISOString())}` });
+    expect(later.json().data).toEqual([]);
+  });
+
   it('validates list filters', async () => {
     const res = await app.inject({ method: 'GET', url: '/v1/deliveries?status=bogus' });
     expect(res.statusCode).toBe(400);
