@@ -32,15 +32,18 @@ const toRow = (r: any): EventRow => ({
  * or neither does. Returns `created: false` (and the stored row) when the id already exists.
  */
 export async function insertEventWithOutbox(db: ClientBase, e: NewEvent): Promise<{ event: EventRow; created: boolean }> {
+  // One statement, one round trip: the outbox row is written only if the event row was.
   const inserted = await db.query(
-    `INSERT INTO events (id, type, version, channels, data) VALUES ($1, $2, $3, $4, $5)
-     ON CONFLICT (id) DO NOTHING RETURNING ${COLUMNS}`,
+    `WITH e AS (
+       INSERT INTO events (id, type, version, channels, data) VALUES ($1, $2, $3, $4, $5)
+       ON CONFLICT (id) DO NOTHING RETURNING ${COLUMNS}
+     ), o AS (
+       INSERT INTO outbox (event_id) SELECT id FROM e
+     )
+     SELECT * FROM e`,
     [e.id, e.type, e.version ?? null, e.channels ?? null, JSON.stringify(e.data)],
   );
-  if (inserted.rows[0]) {
-    await db.query('INSERT INTO outbox (event_id) VALUES ($1)', [e.id]);
-    return { event: toRow(inserted.rows[0]), created: true };
-  }
+  if (inserted.rows[0]) return { event: toRow(inserted.rows[0]), created: true };
   const existing = await getEvent(db, e.id);
   if (!existing) throw new Error(`event ${e.id} vanished during insert`);
   return { event: existing, created: false };
