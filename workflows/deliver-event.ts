@@ -41,15 +41,19 @@ export interface DeliverEventInput {
   requestTimeoutMs?: number;
   /** History length past which a waiting workflow continues as new (tests set it low). */
   historyLimit?: number;
-  /** Set on the child workflows of a large fan-out: never split again. */
-  child?: boolean;
+  /**
+   * Set on the child workflows of a large fan-out: the endpoints the parent resolved for this
+   * child (with eventType and requestTimeoutMs), so the child neither resolves nor splits again.
+   */
+  batch?: ResolvedEndpoint[];
 }
 
 export interface ReplayArgs {
   endpointIds?: string[];
 }
 
-export type EndpointState = 'delivering' | 'delivered' | 'dead_lettered' | 'dropped';
+/** One endpoint's state in the workflow: the same words as the DeliveryStatus search attribute. */
+export type EndpointState = DeliveryStatusValue;
 
 export const replaySignal = defineSignal<[ReplayArgs]>('replay');
 export const statusQuery = defineQuery<Record<string, { state: EndpointState; reason?: string }>>('status');
@@ -147,7 +151,7 @@ export async function deliverEvent(input: DeliverEventInput): Promise<Record<str
     try {
       const outcome = await executeChild(deliverEvent, {
         workflowId: childId,
-        args: [{ eventId, onlyEndpointIds: batch.map((e) => e.id), eventType, requestTimeoutMs, historyLimit: input.historyLimit, child: true }],
+        args: [{ eventId, batch, eventType, requestTimeoutMs, historyLimit: input.historyLimit }],
         staticSummary: `${eventType} ${eventId}: endpoints ${childId.split('/').pop()}`,
       });
       for (const [id, state] of Object.entries(outcome)) {
@@ -266,14 +270,17 @@ export async function deliverEvent(input: DeliverEventInput): Promise<Record<str
     for (const p of input.parked) void run(p.endpoint, true, p.retentionEndsAt);
     initialized = true;
   } else {
-    const resolved = await control.resolveEndpoints({ eventId, onlyEndpointIds: input.onlyEndpointIds });
+    // A fan-out child was handed its endpoints (their delivery rows exist): no second lookup.
+    const resolved = input.batch
+      ? { eventType, requestTimeoutMs, endpoints: input.batch }
+      : await control.resolveEndpoints({ eventId, onlyEndpointIds: input.onlyEndpointIds });
     eventType = resolved.eventType;
     requestTimeoutMs = resolved.requestTimeoutMs;
     for (const ep of resolved.endpoints) {
       endpoints.set(ep.id, ep);
       states.set(ep.id, { state: 'delivering' });
     }
-    if (resolved.endpoints.length > FANOUT_CHILD_BATCH && !input.child) {
+    if (resolved.endpoints.length > FANOUT_CHILD_BATCH && !input.batch) {
       for (let i = 0; i * FANOUT_CHILD_BATCH < resolved.endpoints.length; i++) {
         const batch = resolved.endpoints.slice(i * FANOUT_CHILD_BATCH, (i + 1) * FANOUT_CHILD_BATCH);
         const childId = `${eventId}/${i + 1}`;
