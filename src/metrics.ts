@@ -50,36 +50,25 @@ export function createApiMetrics(pool: Pool): Registry {
       this.set((await snapshot()) ? 1 : 0);
     },
   });
-  new Gauge({
-    name: 'hookline_outbox_backlog',
-    help: 'Events committed but not yet handed to Temporal by a relay',
-    registers: [registry],
-    async collect() {
-      this.reset();
-      const s = await snapshot();
-      if (s) this.set(s.outbox.backlog);
-    },
-  });
-  new Gauge({
-    name: 'hookline_outbox_oldest_age_seconds',
-    help: 'Age of the oldest event still in the outbox (0 when empty); growing means no relay is keeping up',
-    registers: [registry],
-    async collect() {
-      this.reset();
-      const s = await snapshot();
-      if (s) this.set(s.outbox.oldestAgeSeconds);
-    },
-  });
-  new Gauge({
-    name: 'hookline_outbox_retrying',
-    help: 'Outbox events whose workflow start failed at least once (Temporal unreachable?)',
-    registers: [registry],
-    async collect() {
-      this.reset();
-      const s = await snapshot();
-      if (s) this.set(s.outbox.retrying);
-    },
-  });
+  // The outbox gauges: one number each from the snapshot, absent when it could not be read.
+  const outboxGauge = (name: string, help: string, pick: (o: BacklogSnapshot['outbox']) => number) =>
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      async collect() {
+        this.reset();
+        const s = await snapshot();
+        if (s) this.set(pick(s.outbox));
+      },
+    });
+  outboxGauge('hookline_outbox_backlog', 'Events committed but not yet handed to Temporal by a relay', (o) => o.backlog);
+  outboxGauge(
+    'hookline_outbox_oldest_age_seconds',
+    'Age of the oldest event still in the outbox (0 when empty); growing means no relay is keeping up',
+    (o) => o.oldestAgeSeconds,
+  );
+  outboxGauge('hookline_outbox_retrying', 'Outbox events whose workflow start failed at least once (Temporal unreachable?)', (o) => o.retrying);
   new Gauge({
     name: 'hookline_deliveries_in_progress',
     help: 'Deliveries pending or being attempted, per endpoint',

@@ -120,11 +120,13 @@ export const EventIn = z
   })
   .strict();
 
+export const DeliveryStatusEnum = z.enum(['pending', 'delivering', 'delivered', 'dead_lettered', 'dropped']);
+
 export const DeliveryOut = z.object({
   eventId: z.string(),
   endpointId: z.string(),
   eventType: z.string(),
-  status: z.enum(['pending', 'delivering', 'delivered', 'dead_lettered', 'dropped']),
+  status: DeliveryStatusEnum,
   attempts: z.number(),
   lastStatusCode: z.number().nullable(),
   lastError: z.string().nullable(),

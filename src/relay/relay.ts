@@ -5,11 +5,10 @@
 // counts as success, so an event is never started twice and never skipped.
 import pg from 'pg';
 import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
-import { TypedSearchAttributes, WorkflowIdReusePolicy } from '@temporalio/common';
+import { WorkflowIdReusePolicy } from '@temporalio/common';
 import type { Pool } from '../db/pool';
 import type { Logger } from '../logger';
-import { EventType, DeliveryStatus } from '../search-attributes';
-import { workflowStaticDetails, workflowSummary } from '../temporal/web-ui';
+import { workflowStartMetadata } from '../temporal/web-ui';
 import type { deliverEvent } from '../../workflows';
 
 export interface RelayOptions {
@@ -145,12 +144,7 @@ export class Relay {
         args: [{ eventId }],
         // Never a second run for the same event, even after the first one closed.
         workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
-        typedSearchAttributes: new TypedSearchAttributes([
-          { key: EventType, value: eventType },
-          { key: DeliveryStatus, value: 'delivering' },
-        ]),
-        staticSummary: workflowSummary(eventType, eventId),
-        staticDetails: workflowStaticDetails(eventType, eventId),
+        ...workflowStartMetadata(eventType, eventId),
       });
       this.started += 1;
     } catch (err) {

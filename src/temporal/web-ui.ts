@@ -1,6 +1,8 @@
 // What the Temporal Web UI shows of a delivery beyond its search attributes: the workflow's
 // summary and details (markdown). Pure and deterministic — the workflow imports it — and
 // link-free: the text names ids, types and states, never URLs (they may carry tokens).
+import { TypedSearchAttributes } from '@temporalio/common';
+import { DeliveryStatus, EventType } from '../search-attributes';
 
 /** One line in the workflow list: "invoice.paid evt_…". */
 export function workflowSummary(eventType: string, eventId: string, replay = false): string {
@@ -13,6 +15,21 @@ export function workflowStaticDetails(eventType: string, eventId: string, replay
     `**Event** \`${eventId}\` · type \`${eventType}\`${replayOf ? ` · replay of ${replayOf.slice(0, 10).map((id) => `\`${id}\``).join(', ')}${replayOf.length > 10 ? ` and ${replayOf.length - 10} more` : ''}` : ''}`,
     'Replay dead letters: signal `replay`, input `{"endpointIds":["ep_…"]}` (`{}` = all).',
   ].join('\n\n');
+}
+
+/**
+ * What every deliverEvent start carries (the relay's first run, a replay's new run): the search
+ * attributes that make it findable before its first task runs, and its summary and details.
+ */
+export function workflowStartMetadata(eventType: string, eventId: string, replayOf?: string[]) {
+  return {
+    typedSearchAttributes: new TypedSearchAttributes([
+      { key: EventType, value: eventType },
+      { key: DeliveryStatus, value: 'delivering' },
+    ]),
+    staticSummary: workflowSummary(eventType, eventId, replayOf !== undefined),
+    staticDetails: workflowStaticDetails(eventType, eventId, replayOf),
+  };
 }
 
 // Hundreds of endpoints would make an unreadable table; the search attributes list them all.

@@ -8,10 +8,9 @@ import { replay } from '../../replay';
 import { getEndpoint } from '../../db/endpoints';
 import { ApiError, notFound } from '../errors';
 import { attemptOut, deliveryOut } from '../serialize';
-import { AttemptOut, DeliveryOut, PageQuery, ReplayFilterIn, pageOf } from '../schemas';
+import { AttemptOut, DeliveryOut, DeliveryStatusEnum, PageQuery, ReplayFilterIn, pageOf } from '../schemas';
 
 const DeliveryParams = z.object({ eventId: z.string().max(128), endpointId: z.string().max(128) });
-const Status = z.enum(['pending', 'delivering', 'delivered', 'dead_lettered', 'dropped']);
 const Since = z.iso.datetime({ offset: true });
 
 export const deliveryRoutes: FastifyPluginAsync = async (fastify) => {
@@ -37,7 +36,7 @@ export const deliveryRoutes: FastifyPluginAsync = async (fastify) => {
     schema: {
       tags: ['deliveries'],
       summary: 'Deliveries, newest first',
-      querystring: PageQuery.extend({ status: Status.optional(), endpointId: z.string().optional(), eventType: z.string().optional() }),
+      querystring: PageQuery.extend({ status: DeliveryStatusEnum.optional(), endpointId: z.string().optional(), eventType: z.string().optional() }),
       response: { 200: pageOf(DeliveryOut) },
     },
   }, async (req) => {
