@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SEARCH_ATTRIBUTES } from '../src/search-attributes';
 import { findTemporalCli } from '../src/temporal/cli';
 import { ensureSearchAttributes, findFreePort, startDevServer } from '../src/temporal/devserver';
+import { isAlive } from './process';
 
 const REPO = path.resolve(__dirname, '..');
 const TYPE_CODE: Record<string, number> = { Keyword: 2, KeywordList: 7 }; // IndexedValueType
@@ -42,21 +43,24 @@ function expectHooklineAttributes(attrs: Record<string, number>) {
   }
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 async function portIsFree(port: number): Promise<boolean> {
   return await new Promise((resolve) => {
     const s = net.createServer();
     s.once('error', () => resolve(false));
     s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
   });
+}
+
+/** Whether a Temporal server answers on `address` with its default namespace ready. */
+async function serving(address: string): Promise<boolean> {
+  try {
+    const c = await Connection.connect({ address, connectTimeout: '1s' });
+    await c.workflowService.describeNamespace({ namespace: 'default' });
+    await c.close();
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs: number): Promise<boolean> {
@@ -103,16 +107,7 @@ describe('startDevServer', () => {
       stdio: 'ignore',
     });
     try {
-      const up = await waitFor(async () => {
-        try {
-          const c = await Connection.connect({ address: `127.0.0.1:${port}`, connectTimeout: '1s' });
-          await c.workflowService.describeNamespace({ namespace: 'default' });
-          await c.close();
-          return true;
-        } catch {
-          return false;
-        }
-      }, 30_000);
+      const up = await waitFor(() => serving(`127.0.0.1:${port}`), 30_000);
       expect(up).toBe(true);
       const before = await customAttributes(`127.0.0.1:${port}`, 'default');
       expect(before.DeliveryStatus).toBeUndefined();
@@ -139,16 +134,7 @@ describe('startDevServer', () => {
     });
     try {
       const address = `127.0.0.1:${port}`;
-      const up = await waitFor(async () => {
-        try {
-          const c = await Connection.connect({ address, connectTimeout: '1s' });
-          await c.workflowService.describeNamespace({ namespace: 'default' });
-          await c.close();
-          return true;
-        } catch {
-          return false;
-        }
-      }, 30_000);
+      const up = await waitFor(() => serving(address), 30_000);
       expect(up).toBe(true);
       // Two callers racing, as two processes starting at once would.
       const [a, b] = await Promise.all([ensureSearchAttributes(address, 'default'), ensureSearchAttributes(address, 'default')]);

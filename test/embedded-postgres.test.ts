@@ -7,6 +7,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { startEmbeddedPostgres } from '../src/db/embedded';
+import { isAlive } from './process';
 
 const root = mkdtempSync(path.join(tmpdir(), 'hookline-embedded-pg-test-'));
 // As root, Postgres runs as the `postgres` user, which must be able to reach the data dir.
@@ -23,15 +24,6 @@ async function query<T extends pg.QueryResultRow>(url: string, sql: string): Pro
     return (await client.query<T>(sql)).rows;
   } finally {
     await client.end();
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
   }
 }
 
