@@ -7,6 +7,7 @@ import { connectClient } from '../temporal/connection';
 import { Relay } from './relay';
 import { purgeExpiredIdempotencyKeys } from '../db/events';
 import { prepareDataAtRest } from '../at-rest-start';
+import { startRetention } from './retention';
 
 const IDEMPOTENCY_PURGE_INTERVAL_MS = 10 * 60 * 1000;
 
@@ -36,11 +37,13 @@ export async function runRelay(config: Config): Promise<void> {
     );
   }, IDEMPOTENCY_PURGE_INTERVAL_MS);
   purge.unref();
+  const stopRetention = startRetention({ pool, days: config.HOOKLINE_RETENTION_DAYS, log });
   await new Promise<void>((resolve) => {
     process.once('SIGTERM', resolve);
     process.once('SIGINT', resolve);
   });
   clearInterval(purge);
+  stopRetention();
   await relay.stop();
   await connection.close();
   await pool.end();
