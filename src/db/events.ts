@@ -1,5 +1,8 @@
-// Events, their outbox rows and the Idempotency-Keys that name them.
+// Events, their outbox rows and the Idempotency-Keys that name them. With
+// HOOKLINE_ENCRYPT_PAYLOADS the payload goes to data_encrypted, sealed (src/at-rest.ts), and is
+// opened as rows are read; SQL on `data` sees NULL for such events.
 import type { ClientBase } from 'pg';
+import { openEventData, payloadsEncrypted, sealEventData } from '../at-rest';
 import type { Pool, PoolClient } from './pool';
 
 /** ClientBase, not PoolClient: the producer library (src/producer) passes its own pg.Client. */
@@ -22,9 +25,10 @@ export interface NewEvent {
   data: unknown;
 }
 
-const COLUMNS = 'id, type, version, channels, data, created_at';
+const COLUMNS = 'id, type, version, channels, data, data_encrypted, created_at';
 const toRow = (r: any): EventRow => ({
-  id: r.id, type: r.type, version: r.version, channels: r.channels, data: r.data, createdAt: r.created_at,
+  id: r.id, type: r.type, version: r.version, channels: r.channels, createdAt: r.created_at,
+  data: r.data_encrypted === null ? r.data : openEventData(r.id, r.data_encrypted),
 });
 
 /**
@@ -35,13 +39,15 @@ export async function insertEventWithOutbox(db: ClientBase, e: NewEvent): Promis
   // One statement, one round trip: the outbox row is written only if the event row was.
   const inserted = await db.query(
     `WITH e AS (
-       INSERT INTO events (id, type, version, channels, data) VALUES ($1, $2, $3, $4, $5)
+       INSERT INTO events (id, type, version, channels, data, data_encrypted) VALUES ($1, $2, $3, $4, $5, $6)
        ON CONFLICT (id) DO NOTHING RETURNING ${COLUMNS}
      ), o AS (
        INSERT INTO outbox (event_id) SELECT id FROM e
      )
      SELECT * FROM e`,
-    [e.id, e.type, e.version ?? null, e.channels ?? null, JSON.stringify(e.data)],
+    payloadsEncrypted()
+      ? [e.id, e.type, e.version ?? null, e.channels ?? null, null, sealEventData(e.id, e.data)]
+      : [e.id, e.type, e.version ?? null, e.channels ?? null, JSON.stringify(e.data), null],
   );
   if (inserted.rows[0]) return { event: toRow(inserted.rows[0]), created: true };
   const existing = await getEvent(db, e.id);
