@@ -2,15 +2,19 @@
 // verify with the standardwebhooks library, plaintext rows are sealed at start, a key rotation
 // reseals, and a missing or wrong key is a clear error at start.
 import { randomBytes } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { Webhook } from 'standardwebhooks';
-import { prepareDataAtRest } from '../src/at-rest-start';
+import { ensureDevEncryptionKey, prepareDataAtRest } from '../src/at-rest-start';
+import { runDev } from '../src/cli/dev';
 import { loadConfig } from '../src/config';
 import { Keyring, sealedKeyId } from '../src/crypto';
 import { activeSecrets } from '../src/db/endpoints';
 import { generateSecret } from '../src/signing';
 import {
-  createApiOnly, createEndpoint, createHarness, sendEvent, spawnRole, startReceiver, TEST_ENCRYPTION_KEY, waitFor,
+  createApiOnly, createEndpoint, createHarness, createTestDatabase, sendEvent, spawnRole, startReceiver, TEST_ENCRYPTION_KEY, waitFor,
   type Harness, type Receiver,
 } from './helpers';
 
@@ -150,6 +154,48 @@ describe('without a key and without secrets', () => {
       expect((await api.pool.query('SELECT count(*)::int AS n FROM endpoints')).rows[0].n).toBe(0);
     } finally {
       await api.close();
+    }
+  });
+});
+
+describe('hookline dev key file', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'hookline-key-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('is made once (mode 0600), then reused; a loose mode is tightened; a bad one is a clear error', () => {
+    const first = ensureDevEncryptionKey(dir);
+    expect(first.created).toBe(true);
+    expect(statSync(first.file).mode & 0o777).toBe(0o600);
+    expect(() => Keyring.fromText(first.key)).not.toThrow();
+    const second = ensureDevEncryptionKey(dir);
+    expect(second).toMatchObject({ created: false, key: first.key });
+
+    chmodSync(first.file, 0o644);
+    ensureDevEncryptionKey(dir);
+    expect(statSync(first.file).mode & 0o777).toBe(0o600);
+
+    writeFileSync(first.file, 'short\n');
+    expect(() => ensureDevEncryptionKey(dir)).toThrow(/encryption\.key.*openssl rand -base64 32/);
+  });
+
+  it('hookline dev makes the key in its data dir on first start', async () => {
+    const db = await createTestDatabase();
+    const dataDir = path.join(dir, 'data');
+    const lines: string[] = [];
+    let stop!: () => void;
+    const stopped = new Promise<void>((resolve) => (stop = resolve));
+    try {
+      const config = loadConfig({ DATABASE_URL: db.url, TEMPORAL_ADDRESS: inject('temporalAddress'), HOOKLINE_DATA_DIR: dataDir });
+      const running = runDev(config, { roles: [], out: (l) => lines.push(l), exitProcess: false, stopWhen: stopped });
+      await waitFor(() => lines.some((l) => l.includes('made an encryption key')), 30_000, 'the key to be made');
+      stop();
+      await running;
+      const key = readFileSync(path.join(dataDir, 'encryption.key'), 'utf8').trim();
+      expect(() => Keyring.fromText(key)).not.toThrow();
+      expect(lines.join('\n')).not.toContain(key);
+    } finally {
+      stop();
+      await db.drop();
     }
   });
 });
