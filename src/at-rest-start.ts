@@ -1,5 +1,6 @@
 // A role's start for data at rest: install the keyring, refuse to run without one when secrets
-// are stored, seal what is still plaintext or under an old key; and `hookline dev`'s key file.
+// are stored, seal what is still plaintext or under an old key; `hookline reencrypt`; and
+// `hookline dev`'s key file.
 import { chmodSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
@@ -9,6 +10,7 @@ import { ConfigError } from './config';
 import { Keyring } from './crypto';
 import type { Pool } from './db/pool';
 import { countSecrets, sealStoredSecrets } from './db/endpoints';
+import { resealEventPayloads } from './db/events';
 
 /**
  * A role's start, after migrations: installs the keyring, refuses to run without one when the
@@ -16,7 +18,7 @@ import { countSecrets, sealStoredSecrets } from './db/endpoints';
  * or under an older key (after a rotation). Throws when a secret was sealed with a key that is
  * not configured, so a wrong key stops the process at start instead of failing every delivery.
  */
-export async function prepareDataAtRest(pool: Pool, config: AtRestConfig, log?: Logger): Promise<void> {
+export async function prepareDataAtRest(pool: Pool, config: AtRestConfig, log?: Logger): Promise<number> {
   configureDataAtRest(config);
   if (!hasEncryptionKey()) {
     const stored = await countSecrets(pool);
@@ -28,10 +30,23 @@ export async function prepareDataAtRest(pool: Pool, config: AtRestConfig, log?: 
       );
     }
     log?.warn('HOOKLINE_ENCRYPTION_KEY is not set: endpoints cannot be created until it is (README "Secrets at rest")');
-    return;
+    return 0;
   }
   const sealed = await sealStoredSecrets(pool);
   if (sealed > 0) log?.info({ sealed, keyId: currentKeyring().primaryId }, 'encrypted endpoint secrets with the newest key');
+  return sealed;
+}
+
+/**
+ * `hookline reencrypt`, after a key rotation: seals every secret and payload under the newest
+ * key (and plaintext payloads too when HOOKLINE_ENCRYPT_PAYLOADS is on), so the older keys can
+ * then be removed from HOOKLINE_ENCRYPTION_KEY.
+ */
+export async function reencryptAll(pool: Pool, config: AtRestConfig): Promise<{ keyId: string; secrets: number; payloads: number }> {
+  if (!config.HOOKLINE_ENCRYPTION_KEY) throw new ConfigError('hookline reencrypt needs HOOKLINE_ENCRYPTION_KEY (newest key first)');
+  const secrets = await prepareDataAtRest(pool, config);
+  const payloads = await resealEventPayloads(pool, config.HOOKLINE_ENCRYPT_PAYLOADS);
+  return { keyId: currentKeyring().primaryId, secrets, payloads };
 }
 
 const DEV_KEY_FILE = 'encryption.key';

@@ -1,8 +1,15 @@
 // HOOKLINE_ENCRYPT_PAYLOADS=true on the real stack: events' data is stored sealed, read back by
 // the API, delivered in clear and verifiable, and idempotent resubmissions still compare it.
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Webhook } from 'standardwebhooks';
-import { createEndpoint, createHarness, sendEvent, startReceiver, waitFor, type Harness, type Receiver } from './helpers';
+import { prepareDataAtRest, reencryptAll } from '../src/at-rest-start';
+import { Keyring, sealedKeyId } from '../src/crypto';
+import {
+  createEndpoint, createHarness, sendEvent, startReceiver, TEST_ENCRYPTION_KEY, waitFor, type Harness, type Receiver,
+} from './helpers';
 
 const MARKER = 'PAYLOAD-AT-REST-MARKER';
 
@@ -71,10 +78,48 @@ describe('payload encryption at rest', () => {
     const read = await h.app.inject({ method: 'GET', url: '/v1/events/evt_moved' });
     expect(read.statusCode).toBeGreaterThanOrEqual(500);
     expect(read.body).not.toContain('who');
+    await h.pool.query(`DELETE FROM events WHERE id = 'evt_moved'`);
   });
 
   it('the database refuses a row with both or neither of data and data_encrypted', async () => {
     await expect(h.pool.query(`INSERT INTO events (id, type) VALUES ('evt_neither', 'x')`)).rejects.toThrow(/events_data_xor_encrypted/);
     await expect(h.pool.query(`INSERT INTO events (id, type, data, data_encrypted) VALUES ('evt_both', 'x', '{}', 'enc:v1:x')`)).rejects.toThrow(/events_data_xor_encrypted/);
+  });
+
+  it('hookline reencrypt moves every secret and payload to the newest key, so the old one can go', async () => {
+    await createEndpoint(h.app, { url: 'http://127.0.0.1:9/r', eventTypes: ['none.test'] });
+    const ev = await sendEvent(h.app, { type: 'sealed.rotate', data: { r: 1 } });
+    const fresh = randomBytes(32).toString('base64');
+    const freshId = Keyring.fromText(fresh).primaryId;
+    const keyIds = async () => {
+      const { rows } = await h.pool.query<{ v: string | null }>(
+        'SELECT secret AS v FROM endpoint_secrets UNION ALL SELECT data_encrypted FROM events',
+      );
+      return new Set(rows.map((r) => (r.v === null ? 'plaintext' : sealedKeyId(r.v))));
+    };
+    expect(await keyIds()).toContain('plaintext'); // evt_plain_before, written before the setting
+
+    const run = spawn(process.execPath, ['--import', 'tsx', path.join(__dirname, '../src/cli/main.ts'), 'reencrypt'], {
+      env: { ...process.env, DATABASE_URL: h.config.DATABASE_URL, HOOKLINE_ENCRYPTION_KEY: `${fresh},${TEST_ENCRYPTION_KEY}`, HOOKLINE_ENCRYPT_PAYLOADS: 'true' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    run.stdout!.on('data', (d) => (output += d));
+    run.stderr!.on('data', (d) => (output += d));
+    const code = await new Promise((resolve) => run.on('exit', resolve));
+    expect(output).toMatch(/re-encrypted/);
+    expect(code).toBe(0);
+    expect(output).toMatch(new RegExp(`re-encrypted \\d+ secret\\(s\\) and \\d+ payload\\(s\\) with key ${freshId}`));
+    expect(await keyIds()).toEqual(new Set([freshId]));
+
+    // The new key alone reads everything.
+    await prepareDataAtRest(h.pool, { ...h.config, HOOKLINE_ENCRYPTION_KEY: fresh });
+    expect((await h.app.inject({ method: 'GET', url: `/v1/events/${ev.id}` })).json().data).toEqual({ r: 1 });
+    expect((await h.app.inject({ method: 'GET', url: '/v1/events/evt_plain_before' })).json().data).toEqual({ old: true });
+
+    // Back to the harness key (in process this time), for anything that follows.
+    const back = await reencryptAll(h.pool, { ...h.config, HOOKLINE_ENCRYPTION_KEY: `${TEST_ENCRYPTION_KEY},${fresh}` });
+    expect(back.payloads).toBeGreaterThan(0);
+    expect(await keyIds()).toEqual(new Set([Keyring.fromText(TEST_ENCRYPTION_KEY).primaryId]));
   });
 });

@@ -2,7 +2,7 @@
 // HOOKLINE_ENCRYPT_PAYLOADS the payload goes to data_encrypted, sealed (src/at-rest.ts), and is
 // opened as rows are read; SQL on `data` sees NULL for such events.
 import type { ClientBase } from 'pg';
-import { openEventData, payloadsEncrypted, sealEventData } from '../at-rest';
+import { currentKeyring, openEventData, payloadsEncrypted, sealEventData } from '../at-rest';
 import type { Pool, PoolClient } from './pool';
 
 /** ClientBase, not PoolClient: the producer library (src/producer) passes its own pg.Client. */
@@ -90,4 +90,39 @@ export async function purgeExpiredIdempotencyKeys(db: Queryable, ttlHours: numbe
     [ttlHours],
   );
   return rowCount ?? 0;
+}
+
+/**
+ * `hookline reencrypt`: seals every payload sealed with an older key with the newest one, and
+ * (with `sealPlaintext`) every payload still in plaintext, in batches of `batchSize` by id. A row
+ * is swapped only if unchanged since it was read. Returns how many rows were sealed.
+ */
+export async function resealEventPayloads(db: Pool, sealPlaintext: boolean, batchSize = 500): Promise<number> {
+  const prefix = `enc:v1:${currentKeyring().primaryId}:`;
+  let after = '';
+  let sealed = 0;
+  for (;;) {
+    const { rows } = await db.query<{ id: string; data: unknown; data_encrypted: string | null }>(
+      `SELECT id, data, data_encrypted FROM events
+       WHERE id > $1 AND (NOT starts_with(data_encrypted, $2) OR ($3 AND data_encrypted IS NULL))
+       ORDER BY id LIMIT $4`,
+      [after, prefix, sealPlaintext, batchSize],
+    );
+    if (rows.length === 0) return sealed;
+    after = rows[rows.length - 1].id;
+    const resealed = rows.map((r) => {
+      try {
+        return sealEventData(r.id, r.data_encrypted === null ? r.data : openEventData(r.id, r.data_encrypted));
+      } catch (err) {
+        throw new Error(`cannot read the payload of event ${r.id}: ${(err as Error).message}`);
+      }
+    });
+    const { rowCount } = await db.query(
+      `UPDATE events e SET data = NULL, data_encrypted = v.sealed
+       FROM unnest($1::text[], $2::text[], $3::text[]) AS v(id, old, sealed)
+       WHERE e.id = v.id AND e.data_encrypted IS NOT DISTINCT FROM v.old`,
+      [rows.map((r) => r.id), rows.map((r) => r.data_encrypted), resealed],
+    );
+    sealed += rowCount ?? 0;
+  }
 }
