@@ -2,6 +2,7 @@
 // stops the process with a message that names the variable.
 import path from 'node:path';
 import { z } from 'zod';
+import { parseEncryptionKeys } from './crypto';
 
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
@@ -45,6 +46,24 @@ const schema = z.object({
   // Where the operator console links deliveries to their workflows. Unset: the dev server's Web
   // UI, http://127.0.0.1:<TEMPORAL_DEV_PORT + 1000>.
   HOOKLINE_TEMPORAL_UI_URL: z.string().url().optional(),
+  // --- Data at rest (src/crypto.ts, src/at-rest.ts, src/relay/retention.ts) ---
+  // Keys that encrypt endpoint secrets (and payloads, below) with AES-256-GCM: comma-separated,
+  // newest first, each the base64 of 32 random bytes (`openssl rand -base64 32`). The first one
+  // encrypts; all of them decrypt, so a rotation lists the new key first and keeps the old ones
+  // until nothing is sealed with them. `hookline dev` makes one in the data dir.
+  HOOKLINE_ENCRYPTION_KEY: z.string().superRefine((value, ctx) => {
+    try {
+      parseEncryptionKeys(value);
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: (err as Error).message });
+    }
+  }).optional(),
+  // Also encrypt events' `data` (off by default: it costs CPU on the submit path and hides the
+  // payload from SQL).
+  HOOKLINE_ENCRYPT_PAYLOADS: bool.default(false),
+  // Finished events (and their deliveries and attempts) and expired secrets older than this are
+  // deleted by the relay. 30 days matches Svix's default retention; 0 keeps everything.
+  HOOKLINE_RETENTION_DAYS: z.coerce.number().int().min(0).default(30),
 });
 
 export type Config = z.infer<typeof schema> & { dataDir: string; temporalUiUrl: string };

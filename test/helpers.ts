@@ -12,6 +12,7 @@ import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, type Worker } from '@temporalio/worker';
 import pino from 'pino';
 import { buildApp } from '../src/api/app';
+import { prepareDataAtRest } from '../src/at-rest-start';
 import { loadConfig, type Config } from '../src/config';
 import { createPool, type Pool } from '../src/db/pool';
 import { Relay } from '../src/relay/relay';
@@ -20,6 +21,9 @@ import type { ActivityDeps } from '../activities';
 import type { FastifyInstance } from 'fastify';
 
 export const quietLog = pino({ level: 'silent' });
+
+/** Every harness encrypts endpoint secrets at rest, as production does, with this key. */
+export const TEST_ENCRYPTION_KEY = randomBytes(32).toString('base64');
 
 // Worker state changes and expected activity failures drown the test report; errors still show.
 Runtime.install({ logger: new DefaultLogger('ERROR') });
@@ -93,9 +97,11 @@ export async function createHarness(opts: HarnessOptions = {}): Promise<Harness>
     HOOKLINE_RELAY_POLL_MS: '200',
     HOOKLINE_REQUEST_TIMEOUT_MS: '3000',
     HOOKLINE_LOG_LEVEL: 'silent',
+    HOOKLINE_ENCRYPTION_KEY: TEST_ENCRYPTION_KEY,
     ...opts.env,
   });
   const pool = createPool(db.url, 10);
+  await prepareDataAtRest(pool, config);
   const connection = await Connection.connect({ address: config.TEMPORAL_ADDRESS! });
   const client = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
   const app = await buildApp({ pool, config, temporal: { client, taskQueue }, logger: false });
@@ -243,7 +249,9 @@ export async function sendEvent(app: FastifyInstance, body: Record<string, unkno
 export async function createApiOnly(env: Record<string, string> = {}) {
   const db = await createTestDatabase();
   const pool = createPool(db.url, 5);
-  const app = await buildApp({ pool, config: loadConfig({ DATABASE_URL: db.url, ...env }), temporal: null, logger: false });
+  const config = loadConfig({ DATABASE_URL: db.url, HOOKLINE_ENCRYPTION_KEY: TEST_ENCRYPTION_KEY, ...env });
+  await prepareDataAtRest(pool, config);
+  const app = await buildApp({ pool, config, temporal: null, logger: false });
   return {
     app,
     pool,
@@ -270,6 +278,7 @@ export function spawnRole(
       TEMPORAL_TASK_QUEUE: h.taskQueue,
       HOOKLINE_ALLOW_PRIVATE_TARGETS: 'true',
       HOOKLINE_WORKER_METRICS_PORT: '0',
+      HOOKLINE_ENCRYPTION_KEY: h.config.HOOKLINE_ENCRYPTION_KEY ?? '',
       ...env,
     },
     stdio,

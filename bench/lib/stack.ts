@@ -138,6 +138,8 @@ export class HooklineRoles {
   readonly taskQueue: string;
   readonly apiUrl: string;
   private starts = 0;
+  // Endpoint secrets are encrypted at rest: every role (and every restart) needs the same key.
+  private readonly encryptionKey = process.env.HOOKLINE_ENCRYPTION_KEY || randomBytes(32).toString('base64');
 
   constructor(
     private readonly o: {
@@ -162,6 +164,7 @@ export class HooklineRoles {
       HOST: '127.0.0.1',
       HOOKLINE_ALLOW_PRIVATE_TARGETS: 'true',
       HOOKLINE_API_KEY: '',
+      HOOKLINE_ENCRYPTION_KEY: this.encryptionKey,
       ...this.o.settings.env,
     };
   }

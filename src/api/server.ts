@@ -2,6 +2,8 @@
 import type { Config } from '../config';
 import { createPool } from '../db/pool';
 import { migrate } from '../db/migrate';
+import { prepareDataAtRest } from '../at-rest-start';
+import { createLogger } from '../logger';
 import { connectClient } from '../temporal/connection';
 import { buildApp } from './app';
 
@@ -12,6 +14,7 @@ export async function runApi(config: Config): Promise<void> {
   const pool = createPool(config.DATABASE_URL, 20);
   // Every role migrates at start (under an advisory lock), so any one of them can come up first.
   await migrate(pool);
+  await prepareDataAtRest(pool, config, createLogger(config, 'api'));
   const { client, connection } = await connectClient(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE);
   const app = await buildApp({ pool, config, temporal: { client, taskQueue: config.TEMPORAL_TASK_QUEUE } });
   app.addHook('onClose', async () => {

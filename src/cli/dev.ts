@@ -9,6 +9,7 @@ import readline from 'node:readline';
 import type { Config } from '../config';
 import { startEmbeddedPostgres } from '../db/embedded';
 import { migrate } from '../db/migrate';
+import { ensureDevEncryptionKey } from '../at-rest-start';
 import { createPool } from '../db/pool';
 import { findTemporalCli } from '../temporal/cli';
 import { ensureSearchAttributes, findFreePort, guardChild, startDevServer, terminateChild } from '../temporal/devserver';
@@ -255,11 +256,19 @@ export async function runDev(config: Config, opts: RunDevOptions = {}): Promise<
     }
     checkpoint();
 
-    // Roles
+    // Roles. Endpoint secrets are encrypted at rest; without a key of the user's, one is made in
+    // the data dir on first start and handed to every role.
+    let encryptionKey = config.HOOKLINE_ENCRYPTION_KEY;
+    if (!encryptionKey) {
+      const made = ensureDevEncryptionKey(config.dataDir);
+      if (made.created) say(`made an encryption key for endpoint secrets in ${made.file} (keep it with the data)`);
+      encryptionKey = made.key;
+    }
     const env: NodeJS.ProcessEnv = {
       ...process.env,
       DATABASE_URL: databaseUrl,
       TEMPORAL_ADDRESS: temporalAddress,
+      HOOKLINE_ENCRYPTION_KEY: encryptionKey,
       HOOKLINE_ALLOW_PRIVATE_TARGETS: process.env.HOOKLINE_ALLOW_PRIVATE_TARGETS || 'true',
       // The roles' stdout is a pipe to us: tell them to print readable lines when ours is a terminal.
       ...(!process.env.HOOKLINE_LOG_FORMAT && process.stdout.isTTY ? { HOOKLINE_LOG_FORMAT: 'pretty' } : {}),

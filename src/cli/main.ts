@@ -16,6 +16,8 @@ commands:
   dev                          run API, relay, worker, Postgres and Temporal together
   api | relay | worker         run one role (needs DATABASE_URL and TEMPORAL_ADDRESS)
   migrate                      apply database migrations
+  reencrypt                    after an encryption key rotation: re-encrypt stored secrets and
+                               payloads with the newest key of HOOKLINE_ENCRYPTION_KEY
   dead-letters [--endpoint ID] [--type TYPE] [--since ISO]
                                list dead letters
   replay EVENT_ID ENDPOINT_ID  replay one delivery
@@ -63,6 +65,19 @@ async function main(argv: string[]): Promise<void> {
       try {
         const applied = await migrate(pool);
         console.log(applied.length ? `applied ${applied.join(', ')}` : 'database is up to date');
+      } finally {
+        await pool.end();
+      }
+      return;
+    }
+    case 'reencrypt': {
+      if (!config.DATABASE_URL) throw new Error('hookline reencrypt needs DATABASE_URL');
+      const { reencryptAll } = await import('../at-rest-start');
+      const pool = createPool(config.DATABASE_URL, 1);
+      try {
+        await migrate(pool);
+        const r = await reencryptAll(pool, config);
+        console.log(`re-encrypted ${r.secrets} secret(s) and ${r.payloads} payload(s) with key ${r.keyId}; older keys can now be removed`);
       } finally {
         await pool.end();
       }

@@ -1,4 +1,6 @@
-// Endpoint rows and their secrets.
+// Endpoint rows and their secrets. Secrets are stored sealed (AES-256-GCM, src/at-rest.ts) and
+// opened only where they are used: activeSecrets(), which the worker's activity signs with.
+import { currentKeyring, openSecret, sealSecret } from '../at-rest';
 import type { Pool, PoolClient } from './pool';
 import type { RetryOverrides } from '../retry';
 
@@ -46,7 +48,7 @@ export async function insertEndpoint(db: PoolClient, e: NewEndpoint): Promise<En
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING ${COLUMNS}`,
     [e.id, e.url, e.description, e.eventTypes, e.channels, e.retry, e.metadata, e.disabled],
   );
-  await db.query('INSERT INTO endpoint_secrets (endpoint_id, secret) VALUES ($1, $2)', [e.id, e.secret]);
+  await db.query('INSERT INTO endpoint_secrets (endpoint_id, secret) VALUES ($1, $2)', [e.id, sealSecret(e.id, e.secret)]);
   return toRow(rows[0]);
 }
 
@@ -110,7 +112,7 @@ export async function activeSecrets(db: Queryable, endpointId: string): Promise<
      ORDER BY id DESC`,
     [endpointId],
   );
-  return rows.map((r) => r.secret);
+  return rows.map((r) => openSecret(endpointId, r.secret));
 }
 
 /**
@@ -123,5 +125,48 @@ export async function rotateSecret(db: PoolClient, endpointId: string, secret: s
      WHERE endpoint_id = $1 AND (expires_at IS NULL OR expires_at > now())`,
     [endpointId, expireOldAfterMs],
   );
-  await db.query('INSERT INTO endpoint_secrets (endpoint_id, secret) VALUES ($1, $2)', [endpointId, secret]);
+  await db.query('INSERT INTO endpoint_secrets (endpoint_id, secret) VALUES ($1, $2)', [endpointId, sealSecret(endpointId, secret)]);
+}
+
+export async function countSecrets(db: Queryable): Promise<number> {
+  const { rows } = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM endpoint_secrets');
+  return rows[0].n;
+}
+
+/**
+ * Seals every secret that is plaintext or sealed with an older key with the newest key
+ * (a role's start, src/at-rest-start.ts). Each row is swapped only if unchanged since it was
+ * read, so roles starting together cannot clash. Throws when a secret was sealed with a key the
+ * keyring lacks. Returns how many rows were sealed.
+ */
+export async function sealStoredSecrets(db: Queryable): Promise<number> {
+  const keyring = currentKeyring();
+  const { rows } = await db.query<{ id: string; endpoint_id: string; secret: string }>(
+    'SELECT id, endpoint_id, secret FROM endpoint_secrets WHERE NOT starts_with(secret, $1) ORDER BY id',
+    [`enc:v1:${keyring.primaryId}:`],
+  );
+  let sealed = 0;
+  for (const r of rows) {
+    if (!keyring.needsReseal(r.secret)) continue;
+    let plain: string;
+    try {
+      plain = openSecret(r.endpoint_id, r.secret);
+    } catch (err) {
+      throw new Error(`cannot read the secret of endpoint ${r.endpoint_id}: ${(err as Error).message}`);
+    }
+    const { rowCount } = await db.query('UPDATE endpoint_secrets SET secret = $3 WHERE id = $1 AND secret = $2', [
+      r.id, r.secret, sealSecret(r.endpoint_id, plain),
+    ]);
+    sealed += rowCount ?? 0;
+  }
+  return sealed;
+}
+
+/** Deletes secrets that stopped signing more than `days` ago (retention, src/relay/retention.ts). */
+export async function purgeExpiredSecrets(db: Queryable, days: number): Promise<number> {
+  const { rowCount } = await db.query(
+    `DELETE FROM endpoint_secrets WHERE expires_at < now() - make_interval(days => $1)`,
+    [days],
+  );
+  return rowCount ?? 0;
 }

@@ -1,5 +1,8 @@
-// Events, their outbox rows and the Idempotency-Keys that name them.
+// Events, their outbox rows and the Idempotency-Keys that name them. With
+// HOOKLINE_ENCRYPT_PAYLOADS the payload goes to data_encrypted, sealed (src/at-rest.ts), and is
+// opened as rows are read; SQL on `data` sees NULL for such events.
 import type { ClientBase } from 'pg';
+import { currentKeyring, openEventData, payloadsEncrypted, sealEventData } from '../at-rest';
 import type { Pool, PoolClient } from './pool';
 
 /** ClientBase, not PoolClient: the producer library (src/producer) passes its own pg.Client. */
@@ -22,9 +25,10 @@ export interface NewEvent {
   data: unknown;
 }
 
-const COLUMNS = 'id, type, version, channels, data, created_at';
+const COLUMNS = 'id, type, version, channels, data, data_encrypted, created_at';
 const toRow = (r: any): EventRow => ({
-  id: r.id, type: r.type, version: r.version, channels: r.channels, data: r.data, createdAt: r.created_at,
+  id: r.id, type: r.type, version: r.version, channels: r.channels, createdAt: r.created_at,
+  data: r.data_encrypted === null ? r.data : openEventData(r.id, r.data_encrypted),
 });
 
 /**
@@ -35,13 +39,15 @@ export async function insertEventWithOutbox(db: ClientBase, e: NewEvent): Promis
   // One statement, one round trip: the outbox row is written only if the event row was.
   const inserted = await db.query(
     `WITH e AS (
-       INSERT INTO events (id, type, version, channels, data) VALUES ($1, $2, $3, $4, $5)
+       INSERT INTO events (id, type, version, channels, data, data_encrypted) VALUES ($1, $2, $3, $4, $5, $6)
        ON CONFLICT (id) DO NOTHING RETURNING ${COLUMNS}
      ), o AS (
        INSERT INTO outbox (event_id) SELECT id FROM e
      )
      SELECT * FROM e`,
-    [e.id, e.type, e.version ?? null, e.channels ?? null, JSON.stringify(e.data)],
+    payloadsEncrypted()
+      ? [e.id, e.type, e.version ?? null, e.channels ?? null, null, sealEventData(e.id, e.data)]
+      : [e.id, e.type, e.version ?? null, e.channels ?? null, JSON.stringify(e.data), null],
   );
   if (inserted.rows[0]) return { event: toRow(inserted.rows[0]), created: true };
   const existing = await getEvent(db, e.id);
@@ -84,4 +90,39 @@ export async function purgeExpiredIdempotencyKeys(db: Queryable, ttlHours: numbe
     [ttlHours],
   );
   return rowCount ?? 0;
+}
+
+/**
+ * `hookline reencrypt`: seals every payload sealed with an older key with the newest one, and
+ * (with `sealPlaintext`) every payload still in plaintext, in batches of `batchSize` by id. A row
+ * is swapped only if unchanged since it was read. Returns how many rows were sealed.
+ */
+export async function resealEventPayloads(db: Pool, sealPlaintext: boolean, batchSize = 500): Promise<number> {
+  const prefix = `enc:v1:${currentKeyring().primaryId}:`;
+  let after = '';
+  let sealed = 0;
+  for (;;) {
+    const { rows } = await db.query<{ id: string; data: unknown; data_encrypted: string | null }>(
+      `SELECT id, data, data_encrypted FROM events
+       WHERE id > $1 AND (NOT starts_with(data_encrypted, $2) OR ($3 AND data_encrypted IS NULL))
+       ORDER BY id LIMIT $4`,
+      [after, prefix, sealPlaintext, batchSize],
+    );
+    if (rows.length === 0) return sealed;
+    after = rows[rows.length - 1].id;
+    const resealed = rows.map((r) => {
+      try {
+        return sealEventData(r.id, r.data_encrypted === null ? r.data : openEventData(r.id, r.data_encrypted));
+      } catch (err) {
+        throw new Error(`cannot read the payload of event ${r.id}: ${(err as Error).message}`);
+      }
+    });
+    const { rowCount } = await db.query(
+      `UPDATE events e SET data = NULL, data_encrypted = v.sealed
+       FROM unnest($1::text[], $2::text[], $3::text[]) AS v(id, old, sealed)
+       WHERE e.id = v.id AND e.data_encrypted IS NOT DISTINCT FROM v.old`,
+      [rows.map((r) => r.id), rows.map((r) => r.data_encrypted), resealed],
+    );
+    sealed += rowCount ?? 0;
+  }
 }

@@ -6,6 +6,8 @@ import { createLogger } from '../logger';
 import { connectClient } from '../temporal/connection';
 import { Relay } from './relay';
 import { purgeExpiredIdempotencyKeys } from '../db/events';
+import { prepareDataAtRest } from '../at-rest-start';
+import { startRetention } from './retention';
 
 const IDEMPOTENCY_PURGE_INTERVAL_MS = 10 * 60 * 1000;
 
@@ -17,6 +19,7 @@ export async function runRelay(config: Config): Promise<void> {
   const pool = createPool(config.DATABASE_URL, 5);
   // Every role migrates at start (under an advisory lock), so any one of them can come up first.
   await migrate(pool);
+  await prepareDataAtRest(pool, config, log);
   const { client, connection } = await connectClient(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE);
   const relay = new Relay({
     pool, client, log,
@@ -34,11 +37,13 @@ export async function runRelay(config: Config): Promise<void> {
     );
   }, IDEMPOTENCY_PURGE_INTERVAL_MS);
   purge.unref();
+  const stopRetention = startRetention({ pool, days: config.HOOKLINE_RETENTION_DAYS, log });
   await new Promise<void>((resolve) => {
     process.once('SIGTERM', resolve);
     process.once('SIGINT', resolve);
   });
   clearInterval(purge);
+  stopRetention();
   await relay.stop();
   await connection.close();
   await pool.end();

@@ -4,6 +4,7 @@ import { createActivities, type ActivityDeps } from '../../activities';
 import type { Config } from '../config';
 import { createPool } from '../db/pool';
 import { migrate } from '../db/migrate';
+import { prepareDataAtRest } from '../at-rest-start';
 import { createLogger } from '../logger';
 import { createWorkerMetrics, serveMetrics, type MetricsServer } from '../metrics';
 import { installRuntimeLogger, logAttempt, logDeliveryStatus } from './logging';
@@ -42,6 +43,7 @@ export async function runWorker(config: Config): Promise<void> {
   const pool = createPool(config.DATABASE_URL, 20);
   // Every role migrates at start (under an advisory lock), so any one of them can come up first.
   await migrate(pool);
+  await prepareDataAtRest(pool, config, log);
   const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
   let metricsServer: MetricsServer | null = null;
   try {

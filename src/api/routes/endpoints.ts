@@ -2,6 +2,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { hasEncryptionKey } from '../../at-rest';
 import { withTransaction } from '../../db/pool';
 import * as endpoints from '../../db/endpoints';
 import { newEndpointId } from '../../ids';
@@ -29,6 +30,13 @@ function retryOverrides(r: z.output<typeof RetryIn> | undefined | null): RetryOv
   return o;
 }
 
+/** Without HOOKLINE_ENCRYPTION_KEY a secret could only be stored in plaintext: refuse instead. */
+function requireEncryptionKey(): void {
+  if (!hasEncryptionKey()) {
+    throw new ApiError(503, 'encryption_key_missing', 'HOOKLINE_ENCRYPTION_KEY is not set: endpoint secrets cannot be stored (see README "Secrets at rest")');
+  }
+}
+
 export const endpointRoutes: FastifyPluginAsync = async (fastify) => {
   const app = fastify.withTypeProvider<ZodTypeProvider>();
   const { pool, config } = app.hookline;
@@ -38,6 +46,7 @@ export const endpointRoutes: FastifyPluginAsync = async (fastify) => {
   }, async (req, reply) => {
     const b = req.body;
     await assertPublicUrl(b.url, 'url', config.HOOKLINE_ALLOW_PRIVATE_TARGETS);
+    requireEncryptionKey();
     const secret = b.secret ?? generateSecret();
     const row = await withTransaction(pool, (db) =>
       endpoints.insertEndpoint(db, {
@@ -106,6 +115,7 @@ export const endpointRoutes: FastifyPluginAsync = async (fastify) => {
     },
   }, async (req) => {
     const expireOldAfter = req.body?.expireOldAfter ?? DEFAULT_EXPIRE_OLD_AFTER_MS;
+    requireEncryptionKey();
     const secret = req.body?.secret ?? generateSecret();
     await withTransaction(pool, async (db) => {
       const row = await db.query('SELECT id FROM endpoints WHERE id = $1 FOR UPDATE', [req.params.id]);
