@@ -14,6 +14,7 @@ import pino from 'pino';
 import { buildApp } from '../src/api/app';
 import { loadConfig, type Config } from '../src/config';
 import { createPool, type Pool } from '../src/db/pool';
+import { targetPolicyFromConfig } from '../src/net/address-policy';
 import { Relay } from '../src/relay/relay';
 import { createHooklineWorker } from '../src/worker/worker';
 import type { ActivityDeps } from '../activities';
@@ -89,7 +90,7 @@ export async function createHarness(opts: HarnessOptions = {}): Promise<Harness>
     DATABASE_URL: db.url,
     TEMPORAL_ADDRESS: inject('temporalAddress'),
     TEMPORAL_TASK_QUEUE: taskQueue,
-    HOOKLINE_ALLOW_PRIVATE_TARGETS: 'true',
+    HOOKLINE_ALLOWED_TARGETS: 'loopback',
     HOOKLINE_RELAY_POLL_MS: '200',
     HOOKLINE_REQUEST_TIMEOUT_MS: '3000',
     HOOKLINE_LOG_LEVEL: 'silent',
@@ -118,7 +119,7 @@ export async function createHarness(opts: HarnessOptions = {}): Promise<Harness>
         pool,
         requestTimeoutMs: config.HOOKLINE_REQUEST_TIMEOUT_MS,
         responseBodyMaxBytes: config.HOOKLINE_RESPONSE_BODY_MAX_BYTES,
-        allowPrivateTargets: true,
+        targetPolicy: targetPolicyFromConfig(config),
         ...opts.activities,
       },
     });
@@ -268,7 +269,7 @@ export function spawnRole(
       DATABASE_URL: h.config.DATABASE_URL,
       TEMPORAL_ADDRESS: inject('temporalAddress'),
       TEMPORAL_TASK_QUEUE: h.taskQueue,
-      HOOKLINE_ALLOW_PRIVATE_TARGETS: 'true',
+      HOOKLINE_ALLOWED_TARGETS: 'loopback',
       HOOKLINE_WORKER_METRICS_PORT: '0',
       ...env,
     },

@@ -133,6 +133,14 @@ async function waitForHttp(url: string, timeoutMs: number, cancelled: () => bool
   return false;
 }
 
+/**
+ * Where dev deliveries may go unless the user said otherwise: a receiver on this machine is the
+ * point of dev; the rest of the private space (and cloud metadata at 169.254.169.254) is not.
+ */
+export function devTargetDefaults(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  return env.HOOKLINE_ALLOWED_TARGETS || env.HOOKLINE_ALLOW_PRIVATE_TARGETS ? {} : { HOOKLINE_ALLOWED_TARGETS: 'loopback' };
+}
+
 function redactUrl(url: string): string {
   try {
     const u = new URL(url);
@@ -260,7 +268,7 @@ export async function runDev(config: Config, opts: RunDevOptions = {}): Promise<
       ...process.env,
       DATABASE_URL: databaseUrl,
       TEMPORAL_ADDRESS: temporalAddress,
-      HOOKLINE_ALLOW_PRIVATE_TARGETS: process.env.HOOKLINE_ALLOW_PRIVATE_TARGETS || 'true',
+      ...devTargetDefaults(process.env),
       // The roles' stdout is a pipe to us: tell them to print readable lines when ours is a terminal.
       ...(!process.env.HOOKLINE_LOG_FORMAT && process.stdout.isTTY ? { HOOKLINE_LOG_FORMAT: 'pretty' } : {}),
       // The operator console links deliveries to this Web UI (its port may not be TEMPORAL_DEV_PORT + 1000).

@@ -6,6 +6,7 @@ import { createPool } from '../db/pool';
 import { migrate } from '../db/migrate';
 import { createLogger } from '../logger';
 import { createWorkerMetrics, serveMetrics, type MetricsServer } from '../metrics';
+import { targetPolicyFromConfig } from '../net/address-policy';
 import { installRuntimeLogger, logAttempt, logDeliveryStatus } from './logging';
 
 export interface HooklineWorkerOptions {
@@ -54,7 +55,7 @@ export async function runWorker(config: Config): Promise<void> {
         pool,
         requestTimeoutMs: config.HOOKLINE_REQUEST_TIMEOUT_MS,
         responseBodyMaxBytes: config.HOOKLINE_RESPONSE_BODY_MAX_BYTES,
-        allowPrivateTargets: config.HOOKLINE_ALLOW_PRIVATE_TARGETS,
+        targetPolicy: targetPolicyFromConfig(config),
         onAttempt: (a) => {
           metrics.onAttempt(a);
           logAttempt(log, a);
