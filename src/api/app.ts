@@ -7,9 +7,9 @@ import type { Config } from '../config';
 import type { Pool } from '../db/pool';
 import { createLogger } from '../logger';
 import { createApiMetrics, registerApiMetrics } from '../metrics';
-import { safeEqual } from '../signing';
 import { VERSION } from '../version';
-import { ApiError, registerErrorHandling } from './errors';
+import { registerAccessControl } from './access';
+import { registerErrorHandling } from './errors';
 import { endpointRoutes } from './routes/endpoints';
 import { eventRoutes } from './routes/events';
 import { eventTypeRoutes } from './routes/event-types';
@@ -55,20 +55,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.removeContentTypeParser('text/plain');
   registerErrorHandling(app);
 
-  const apiKey = deps.config.HOOKLINE_API_KEY;
-  if (apiKey) {
-    app.addHook('onRequest', async (req) => {
-      if (!req.url.startsWith('/v1/') && req.url !== '/v1') return;
-      const header = req.headers.authorization ?? '';
-      const token = header.startsWith('Bearer ') ? header.slice(7) : '';
-      if (!safeEqual(token, apiKey)) {
-        throw new ApiError(401, 'unauthorized', 'authorization: send "Bearer <HOOKLINE_API_KEY>"');
-      }
-    });
-  }
+  // Before any route: every route is added with its auth level (see access.ts).
+  registerAccessControl(app, deps.config);
 
-  app.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok', version: VERSION }));
-  app.get('/readyz', { schema: { hide: true } }, async (_req, reply) => {
+  app.get('/healthz', { schema: { hide: true }, config: { auth: 'public' } }, async () => ({ status: 'ok', version: VERSION }));
+  app.get('/readyz', { schema: { hide: true }, config: { auth: 'public' } }, async (_req, reply) => {
     const checks: Record<string, string> = {};
     try {
       await deps.pool.query('SELECT 1');
