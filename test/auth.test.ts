@@ -1,46 +1,15 @@
 // Authentication is a property of the route, not of the URL string: requests written as an
 // attacker would write them, over a raw socket so no client normalises the target first, against
 // a listening API with HOOKLINE_API_KEY set. None may read data or create anything.
-import net, { type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Pool } from '../src/db/pool';
 import { createApiOnly } from './helpers';
+import { raw, request } from './raw-http';
 
 const KEY = 'sk_test_0123456789abcdef';
 const METRICS_TOKEN = 'mt_test_0123456789abcdef';
-
-interface RawResponse {
-  status: number;
-  head: string;
-  body: string;
-}
-
-/** Sends `request` byte for byte on a fresh connection and reads the whole answer. */
-export function raw(port: number, request: string): Promise<RawResponse> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect(port, '127.0.0.1');
-    const chunks: Buffer[] = [];
-    socket.on('data', (c) => chunks.push(c));
-    socket.on('error', reject);
-    socket.on('close', () => {
-      const text = Buffer.concat(chunks).toString('latin1');
-      const [head, ...rest] = text.split('\r\n\r\n');
-      resolve({ status: Number(/^HTTP\/1\.[01] (\d{3})/.exec(head)?.[1] ?? 0), head, body: rest.join('\r\n\r\n') });
-    });
-    // No half-close: the server answers and closes (connection: close), as with a real client.
-    socket.write(request);
-    socket.setTimeout(10_000, () => socket.destroy(new Error('no answer within 10 s')));
-  });
-}
-
-/** One HTTP/1.1 request with the target exactly as given. */
-export function request(method: string, target: string, headers: Record<string, string> = {}, body?: string): string {
-  const lines = [`${method} ${target} HTTP/1.1`, 'host: 127.0.0.1', 'connection: close'];
-  for (const [k, v] of Object.entries(headers)) lines.push(`${k}: ${v}`);
-  if (body !== undefined) lines.push('content-type: application/json', `content-length: ${Buffer.byteLength(body)}`);
-  return `${lines.join('\r\n')}\r\n\r\n${body ?? ''}`;
-}
 
 // Every spelling of /v1/endpoints a router, a proxy or a client might treat differently.
 const TARGETS = [

@@ -120,6 +120,14 @@ function checkCredentials(req: FastifyRequest, config: AccessConfig): void {
   }
 }
 
+/** Whether an Origin names the host the request was sent to; an absent port is the scheme's default. */
+function sameHost(origin: string, originHost: string, host: string): boolean {
+  const defaultPort = origin.toLowerCase().startsWith('https:') ? '443' : '80';
+  const o = splitHost(originHost);
+  const h = splitHost(host);
+  return o.name === h.name && (o.port || defaultPort) === (h.port || defaultPort);
+}
+
 /** Browsers say where a request comes from; a state change from another site is refused. */
 function checkCrossSite(req: FastifyRequest, hostAllowed: (host: string) => boolean, explicitHosts: boolean): void {
   if (SAFE_METHODS.has(req.method)) return;
@@ -135,8 +143,7 @@ function checkCrossSite(req: FastifyRequest, hostAllowed: (host: string) => bool
   } catch {
     // "null" (sandboxed frames, file://) or garbage: treated as foreign
   }
-  const host = req.headers.host ?? '';
-  const same = originHost !== null && splitHost(originHost).name === splitHost(host).name && splitHost(originHost).port === splitHost(host).port;
+  const same = originHost !== null && sameHost(origin, originHost, req.headers.host ?? '');
   // Behind a proxy that rewrites Host, the public name listed in HOOKLINE_ALLOWED_HOSTS counts too.
   if (!same && !(explicitHosts && originHost !== null && hostAllowed(originHost))) {
     throw new ApiError(403, 'cross_site', `origin: ${origin} may not change anything here; only this API's own origin may`);

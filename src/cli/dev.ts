@@ -6,6 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
+import { checkExposure } from '../api/access';
 import type { Config } from '../config';
 import { startEmbeddedPostgres } from '../db/embedded';
 import { migrate } from '../db/migrate';
@@ -158,6 +159,8 @@ export async function runDev(config: Config, opts: RunDevOptions = {}): Promise<
   const roles = opts.roles ?? ROLES;
   const entry = opts.entry ?? defaultEntry();
   const repoRoot = opts.repoRoot ?? path.resolve(__dirname, '..', '..');
+  // Refuse an unauthenticated non-loopback API before starting anything else.
+  if (roles.includes('api')) for (const warning of checkExposure(config)) say(warning);
 
   // Everything started so far, stopped in reverse order (roles, then Temporal, then Postgres).
   const stack: Array<{ name: string; stop: () => Promise<void> }> = [];
