@@ -38,7 +38,7 @@ const TARGETS = [
   'https://127.0.0.1:1/v1/endpoints',
 ];
 // Targets Node's HTTP parser refuses before any route runs (400, no body to leak).
-const UNPARSEABLE = ['*v1/endpoints', '/v1/endpoints\x00', '/v1/end points'];
+const UNPARSEABLE = ['*v1/endpoints', '/v1/endpoints\x00', '/v1/end points', '/%zz/v1/endpoints', '/v1/endpoints%'];
 
 const NO_KEY: Record<string, string>[] = [
   {},
@@ -137,6 +137,14 @@ describe('route-level authentication, over raw sockets', () => {
     for (const target of ['/metrics', '/v1/stats', '/v1/event-types', '/v1/dead-letters', '/nope', '/', '/ui/../v1/endpoints', '/healthz/../v1/endpoints']) {
       const res = await raw(port, request('GET', target));
       expect([401, 404], `${target}: ${res.head}`).toContain(res.status);
+      expect(res.body).not.toContain('secret-hook-path');
+    }
+  });
+
+  it('never lets a public wildcard route (the docs static files) reach another route', async () => {
+    for (const target of ['/docs/static/../../v1/endpoints', '/docs/static/%2e%2e/%2e%2e/v1/endpoints', '/docs/static/..%2f..%2fv1%2fendpoints', '/ui/..%2fv1/endpoints']) {
+      const res = await raw(port, request('GET', target));
+      expect(res.status, `${target}: ${res.head}`).not.toBe(200);
       expect(res.body).not.toContain('secret-hook-path');
     }
   });
