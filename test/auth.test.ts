@@ -169,32 +169,31 @@ describe('route-level authentication, over raw sockets', () => {
 });
 
 describe('authentication settings', () => {
-  it('makes /metrics public with HOOKLINE_METRICS_PUBLIC=true, and only /metrics', async () => {
-    const { app, close } = await createApiOnly({ HOOKLINE_API_KEY: KEY, HOOKLINE_METRICS_PUBLIC: 'true' });
+  /** Runs `fn` against an API built with `env`, then tears it down. */
+  const withApi = async (env: Record<string, string>, fn: (app: FastifyInstance) => Promise<void>) => {
+    const { app, close } = await createApiOnly(env);
     try {
-      expect((await app.inject({ method: 'GET', url: '/metrics' })).statusCode).toBe(200);
-      expect((await app.inject({ method: 'GET', url: '/v1/endpoints' })).statusCode).toBe(401);
+      await fn(app);
     } finally {
       await close();
     }
-  });
+  };
+  const status = async (app: FastifyInstance, url: string) => (await app.inject({ method: 'GET', url })).statusCode;
 
-  it('needs no key on a loopback API without HOOKLINE_API_KEY (dev), /metrics included', async () => {
-    const { app, close } = await createApiOnly({});
-    try {
-      expect((await app.inject({ method: 'GET', url: '/v1/endpoints' })).statusCode).toBe(200);
-      expect((await app.inject({ method: 'GET', url: '/metrics' })).statusCode).toBe(200);
-    } finally {
-      await close();
-    }
-  });
+  it('makes /metrics public with HOOKLINE_METRICS_PUBLIC=true, and only /metrics', () =>
+    withApi({ HOOKLINE_API_KEY: KEY, HOOKLINE_METRICS_PUBLIC: 'true' }, async (app) => {
+      expect(await status(app, '/metrics')).toBe(200);
+      expect(await status(app, '/v1/endpoints')).toBe(401);
+    }));
 
-  it('refuses a route that declares an unknown auth level when the app is built', async () => {
-    const { app, close } = await createApiOnly({});
-    try {
-      expect(() => app.get('/typo', { config: { auth: 'pubic' as never } }, async () => ({}))).toThrow(/auth/);
-    } finally {
-      await close();
-    }
-  });
+  it('needs no key on a loopback API without HOOKLINE_API_KEY (dev), /metrics included', () =>
+    withApi({}, async (app) => {
+      expect(await status(app, '/v1/endpoints')).toBe(200);
+      expect(await status(app, '/metrics')).toBe(200);
+    }));
+
+  it('refuses a route that declares an unknown auth level when the app is built', () =>
+    withApi({}, async (app) => {
+      expect(() => app.get('/typo', { config: { auth: 'pubic' as never } }, async () => ({}))).toThrow(/config\.auth must be one of/);
+    }));
 });
