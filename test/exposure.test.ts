@@ -16,10 +16,10 @@ import { raw, request } from './raw-http';
 const KEY = 'sk_test_0123456789abcdef';
 const MAIN = path.join(__dirname, '../src/cli/main.ts');
 
-/** `hookline api` as a child process with exactly this environment (plus PATH). */
-async function hooklineApi(env: Record<string, string>): Promise<{ code: number; stderr: string }> {
+/** `hookline <command>` as a child process with exactly this environment (plus PATH). */
+async function hookline(command: string, env: Record<string, string>): Promise<{ code: number; stderr: string }> {
   try {
-    await promisify(execFile)(process.execPath, ['--import', 'tsx', MAIN, 'api'], {
+    await promisify(execFile)(process.execPath, ['--import', 'tsx', MAIN, command], {
       env: { PATH: process.env.PATH ?? '', HOOKLINE_LOG_LEVEL: 'silent', ...env },
       timeout: 30_000,
     });
@@ -43,14 +43,20 @@ describe('starting on a non-loopback HOST', () => {
   });
 
   it('`hookline api` exits 1 before touching anything, and the override gets past that check', async () => {
-    const refused = await hooklineApi({ HOST: '0.0.0.0', PORT: '0' });
+    const refused = await hookline('api', { HOST: '0.0.0.0', PORT: '0' });
     expect(refused.code).toBe(1);
     expect(refused.stderr).toMatch(/refusing to serve the API on HOST=0\.0\.0\.0 without HOOKLINE_API_KEY/);
     // Past the exposure check it stops at the next one (no DATABASE_URL), after the warning.
-    const overridden = await hooklineApi({ HOST: '0.0.0.0', PORT: '0', HOOKLINE_INSECURE_NO_AUTH: 'true' });
+    const overridden = await hookline('api', { HOST: '0.0.0.0', PORT: '0', HOOKLINE_INSECURE_NO_AUTH: 'true' });
     expect(overridden.code).toBe(1);
     expect(overridden.stderr).toMatch(/WARNING: HOOKLINE_INSECURE_NO_AUTH=true/);
     expect(overridden.stderr).toMatch(/needs DATABASE_URL/);
+  });
+
+  it('`hookline dev` refuses too, before starting Postgres or Temporal', async () => {
+    const refused = await hookline('dev', { HOST: '0.0.0.0', HOOKLINE_DATA_DIR: '/nonexistent/hookline-never-created' });
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/without HOOKLINE_API_KEY/);
   });
 });
 
@@ -83,6 +89,15 @@ describe('Host allowlist', () => {
         expect(res.status, `${host} ${target}`).toBe(421);
         expect(JSON.parse(res.body)).toMatchObject({ code: 'host_not_allowed', message: expect.stringMatching(/^host: /) });
       }
+    }
+  });
+
+  it('refuses a body sent without a content-type (415), as a no-cors browser request would send it', async () => {
+    const body = JSON.stringify({ url: 'https://93.184.216.34/hook' });
+    for (const m of ['POST /v1/endpoints', 'PATCH /v1/endpoints/ep_x', 'DELETE /v1/endpoints/ep_x']) {
+      const res = await raw(port, `${m} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\ncontent-length: ${body.length}\r\n\r\n${body}`);
+      expect(res.status, m).toBe(415);
+      expect(JSON.parse(res.body).code).toBe('unsupported_media_type');
     }
   });
 
