@@ -165,6 +165,26 @@ describe('cross-site browser requests', () => {
     expect((await app.inject({ method: 'GET', url: '/v1/endpoints', headers: { host: 'localhost:3000', origin: 'https://evil.example' } })).statusCode).toBe(200);
   });
 
+  it('behind a proxy, takes the public name listed in HOOKLINE_ALLOWED_HOSTS as the own origin, never `*`', async () => {
+    const payload = { url: 'https://93.184.216.34/hook' };
+    const proxied = await createApiOnly({ HOOKLINE_ALLOWED_HOSTS: 'hooks.example.com,127.0.0.1' });
+    try {
+      const post = (origin: string) =>
+        proxied.app.inject({ method: 'POST', url: '/v1/endpoints', headers: { host: '127.0.0.1:3000', origin }, payload });
+      expect((await post('https://hooks.example.com')).statusCode).toBe(201);
+      expect((await post('https://evil.example')).statusCode).toBe(403);
+    } finally {
+      await proxied.close();
+    }
+    const any = await createApiOnly({ HOOKLINE_ALLOWED_HOSTS: '*' });
+    try {
+      const res = await any.app.inject({ method: 'POST', url: '/v1/endpoints', headers: { host: 'x.example', origin: 'https://evil.example' }, payload });
+      expect(res.statusCode).toBe(403);
+    } finally {
+      await any.close();
+    }
+  });
+
   it('lets bodyless POSTs from API clients through (no content-type needed)', async () => {
     // Reaches the handler (404: no such delivery), not a 403 or 415 from the checks.
     const res = await app.inject({ method: 'POST', url: '/v1/deliveries/evt_none/ep_none/replay', headers: { host: 'localhost:3000' } });

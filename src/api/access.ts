@@ -72,13 +72,17 @@ function splitHost(value: string): { name: string; port: string } {
   return { name: m[1].replace(/\.$/, ''), port: m[2] ?? '' };
 }
 
-/** Whether a Host value is one this API answers (HOOKLINE_ALLOWED_HOSTS, see README). */
-export function hostMatcher(config: Pick<Config, 'HOST' | 'HOOKLINE_ALLOWED_HOSTS'>): (host: string | undefined) => boolean {
-  const entries =
-    config.HOOKLINE_ALLOWED_HOSTS ??
-    // Loopback HOST: only loopback names, the rebinding defence. Otherwise the key guards the
-    // API and its public name is not known here, so any Host is answered.
-    (isLoopbackHost(config.HOST) ? [...LOOPBACK_NAMES, config.HOST.includes(':') ? `[${config.HOST}]` : config.HOST] : ['*']);
+/** The Host values this API answers (HOOKLINE_ALLOWED_HOSTS, or the default; see README). */
+function allowedHostEntries(config: Pick<Config, 'HOST' | 'HOOKLINE_ALLOWED_HOSTS'>): string[] {
+  if (config.HOOKLINE_ALLOWED_HOSTS) return config.HOOKLINE_ALLOWED_HOSTS;
+  // Loopback HOST: only loopback names, the rebinding defence. Otherwise the key guards the
+  // API and its public name is not known here, so any Host is answered.
+  if (!isLoopbackHost(config.HOST)) return ['*'];
+  return [...LOOPBACK_NAMES, config.HOST.includes(':') ? `[${config.HOST}]` : config.HOST];
+}
+
+/** A matcher for `name` (any port), `name:port` and `*` entries. */
+function matchHosts(entries: string[]): (host: string | undefined) => boolean {
   if (entries.includes('*')) return () => true;
   const allowed = entries.map(splitHost);
   return (host) => {
@@ -129,7 +133,7 @@ function sameHost(origin: string, originHost: string, host: string): boolean {
 }
 
 /** Browsers say where a request comes from; a state change from another site is refused. */
-function checkCrossSite(req: FastifyRequest, hostAllowed: (host: string) => boolean, explicitHosts: boolean): void {
+function checkCrossSite(req: FastifyRequest, originListed: (host: string) => boolean): void {
   if (SAFE_METHODS.has(req.method)) return;
   const site = req.headers['sec-fetch-site'];
   if (site !== undefined && site !== 'same-origin' && site !== 'none') {
@@ -144,8 +148,7 @@ function checkCrossSite(req: FastifyRequest, hostAllowed: (host: string) => bool
     // "null" (sandboxed frames, file://) or garbage: treated as foreign
   }
   const same = originHost !== null && sameHost(origin, originHost, req.headers.host ?? '');
-  // Behind a proxy that rewrites Host, the public name listed in HOOKLINE_ALLOWED_HOSTS counts too.
-  if (!same && !(explicitHosts && originHost !== null && hostAllowed(originHost))) {
+  if (!same && !(originHost !== null && originListed(originHost))) {
     throw new ApiError(403, 'cross_site', `origin: ${origin} may not change anything here; only this API's own origin may`);
   }
 }
@@ -159,13 +162,15 @@ export function registerAccessControl(app: FastifyInstance, config: AccessConfig
     }
     route.config = { ...route.config, auth };
   });
-  const hostAllowed = hostMatcher(config);
-  const explicitHosts = config.HOOKLINE_ALLOWED_HOSTS !== undefined;
+  const hostAllowed = matchHosts(allowedHostEntries(config));
+  // Behind a proxy that rewrites Host, a public name listed by the operator is the API's own
+  // origin too; a `*` there opens Host, never Origin.
+  const originListed = matchHosts((config.HOOKLINE_ALLOWED_HOSTS ?? []).filter((e) => e !== '*'));
   app.addHook('onRequest', async (req) => {
     if (!hostAllowed(req.headers.host)) {
       throw new ApiError(421, 'host_not_allowed', `host: "${req.headers.host ?? ''}" is not a name this API answers to; list it in HOOKLINE_ALLOWED_HOSTS`);
     }
-    checkCrossSite(req, hostAllowed, explicitHosts);
+    checkCrossSite(req, originListed);
     checkCredentials(req, config);
   });
 }
