@@ -147,10 +147,8 @@ function checkCrossSite(req: FastifyRequest, originListed: (host: string) => boo
   } catch {
     // "null" (sandboxed frames, file://) or garbage: treated as foreign
   }
-  const same = originHost !== null && sameHost(origin, originHost, req.headers.host ?? '');
-  if (!same && !(originHost !== null && originListed(originHost))) {
-    throw new ApiError(403, 'cross_site', `origin: ${origin} may not change anything here; only this API's own origin may`);
-  }
+  if (originHost !== null && (sameHost(origin, originHost, req.headers.host ?? '') || originListed(originHost))) return;
+  throw new ApiError(403, 'cross_site', `origin: ${origin} may not change anything here; only this API's own origin may`);
 }
 
 /** Installs the checks; call before any route is added so every route gets its auth level. */
