@@ -150,7 +150,11 @@ describe('hookline dev', () => {
     expect(p.allows('169.254.169.254')).toBe(false);
     expect(p.allows('10.0.0.1')).toBe(false);
     expect(devTargetDefaults({ HOOKLINE_ALLOWED_TARGETS: '10.0.0.0/8' })).toEqual({});
-    expect(devTargetDefaults({ HOOKLINE_ALLOW_PRIVATE_TARGETS: 'true' })).toEqual({});
+    // The old boolean widens dev's default; set to false it does not take loopback away.
+    const widened = targetPolicyFromConfig(loadConfig({ ...devTargetDefaults({}), HOOKLINE_ALLOW_PRIVATE_TARGETS: 'true' }));
+    expect(widened.allows('10.0.0.1')).toBe(true);
+    const narrowed = targetPolicyFromConfig(loadConfig({ ...devTargetDefaults({ HOOKLINE_ALLOW_PRIVATE_TARGETS: 'false' }), HOOKLINE_ALLOW_PRIVATE_TARGETS: 'false' }));
+    expect(narrowed.allows('127.0.0.1')).toBe(true);
   });
 });
 

@@ -139,7 +139,8 @@ async function waitForHttp(url: string, timeoutMs: number, cancelled: () => bool
  * point of dev; the rest of the private space (and cloud metadata at 169.254.169.254) is not.
  */
 export function devTargetDefaults(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  return env.HOOKLINE_ALLOWED_TARGETS || env.HOOKLINE_ALLOW_PRIVATE_TARGETS ? {} : { HOOKLINE_ALLOWED_TARGETS: 'loopback' };
+  // HOOKLINE_ALLOW_PRIVATE_TARGETS=true still widens this to `private` (see address-policy).
+  return env.HOOKLINE_ALLOWED_TARGETS ? {} : { HOOKLINE_ALLOWED_TARGETS: 'loopback' };
 }
 
 function redactUrl(url: string): string {
