@@ -10,13 +10,15 @@ import { matchesChannels, matchesEventType } from '../src/matching';
 import { nextDelayMs, parseRetryAfter, resolveRetry, type RetrySettings } from '../src/retry';
 import { signatureHeader } from '../src/signing';
 import { USER_AGENT } from '../src/version';
+import type { TargetPolicy } from '../src/net/address-policy';
 import { post } from './http';
 
 export interface ActivityDeps {
   pool: Pool;
   requestTimeoutMs: number;
   responseBodyMaxBytes: number;
-  allowPrivateTargets: boolean;
+  /** Which addresses deliveries may reach (HOOKLINE_ALLOWED_TARGETS). */
+  targetPolicy: TargetPolicy;
   /** Called once per attempt, after it is recorded (logs, metrics). */
   onAttempt?: (a: AttemptReport) => void;
   /** Called when the workflow moves a delivery on (delivering, dead_lettered, dropped), after it is recorded. */
@@ -126,7 +128,7 @@ export function createActivities(deps: ActivityDeps) {
       },
       timeoutMs: deps.requestTimeoutMs,
       maxResponseBytes: deps.responseBodyMaxBytes,
-      allowPrivateTargets: deps.allowPrivateTargets,
+      targetPolicy: deps.targetPolicy,
     });
 
     const statusCode = result.kind === 'response' ? result.status : null;

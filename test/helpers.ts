@@ -15,6 +15,7 @@ import { buildApp } from '../src/api/app';
 import { prepareDataAtRest } from '../src/at-rest-start';
 import { loadConfig, type Config } from '../src/config';
 import { createPool, type Pool } from '../src/db/pool';
+import { targetPolicyFromConfig } from '../src/net/address-policy';
 import { Relay } from '../src/relay/relay';
 import { createHooklineWorker } from '../src/worker/worker';
 import type { ActivityDeps } from '../activities';
@@ -93,7 +94,7 @@ export async function createHarness(opts: HarnessOptions = {}): Promise<Harness>
     DATABASE_URL: db.url,
     TEMPORAL_ADDRESS: inject('temporalAddress'),
     TEMPORAL_TASK_QUEUE: taskQueue,
-    HOOKLINE_ALLOW_PRIVATE_TARGETS: 'true',
+    HOOKLINE_ALLOWED_TARGETS: 'loopback',
     HOOKLINE_RELAY_POLL_MS: '200',
     HOOKLINE_REQUEST_TIMEOUT_MS: '3000',
     HOOKLINE_LOG_LEVEL: 'silent',
@@ -124,7 +125,7 @@ export async function createHarness(opts: HarnessOptions = {}): Promise<Harness>
         pool,
         requestTimeoutMs: config.HOOKLINE_REQUEST_TIMEOUT_MS,
         responseBodyMaxBytes: config.HOOKLINE_RESPONSE_BODY_MAX_BYTES,
-        allowPrivateTargets: true,
+        targetPolicy: targetPolicyFromConfig(config),
         ...opts.activities,
       },
     });
@@ -276,7 +277,7 @@ export function spawnRole(
       DATABASE_URL: h.config.DATABASE_URL,
       TEMPORAL_ADDRESS: inject('temporalAddress'),
       TEMPORAL_TASK_QUEUE: h.taskQueue,
-      HOOKLINE_ALLOW_PRIVATE_TARGETS: 'true',
+      HOOKLINE_ALLOWED_TARGETS: 'loopback',
       HOOKLINE_WORKER_METRICS_PORT: '0',
       HOOKLINE_ENCRYPTION_KEY: h.config.HOOKLINE_ENCRYPTION_KEY ?? '',
       ...env,

@@ -11,7 +11,8 @@ import type { RetryOverrides } from '../../retry';
 import { ApiError, notFound } from '../errors';
 import { endpointOut } from '../serialize';
 import { EndpointIn, EndpointOut, EndpointPatch, EndpointWithSecretOut, PageQuery, RotateIn, pageOf, RetryIn } from '../schemas';
-import { assertPublicUrl } from '../url-policy';
+import { targetPolicyFromConfig } from '../../net/address-policy';
+import { checkTargetUrl } from '../url-policy';
 
 const DEFAULT_EXPIRE_OLD_AFTER_MS = 24 * 60 * 60 * 1000;
 const IdParams = z.object({ id: z.string().max(128) });
@@ -40,12 +41,13 @@ function requireEncryptionKey(): void {
 export const endpointRoutes: FastifyPluginAsync = async (fastify) => {
   const app = fastify.withTypeProvider<ZodTypeProvider>();
   const { pool, config } = app.hookline;
+  const targets = targetPolicyFromConfig(config);
 
   app.post('/v1/endpoints', {
     schema: { tags: ['endpoints'], summary: 'Create an endpoint', body: EndpointIn, response: { 201: EndpointWithSecretOut } },
   }, async (req, reply) => {
     const b = req.body;
-    await assertPublicUrl(b.url, 'url', config.HOOKLINE_ALLOW_PRIVATE_TARGETS);
+    b.url = await checkTargetUrl(b.url, 'url', targets);
     requireEncryptionKey();
     const secret = b.secret ?? generateSecret();
     const row = await withTransaction(pool, (db) =>
@@ -84,7 +86,7 @@ export const endpointRoutes: FastifyPluginAsync = async (fastify) => {
     schema: { tags: ['endpoints'], summary: 'Change an endpoint', params: IdParams, body: EndpointPatch, response: { 200: EndpointOut } },
   }, async (req) => {
     const b = req.body;
-    if (b.url) await assertPublicUrl(b.url, 'url', config.HOOKLINE_ALLOW_PRIVATE_TARGETS);
+    if (b.url) b.url = await checkTargetUrl(b.url, 'url', targets);
     const row = await endpoints.updateEndpoint(pool, req.params.id, {
       url: b.url,
       description: b.description,
