@@ -93,6 +93,7 @@ export async function createHarness(opts: HarnessOptions = {}): Promise<Harness>
     HOOKLINE_RELAY_POLL_MS: '200',
     HOOKLINE_REQUEST_TIMEOUT_MS: '3000',
     HOOKLINE_LOG_LEVEL: 'silent',
+    ...TEST_RETRY_ENV,
     ...opts.env,
   });
   const pool = createPool(db.url, 10);
@@ -218,6 +219,9 @@ export async function waitFor<T>(fn: () => Promise<T> | T, timeoutMs = 30_000, w
   }
 }
 
+/** Lets FAST_RETRY's sub-second intervals through the API's 1 s floor (see src/retry.ts). */
+export const TEST_RETRY_ENV = { HOOKLINE_MIN_RETRY_INTERVAL_MS: '1' };
+
 /** Short retry policy for tests: hours of backoff become seconds. */
 export const FAST_RETRY = {
   initialInterval: '100ms',
@@ -243,7 +247,7 @@ export async function sendEvent(app: FastifyInstance, body: Record<string, unkno
 export async function createApiOnly(env: Record<string, string> = {}) {
   const db = await createTestDatabase();
   const pool = createPool(db.url, 5);
-  const app = await buildApp({ pool, config: loadConfig({ DATABASE_URL: db.url, ...env }), temporal: null, logger: false });
+  const app = await buildApp({ pool, config: loadConfig({ DATABASE_URL: db.url, ...TEST_RETRY_ENV, ...env }), temporal: null, logger: false });
   return {
     app,
     pool,
@@ -270,6 +274,7 @@ export function spawnRole(
       TEMPORAL_TASK_QUEUE: h.taskQueue,
       HOOKLINE_ALLOW_PRIVATE_TARGETS: 'true',
       HOOKLINE_WORKER_METRICS_PORT: '0',
+      ...TEST_RETRY_ENV,
       ...env,
     },
     stdio,

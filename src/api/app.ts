@@ -10,6 +10,7 @@ import { createApiMetrics, registerApiMetrics } from '../metrics';
 import { safeEqual } from '../signing';
 import { VERSION } from '../version';
 import { ApiError, registerErrorHandling } from './errors';
+import { registerInputChecks } from './input';
 import { endpointRoutes } from './routes/endpoints';
 import { eventRoutes } from './routes/events';
 import { eventTypeRoutes } from './routes/event-types';
@@ -54,6 +55,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // JSON only: anything else gets a clear 415 instead of a confusing validation error.
   app.removeContentTypeParser('text/plain');
   registerErrorHandling(app);
+  registerInputChecks(app);
 
   const apiKey = deps.config.HOOKLINE_API_KEY;
   if (apiKey) {

@@ -45,12 +45,19 @@ export function registerErrorHandling(app: FastifyInstance): void {
       case 'FST_ERR_CTP_EMPTY_JSON_BODY':
         return reply.code(400).send({ code: 'invalid_json', message: `body: ${err.message}` });
       case 'FST_ERR_CTP_BODY_TOO_LARGE':
-        return reply.code(413).send({ code: 'payload_too_large', message: `body: larger than the ${app.initialConfig.bodyLimit} byte limit` });
+        // The route's own limit (POST /v1/events has HOOKLINE_MAX_EVENT_BYTES), not the app's.
+        return reply.code(413).send({ code: 'payload_too_large', message: `body: larger than the ${request.routeOptions.bodyLimit ?? app.initialConfig.bodyLimit} byte limit of this route` });
       case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
         return reply.code(415).send({ code: 'unsupported_media_type', message: 'content-type: send application/json' });
     }
     if (err instanceof SyntaxError || (err.statusCode && err.statusCode >= 400 && err.statusCode < 500)) {
       return reply.code(err.statusCode ?? 400).send({ code: 'bad_request', message: err.message });
+    }
+    if (isDataException(err)) {
+      // A backstop: input checks should have refused this value before SQL saw it. Postgres
+      // names the problem, not the field, so the message points at the request as a whole.
+      request.log.warn({ err: err.message, code: err.code }, 'data exception from Postgres');
+      return reply.code(400).send({ code: 'invalid_value', message: `request: a value cannot be stored (${err.message})` });
     }
     if (isUnavailable(err)) {
       // The database (or Temporal) is unreachable: nothing was recorded, the client may retry.
@@ -68,6 +75,12 @@ export function registerErrorHandling(app: FastifyInstance): void {
 // Connection-level failures (refused, reset, Postgres shutting down or not accepting
 // connections) as opposed to bugs: the request can be retried as it is.
 const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', '57P01', '57P02', '57P03', '08000', '08001', '08003', '08006']);
+
+// SQLSTATE class 22, "data exception": out of range, invalid text or encoding, bad datetime —
+// always the value's fault, never the server's. pg errors carry the 5-character code.
+function isDataException(err: { code?: unknown }): boolean {
+  return typeof err.code === 'string' && err.code.length === 5 && err.code.startsWith('22');
+}
 
 function isUnavailable(err: FastifyError & { code?: string }): boolean {
   return (

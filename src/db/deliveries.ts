@@ -117,12 +117,21 @@ export interface Page<T> {
 const encodeCursor = (d: DeliveryRow) =>
   Buffer.from(JSON.stringify([d.createdAt.toISOString(), d.eventId, d.endpointId])).toString('base64url');
 
+// What encodeCursor writes: an ISO timestamp and two ids. Anything else (a NUL, a date Postgres
+// cannot read) would reach SQL as a parameter and fail there, so it is refused here.
+const CURSOR_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+const CURSOR_ID = /^[\x21-\x7e]{1,128}$/;
+
 function decodeCursor(cursor: string): [string, string, string] {
   const parsed = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
   if (!Array.isArray(parsed) || parsed.length !== 3 || !parsed.every((p) => typeof p === 'string')) {
     throw new Error('bad cursor');
   }
-  return parsed as [string, string, string];
+  const [time, eventId, endpointId] = parsed as [string, string, string];
+  if (!CURSOR_TIME.test(time) || Number.isNaN(Date.parse(time)) || !CURSOR_ID.test(eventId) || !CURSOR_ID.test(endpointId)) {
+    throw new Error('bad cursor');
+  }
+  return [time, eventId, endpointId];
 }
 
 export class BadCursorError extends Error {}
