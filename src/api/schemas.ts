@@ -175,6 +175,8 @@ export const AttemptOut = z.object({
   error: z.string().nullable(),
   outcome: z.enum(['delivered', 'retrying', 'failed']),
   responseBody: z.string().nullable(),
+  /** How responseBody is written: the receiver's bytes as UTF-8 text, or base64 when they are not UTF-8. */
+  responseBodyEncoding: z.enum(['utf8', 'base64']).nullable(),
 });
 
 export const PageQuery = z.object({
