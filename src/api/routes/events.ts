@@ -5,6 +5,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { checkEventContract, EventContractError, type ContractResult } from '../../contracts';
+import { ValidationUnavailableError } from '../../schema-pool';
 import { withTransaction } from '../../db/pool';
 import { claimIdempotencyKey, getEvent, insertEventWithOutbox, type EventRow } from '../../db/events';
 import { deliveriesForEvent } from '../../db/deliveries';
@@ -81,6 +82,7 @@ export const eventRoutes: FastifyPluginAsync = async (fastify) => {
       }
       // After the key claim, so a repeated key returns the first event even if the type changed since.
       const contract = await checkEventContract(db, b, { acceptUnregistered: config.HOOKLINE_ACCEPT_UNREGISTERED_TYPES }).catch((err) => {
+        if (err instanceof ValidationUnavailableError) throw new ApiError(503, 'unavailable', `data: ${err.message}`);
         throw err instanceof EventContractError ? new ApiError(422, err.code, err.message, err.details) : err;
       });
       const { event, created } = await insertEventWithOutbox(db, { id, type: b.type, data: b.data, channels: b.channels, version: contract.version });
