@@ -9,7 +9,7 @@ import { createLogger } from '../logger';
 import { createApiMetrics, registerApiMetrics } from '../metrics';
 import { safeEqual } from '../signing';
 import { VERSION } from '../version';
-import { ApiError, registerErrorHandling } from './errors';
+import { ApiError, frameworkErrors, registerErrorHandling } from './errors';
 import { registerInputChecks } from './input';
 import { endpointRoutes } from './routes/endpoints';
 import { eventRoutes } from './routes/events';
@@ -48,6 +48,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         }),
     // The events route sets its own limit (HOOKLINE_MAX_EVENT_BYTES); this covers the rest.
     bodyLimit: 1024 * 1024,
+    frameworkErrors,
   });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);

@@ -1,7 +1,7 @@
 // The API's one error shape, {code, message, details?}, and the one handler that produces it.
 // Validation problems become 4xx that name the field; anything unexpected is a 500 that says
 // nothing about internals (the details go to the log).
-import type { FastifyError, FastifyInstance } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 
 export class ApiError extends Error {
@@ -28,6 +28,20 @@ function zodIssues(err: FastifyError): Issue[] {
     const segments: (string | number)[] = v.params?.issue?.path ?? v.instancePath?.split('/').filter(Boolean) ?? [];
     return { path: [where, ...segments].join('.'), message: v.message ?? 'invalid' };
   });
+}
+
+/**
+ * Fastify's `frameworkErrors` option: errors the router raises before any route or hook runs
+ * (they bypass setErrorHandler). Same shape as every other error, and no echo of the path.
+ */
+export function frameworkErrors(err: FastifyError, _request: FastifyRequest, reply: FastifyReply): void {
+  if (err.code === 'FST_ERR_MAX_PARAM_LENGTH') {
+    reply.code(414).send({ code: 'uri_too_long', message: 'params: a path parameter is longer than the router accepts (100 characters)' });
+  } else if (err.code === 'FST_ERR_BAD_URL') {
+    reply.code(400).send({ code: 'bad_url', message: 'params: the path is not valid percent-encoded UTF-8' });
+  } else {
+    reply.code(500).send({ code: 'internal', message: 'internal error' });
+  }
 }
 
 export function registerErrorHandling(app: FastifyInstance): void {
