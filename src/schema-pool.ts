@@ -10,8 +10,8 @@ import type { ValidateReply, ValidateRequest } from './schema-worker';
 
 /** Real payloads validate in well under a millisecond; a second is hostile or broken. */
 export const VALIDATION_TIMEOUT_MS = 1_000;
-/** Compiling a 64 KiB schema is the slow part on first use in a fresh worker. */
-const COMPILE_ALLOWANCE_MS = 2_000;
+/** Compiling a 64 KiB schema is the slow part on first use in a fresh worker; it gets its own deadline. */
+const COMPILE_TIMEOUT_MS = 2_000;
 /** Two threads: the machines this runs on have few cores, and the API thread needs one. */
 const POOL_SIZE = 2;
 /** Past this many waiting validations the caller gets a 503 instead of a growing queue. */
@@ -100,13 +100,19 @@ export class SchemaValidatorPool {
       const req: ValidateRequest = { id: 0, key: task.key, data: task.data, ...(sendSchema ? { schema: task.schema } : {}) };
       slot.task = task;
       slot.worker.ref(); // a validation in flight keeps the process alive; an idle pool does not
-      const limit = VALIDATION_TIMEOUT_MS + (sendSchema ? COMPILE_ALLOWANCE_MS : 0);
-      slot.timer = setTimeout(() => this.replace(slot, timeoutError(limit)), limit);
+      this.arm(slot, sendSchema ? COMPILE_TIMEOUT_MS : VALIDATION_TIMEOUT_MS, sendSchema ? 'compiling the schema' : 'validation');
       slot.worker.postMessage(req);
     }
   }
 
+  /** (Re)starts the deadline of the slot's task. */
+  private arm(slot: Slot, ms: number, what: string): void {
+    if (slot.timer) clearTimeout(slot.timer);
+    slot.timer = setTimeout(() => this.replace(slot, timeoutError(what, ms)), ms);
+  }
+
   private finish(slot: Slot, reply: ValidateReply): void {
+    if ('compiled' in reply) return this.arm(slot, VALIDATION_TIMEOUT_MS, 'validation');
     const task = slot.task;
     this.release(slot);
     if (!task) return;
@@ -147,8 +153,8 @@ export class SchemaValidatorPool {
   }
 }
 
-function timeoutError(ms: number): EventContractError {
-  const message = `validation took longer than ${ms} ms and was stopped; this schema is too costly for this payload`;
+function timeoutError(what: string, ms: number): EventContractError {
+  const message = `${what} took longer than ${ms} ms and was stopped; this schema is too costly for this payload`;
   return new EventContractError('validation_timeout', `data: ${message}`, [{ path: 'data', message }]);
 }
 

@@ -17,6 +17,8 @@ export interface ValidateRequest {
 export type ValidateReply =
   | { id: number; issues: { path: string; message: string }[] | null }
   | { id: number; unknownKey: true }
+  /** Sent between compiling and validating, so the pool's deadline covers validation alone. */
+  | { id: number; compiled: true }
   | { id: number; error: string };
 
 /** Same bound as the API thread's cache: each entry is a few KiB of generated code. */
@@ -28,6 +30,7 @@ function validatorFor(req: ValidateRequest): ValidateFunction | null {
   if (cached) return cached;
   if (req.schema === undefined) return null;
   const validate = compileEventSchema(req.schema);
+  parentPort!.postMessage({ id: req.id, compiled: true } satisfies ValidateReply);
   if (req.key !== undefined) {
     if (cache.size >= CACHE_SIZE) cache.delete(cache.keys().next().value!);
     cache.set(req.key, validate);
