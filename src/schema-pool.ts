@@ -55,17 +55,32 @@ function spawnWorker(): Worker {
 export class SchemaValidatorPool {
   private readonly slots: Slot[] = [];
   private readonly queue: Task[] = [];
+  /** Validations asked for and not yet answered: while there are any, the workers keep the process alive. */
+  private pending = 0;
 
   /** Validates `data` in a worker; resolves with the issues (null when valid). */
   validate(key: string | undefined, schema: unknown, data: unknown): Promise<ContractIssue[] | null> {
     if (this.queue.length >= MAX_QUEUE) {
       return Promise.reject(new ValidationUnavailableError('too many event validations are waiting; retry shortly'));
     }
-    return new Promise((resolve, reject) => {
+    this.hold(1);
+    return new Promise<ContractIssue[] | null>((resolve, reject) => {
       this.queue.push({ key, schema, data, resolve, reject });
       while (this.slots.length < POOL_SIZE) this.slots.push(this.startSlot());
       this.dispatch();
-    });
+    }).finally(() => this.hold(-1));
+  }
+
+  /** An idle pool must not keep a process alive (the producer library's caller, a CLI command); a busy one must. */
+  private hold(delta: number): void {
+    const before = this.pending;
+    this.pending += delta;
+    if ((before === 0) !== (this.pending === 0)) for (const s of this.slots) this.setRef(s);
+  }
+
+  private setRef(slot: Slot): void {
+    if (this.pending > 0) slot.worker.ref();
+    else slot.worker.unref();
   }
 
   /** Stops every worker (tests, shutdown); later calls start new ones. */
@@ -80,7 +95,6 @@ export class SchemaValidatorPool {
 
   private startSlot(): Slot {
     const slot: Slot = { worker: spawnWorker(), ready: false, known: new Set(), task: null, timer: null };
-    slot.worker.unref();
     slot.worker.on('message', (m: ValidateReply | 'ready') => {
       if (m === 'ready') {
         slot.ready = true;
@@ -89,6 +103,8 @@ export class SchemaValidatorPool {
     });
     // Out of memory, or a crash: the task fails and a fresh worker takes the slot.
     slot.worker.on('error', (err) => this.replace(slot, new EventContractError('schema_unusable', `data: cannot be validated (${err.message})`, [{ path: 'data', message: err.message }])));
+    // After the listeners: attaching a 'message' listener refs the worker's port again.
+    this.setRef(slot);
     return slot;
   }
 
@@ -99,7 +115,6 @@ export class SchemaValidatorPool {
       const sendSchema = task.key === undefined || !slot.known.has(task.key);
       const req: ValidateRequest = { id: 0, key: task.key, data: task.data, ...(sendSchema ? { schema: task.schema } : {}) };
       slot.task = task;
-      slot.worker.ref(); // a validation in flight keeps the process alive; an idle pool does not
       this.arm(slot, sendSchema ? COMPILE_TIMEOUT_MS : VALIDATION_TIMEOUT_MS, sendSchema ? 'compiling the schema' : 'validation');
       slot.worker.postMessage(req);
     }
@@ -136,7 +151,6 @@ export class SchemaValidatorPool {
     if (slot.timer) clearTimeout(slot.timer);
     slot.timer = null;
     slot.task = null;
-    slot.worker.unref();
   }
 
   /** Ends a worker that overran or died, fails its task, and puts a fresh worker in its place. */

@@ -1,6 +1,9 @@
 // Event-type schemas cannot stall or break the API (issue 10): linear-time patterns, bounded
 // uniqueItems, self-referencing schemas refused at registration, and validation of unbounded
 // cost run in a worker under a deadline while the API keeps answering. Real Postgres, no Temporal.
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { createApiOnly } from './helpers';
@@ -111,5 +114,15 @@ describe('schema limits', () => {
     expect(answeredMeanwhile).toBeGreaterThan(5);
     // The pool recovered: the same type still validates a harmless payload.
     expect((await submit('costly.schema', { x: 'fine' })).statusCode).toBe(202);
+  });
+
+  it('keeps a process alive while a worker validates, and lets it exit once the pool is idle', async () => {
+    // The producer library validates in the caller's process: a pending validation must hold it
+    // open (or the await would never return), an idle pool must not (or a script would never end).
+    const script = `
+      const { schemaPool } = require(${JSON.stringify(path.join(__dirname, '../src/schema-pool.ts'))});
+      schemaPool.validate('k', { type: 'object', required: ['a'] }, {}).then((r) => console.log(JSON.stringify(r)));`;
+    const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', '-e', script], { cwd: path.join(__dirname, '..'), timeout: 30_000 });
+    expect(JSON.parse(stdout)).toEqual([{ path: 'data.a', message: 'is required' }]);
   });
 });
