@@ -83,16 +83,6 @@ export class SchemaValidatorPool {
     else slot.worker.unref();
   }
 
-  /** Stops every worker (tests, shutdown); later calls start new ones. */
-  async close(): Promise<void> {
-    const slots = this.slots.splice(0);
-    for (const s of slots) {
-      if (s.timer) clearTimeout(s.timer);
-      s.task?.reject(new ValidationUnavailableError('validation pool closed'));
-    }
-    await Promise.all(slots.map((s) => s.worker.terminate()));
-  }
-
   private startSlot(): Slot {
     const slot: Slot = { worker: spawnWorker(), ready: false, known: new Set(), task: null, timer: null };
     slot.worker.on('message', (m: ValidateReply | 'ready') => {

@@ -114,7 +114,8 @@ describe('schema limits', () => {
     expect(answeredMeanwhile).toBeGreaterThan(5);
     // The pool recovered: the same type still validates a harmless payload.
     expect((await submit('costly.schema', { x: 'fine' })).statusCode).toBe(202);
-  });
+    // Each stopped worker is replaced by a fresh one that loads tsx and Ajv: seconds on a busy box.
+  }, 120_000);
 
   it('keeps a process alive while a worker validates, and lets it exit once the pool is idle', async () => {
     // The producer library validates in the caller's process: a pending validation must hold it
