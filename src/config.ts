@@ -61,6 +61,9 @@ const schema = z.object({
   HOOKLINE_ACCEPT_UNREGISTERED_TYPES: bool.default(true),
   // How long an Idempotency-Key is remembered (Stripe keeps them 24 h).
   HOOKLINE_IDEMPOTENCY_TTL_HOURS: positiveInt.default(24),
+  // The shortest retry interval an endpoint may declare (1 s). Only test suites lower it, to turn
+  // hours of backoff into seconds; production has no reason to retry faster.
+  HOOKLINE_MIN_RETRY_INTERVAL_MS: positiveInt.default(1_000),
   HOOKLINE_RELAY_BATCH_SIZE: positiveInt.default(100),
   // The relay wakes on NOTIFY; the poll only covers a lost notification or a relay that was down.
   HOOKLINE_RELAY_POLL_MS: positiveInt.default(1_000),

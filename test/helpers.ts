@@ -99,6 +99,7 @@ export async function createHarness(opts: HarnessOptions = {}): Promise<Harness>
     HOOKLINE_REQUEST_TIMEOUT_MS: '3000',
     HOOKLINE_LOG_LEVEL: 'silent',
     HOOKLINE_ENCRYPTION_KEY: TEST_ENCRYPTION_KEY,
+    ...TEST_RETRY_ENV,
     ...opts.env,
   });
   const pool = createPool(db.url, 10);
@@ -225,6 +226,9 @@ export async function waitFor<T>(fn: () => Promise<T> | T, timeoutMs = 30_000, w
   }
 }
 
+/** Lets FAST_RETRY's sub-second intervals through the API's 1 s floor (see src/retry.ts). */
+export const TEST_RETRY_ENV = { HOOKLINE_MIN_RETRY_INTERVAL_MS: '1' };
+
 /** Short retry policy for tests: hours of backoff become seconds. */
 export const FAST_RETRY = {
   initialInterval: '100ms',
@@ -250,7 +254,7 @@ export async function sendEvent(app: FastifyInstance, body: Record<string, unkno
 export async function createApiOnly(env: Record<string, string> = {}) {
   const db = await createTestDatabase();
   const pool = createPool(db.url, 5);
-  const config = loadConfig({ DATABASE_URL: db.url, HOOKLINE_ENCRYPTION_KEY: TEST_ENCRYPTION_KEY, ...env });
+  const config = loadConfig({ DATABASE_URL: db.url, HOOKLINE_ENCRYPTION_KEY: TEST_ENCRYPTION_KEY, ...TEST_RETRY_ENV, ...env });
   await prepareDataAtRest(pool, config);
   const app = await buildApp({ pool, config, temporal: null, logger: false });
   return {
@@ -280,6 +284,7 @@ export function spawnRole(
       HOOKLINE_ALLOWED_TARGETS: 'loopback',
       HOOKLINE_WORKER_METRICS_PORT: '0',
       HOOKLINE_ENCRYPTION_KEY: h.config.HOOKLINE_ENCRYPTION_KEY ?? '',
+      ...TEST_RETRY_ENV,
       ...env,
     },
     stdio,

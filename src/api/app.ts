@@ -9,7 +9,8 @@ import { createLogger } from '../logger';
 import { createApiMetrics, registerApiMetrics } from '../metrics';
 import { VERSION } from '../version';
 import { registerAccessControl } from './access';
-import { registerErrorHandling } from './errors';
+import { frameworkErrors, registerErrorHandling } from './errors';
+import { registerInputChecks } from './input';
 import { endpointRoutes } from './routes/endpoints';
 import { eventRoutes } from './routes/events';
 import { eventTypeRoutes } from './routes/event-types';
@@ -47,6 +48,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         }),
     // The events route sets its own limit (HOOKLINE_MAX_EVENT_BYTES); this covers the rest.
     bodyLimit: 1024 * 1024,
+    frameworkErrors,
   });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
@@ -54,6 +56,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // JSON only: anything else gets a clear 415 instead of a confusing validation error.
   app.removeContentTypeParser('text/plain');
   registerErrorHandling(app);
+  registerInputChecks(app);
 
   // Before any route: every route is added with its auth level (see access.ts).
   registerAccessControl(app, deps.config);
