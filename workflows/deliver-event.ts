@@ -159,6 +159,10 @@ export async function deliverEvent(input: DeliverEventInput): Promise<Record<str
         if (!running.has(id)) states.set(id, { state });
       }
       publish();
+    } catch {
+      // The child closed without a result (terminated by an operator): its endpoints are
+      // nobody's now, so a replay for them runs here.
+      for (const [id, child] of owner) if (child === childId) owner.delete(id);
     } finally {
       pending -= 1;
     }
