@@ -9,9 +9,10 @@ import { inject } from 'vitest';
 import { Client, Connection } from '@temporalio/client';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { NativeConnection, Worker } from '@temporalio/worker';
-import type { ResolvedEndpoint } from '../activities';
+import type { AttemptRecord, DeliverInput, DeliverResult, FirstAttemptResult, FirstAttemptsInput, ResolvedEndpoint } from '../activities';
 import { resolveRetry, type RetryOverrides } from '../src/retry';
 import { FANOUT_CHILD_BATCH, statusQuery } from '../workflows/deliver-event';
+import { workflowStartMetadata } from '../src/temporal/workflow-details';
 import { waitFor } from './helpers';
 
 type Outcome = 'ok' | { retry: string } | { permanent: string; type?: string };
@@ -24,6 +25,9 @@ interface Script {
   known: ResolvedEndpoint[];
   /** The n-th (1-based) POST to an endpoint: its outcome, possibly after waiting. */
   attempt(endpointId: string, n: number): Outcome | Promise<Outcome>;
+  /** A 2xx whose record failed in the activity: what it hands back to the workflow. */
+  unrecorded?(endpointId: string): AttemptRecord | undefined;
+  recordLate?(a: AttemptRecord): Promise<void>;
 }
 
 const scripts = new Map<string, Script>();
@@ -48,25 +52,42 @@ async function post(eventId: string, endpointId: string): Promise<void> {
   const outcome = await script.attempt(endpointId, postsTo(eventId, endpointId));
   if (outcome === 'ok') return;
   if ('permanent' in outcome) throw ApplicationFailure.nonRetryable(outcome.permanent, outcome.type ?? 'PermanentHttpError');
-  throw ApplicationFailure.create({ message: outcome.retry, type: 'RetryableDeliveryError', nextRetryDelay: 50 });
+  throw ApplicationFailure.create({ message: outcome.retry, type: 'RetryableDeliveryError', nextRetryDelay: 50, details: [{ retryDelayMs: 50 }] });
 }
 
 /** The activities deliverEvent calls, following the scripts. */
 function stubActivities() {
-  return {
+  const stubs = {
     async resolveEndpoints(input: { eventId: string; onlyEndpointIds?: string[] }) {
       const s = scripts.get(input.eventId)!;
       const endpoints = input.onlyEndpointIds ? s.known.filter((e) => input.onlyEndpointIds!.includes(e.id)) : s.subscribed;
       return { eventType: s.eventType, requestTimeoutMs: 1_000, endpoints };
     },
-    async deliver(input: { eventId: string; endpointId: string }) {
+    async deliver(input: DeliverInput): Promise<DeliverResult> {
       await post(input.eventId, input.endpointId);
-      return { statusCode: 200, attempt: Context.current().info.attempt };
+      const unrecorded = scripts.get(input.eventId)!.unrecorded?.(input.endpointId);
+      return { statusCode: 200, attempt: input.attemptsBefore + (Context.current().info.isLocal ? 1 : Context.current().info.attempt), ...(unrecorded ? { unrecorded } : {}) };
+    },
+    async firstAttempts(input: FirstAttemptsInput): Promise<FirstAttemptResult[]> {
+      return Promise.all(input.endpoints.map(async ({ endpointId, retry }): Promise<FirstAttemptResult> => {
+        try {
+          return { delivered: await stubs.deliver({ eventId: input.eventId, endpointId, retry, attemptsBefore: 0 }) };
+        } catch (err) {
+          const f = err as ApplicationFailure;
+          return { failed: { message: f.message, type: f.type ?? 'error', nonRetryable: Boolean(f.nonRetryable), retryDelayMs: 50 } };
+        }
+      }));
+    },
+    async recordLateAttempt(a: AttemptRecord) {
+      const s = scripts.get(a.eventId)!;
+      await s.recordLate?.(a);
+      written.push({ eventId: a.eventId, endpointId: a.endpointId, status: 'recorded late' });
     },
     async markDelivery(input: { eventId: string; endpointId: string; status: string; reason?: string }) {
       written.push(input);
     },
   };
+  return stubs;
 }
 
 /** A gate a stub attempt waits on until the test opens it. */
@@ -127,6 +148,51 @@ describe('deliverEvent against stub activities', () => {
     client.workflow.start('deliverEvent', { workflowId: eventId, taskQueue, args: [{ eventId, ...extra }] });
   const status = (eventId: string) => client.workflow.getHandle(eventId).query(statusQuery);
   const stateOf = async (eventId: string, endpointId: string) => (await status(eventId))[endpointId];
+
+  it('delivers an event the relay planned in one workflow task, with no search-attribute upsert before the POST', async () => {
+    const eps = [endpoint('ep_a'), endpoint('ep_b')];
+    const eventId = newEvent({ eventType: 'happy.path', subscribed: [], known: [], attempt: () => 'ok' });
+    // As the relay starts it: the endpoints in the input, the start search attributes set.
+    const handle = await client.workflow.start('deliverEvent', {
+      workflowId: eventId,
+      taskQueue,
+      args: [{ eventId, eventType: 'happy.path', endpoints: eps }],
+      ...workflowStartMetadata('happy.path', eventId, eps.map((e) => e.id)),
+    });
+    expect(await handle.result()).toEqual({ ep_a: 'delivered', ep_b: 'delivered' });
+    const { events } = await handle.fetchHistory();
+    // Started, task scheduled/started/completed, the local-activity marker, the final
+    // DeliveryStatus upsert, completed.
+    expect(events!.filter((e) => e.workflowTaskCompletedEventAttributes)).toHaveLength(1);
+    // One local activity for all the endpoints' first attempts: one marker.
+    expect(events!.filter((e) => e.markerRecordedEventAttributes)).toHaveLength(1);
+    expect(events!.length).toBe(7);
+    expect(events!.some((e) => e.activityTaskScheduledEventAttributes)).toBe(false);
+    const desc = await handle.describe();
+    expect(desc.searchAttributes.DeliveryStatus).toEqual(['delivered']);
+    expect(desc.searchAttributes.EndpointIds).toEqual(['ep_a', 'ep_b']);
+    expect(postsTo(eventId, 'ep_a')).toBe(1);
+  });
+
+  it('never POSTs again after a 2xx whose record failed: the record is retried alone', async () => {
+    const ep = endpoint('ep_recorded_late');
+    let recordFailures = 2;
+    const eventId = newEvent({
+      eventType: 'late.record',
+      subscribed: [ep],
+      known: [ep],
+      attempt: () => 'ok',
+      unrecorded: (id) => ({
+        eventId, endpointId: id, startedAt: new Date().toISOString(), latencyMs: 1, statusCode: 200, error: null, outcome: 'delivered', responseBody: null,
+      }),
+      recordLate: async () => {
+        if (recordFailures-- > 0) throw new Error('database down');
+      },
+    });
+    expect(await (await start(eventId)).result()).toEqual({ [ep.id]: 'delivered' });
+    expect(postsTo(eventId, ep.id)).toBe(1);
+    expect(written.filter((w) => w.eventId === eventId && w.status === 'recorded late')).toHaveLength(1);
+  });
 
   it('runs a replay forwarded to a child that has closed in the parent instead', async () => {
     // FANOUT_CHILD_BATCH + 1 endpoints: child 1 gets the first batch, child 2 the last one.
@@ -239,7 +305,7 @@ describe('deliverEvent against stub activities', () => {
         const st = await stateOf(eventId, ep.id);
         return st?.state === 'dead_lettered' ? st : null;
       }, 30_000, 'dead-lettered');
-      const row = written.find((w) => w.eventId === eventId && w.status === 'dead_lettered');
+      const row = await waitFor(() => written.find((w) => w.eventId === eventId && w.status === 'dead_lettered'), 30_000, 'row written');
       // What the workflow shows and what it writes to Postgres are the same words.
       expect(row?.reason).toBe(s.reason);
       return { reason: s.reason!, posts: postsTo(eventId, ep.id) };
@@ -270,5 +336,19 @@ describe('deliverEvent against stub activities', () => {
       const gone = await deadLetter(endpoint('ep_410'), () => ({ permanent: 'HTTP 410 from stub.test: endpoint disabled', type: 'EndpointGone' }));
       expect(gone.reason).toBe('EndpointGone: HTTP 410 from stub.test: endpoint disabled');
     });
+  });
+
+  it('replays every history these tests made without a nondeterminism error', async () => {
+    // Runs after the others (file order): their workflows, closed or parked, replayed from scratch
+    // as a worker that lost its cache would — local-activity outcomes included.
+    const histories = client.workflow.list({ query: `TaskQueue = '${taskQueue}'` }).intoHistories();
+    const failures: string[] = [];
+    let replayed = 0;
+    for await (const r of Worker.runReplayHistories({ workflowBundle: { codePath: inject('workflowBundlePath') } }, histories)) {
+      replayed += 1;
+      if (r.error) failures.push(`${r.workflowId}: ${r.error.message}`);
+    }
+    expect(failures).toEqual([]);
+    expect(replayed).toBeGreaterThanOrEqual(12);
   });
 });
