@@ -54,13 +54,16 @@ export class DeliveryRun {
   private pending = 0;
   private published = '';
 
+  /** History length past which a run holding only idle dead letters continues as new. */
+  private readonly historyLimit: number;
+
   constructor(
     readonly eventId: string,
     opts: { eventType?: string; requestTimeoutMs?: number; historyLimit?: number },
-    private readonly historyLimit = opts.historyLimit ?? DEFAULT_HISTORY_LIMIT,
   ) {
     this.eventType = opts.eventType ?? '';
     this.requestTimeoutMs = opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+    this.historyLimit = opts.historyLimit ?? DEFAULT_HISTORY_LIMIT;
   }
 
   /** The replay signal: wake, restart or resend the named endpoints (none named: all). */
