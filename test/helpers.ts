@@ -110,6 +110,7 @@ export async function createHarness(opts: HarnessOptions = {}): Promise<Harness>
   const relay = new Relay({
     pool, client, taskQueue, databaseUrl: db.url, log: quietLog,
     batchSize: config.HOOKLINE_RELAY_BATCH_SIZE, pollMs: config.HOOKLINE_RELAY_POLL_MS,
+    requestTimeoutMs: config.HOOKLINE_REQUEST_TIMEOUT_MS,
   });
   if (!opts.noRelay) await relay.start();
 
