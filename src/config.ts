@@ -45,6 +45,18 @@ const schema = z.object({
   // Where the operator console links deliveries to their workflows. Unset: the dev server's Web
   // UI, http://127.0.0.1:<TEMPORAL_DEV_PORT + 1000>.
   HOOKLINE_TEMPORAL_UI_URL: z.string().url().optional(),
+  // Behind a reverse proxy (deploy/nginx/hookline.conf): the proxy addresses whose
+  // X-Forwarded-For/-Proto/-Host the API believes, as a comma-separated list of IPs, CIDRs or
+  // proxy-addr names (loopback, linklocal, uniquelocal), passed to Fastify's trustProxy. Unset:
+  // forwarded headers are ignored, so a client reaching the API directly cannot choose the IP its
+  // logs show. There is deliberately no "trust everyone": any client could then forge its address.
+  HOOKLINE_TRUST_PROXY: z
+    .string()
+    .transform((v) => v.split(',').map((s) => s.trim()).filter(Boolean))
+    .pipe(z.array(z.union([z.ipv4(), z.ipv6(), z.cidrv4(), z.cidrv6(), z.enum(['loopback', 'linklocal', 'uniquelocal'])], {
+      error: 'each entry must be an IP, a CIDR, loopback, linklocal or uniquelocal',
+    })).min(1))
+    .optional(),
 });
 
 export type Config = z.infer<typeof schema> & { dataDir: string; temporalUiUrl: string };
