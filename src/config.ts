@@ -57,6 +57,10 @@ const schema = z.object({
       error: 'each entry must be an IP, a CIDR, loopback, linklocal or uniquelocal',
     })).min(1))
     .optional(),
+  // SIGTERM on a worker: stop polling, give in-flight attempts this long to finish (above the
+  // 15 s request timeout, so a slow receiver's attempt completes instead of being cut off and
+  // sent again by another worker), then cancel what is left. systemd's TimeoutStopSec sits above.
+  HOOKLINE_WORKER_SHUTDOWN_GRACE_MS: positiveInt.default(30_000),
 });
 
 export type Config = z.infer<typeof schema> & { dataDir: string; temporalUiUrl: string };
