@@ -57,9 +57,11 @@ const schema = z.object({
       error: 'each entry must be an IP, a CIDR, loopback, linklocal or uniquelocal',
     })).min(1))
     .optional(),
-  // SIGTERM on a worker: stop polling, give in-flight attempts this long to finish (above the
-  // 15 s request timeout, so a slow receiver's attempt completes instead of being cut off and
-  // sent again by another worker), then cancel what is left. systemd's TimeoutStopSec sits above.
+  // SIGTERM on a worker: it stops polling and waits for in-flight tasks; after this grace the SDK
+  // cancels activities still running. The delivery activity finishes its POST either way today
+  // (bounded by HOOKLINE_REQUEST_TIMEOUT_MS), but an attempt that honoured cancellation would be
+  // cut off and sent again by another worker: the grace sits above the 15 s request timeout so
+  // that never happens. systemd's TimeoutStopSec and compose's stop_grace_period sit above it.
   HOOKLINE_WORKER_SHUTDOWN_GRACE_MS: positiveInt.default(30_000),
 });
 
