@@ -1,30 +1,38 @@
 #!/usr/bin/env bash
-# The scale path: Temporal server 1.29.1 (the version the pinned CLI's dev server bundles) on
-# Postgres instead of the dev server's SQLite file, to benchmark Hookline against it:
+# Temporal server 1.29.1 (the version the pinned CLI's dev server bundles) on Postgres: the
+# production engine for Hookline (docs/production.md). Config: deploy/temporal/.
 #
-#   bench/temporal-postgres.sh            install (if missing) + schema + start, in the foreground
-#   bench/temporal-postgres.sh install    go install the server and temporal-sql-tool into .tools/bin
-#   bench/temporal-postgres.sh schema     create + migrate databases temporal and temporal_visibility
-#   bench/temporal-postgres.sh start      run the server (Ctrl-C stops it); creates namespace default
-#   bench/temporal-postgres.sh drop       drop both databases (asks no questions)
+#   scripts/temporal-postgres.sh            install (if missing) + schema + start, in the foreground
+#   scripts/temporal-postgres.sh install    go install the server and temporal-sql-tool into $TEMPORAL_BIN_DIR
+#   scripts/temporal-postgres.sh schema     create + migrate databases temporal and temporal_visibility (idempotent)
+#   scripts/temporal-postgres.sh start      run the server; creates the namespace and Hookline's search attributes
+#   scripts/temporal-postgres.sh drop       drop both databases (asks no questions)
 #
-# then, in another terminal:  TEMPORAL_ADDRESS=127.0.0.1:7233 npm run bench
-#
-# Needs Go >= 1.25 for `install` (a large build: a few minutes and ~1 GiB of module downloads the
-# first time), a Postgres 12+ reachable as below, and the Temporal CLI (.tools/bin/temporal, or on
-# PATH) to create the namespace. Environment, with defaults:
+# Needs Go >= 1.25 for `install` (a large build: minutes and ~1 GiB of module downloads the first
+# time), a Postgres 12+ reachable as below, and the Temporal CLI (TEMPORAL_CLI_PATH, `temporal` on
+# PATH or .tools/bin/temporal) for the namespace and search attributes. Environment, with defaults:
 #   SQL_HOST=127.0.0.1 SQL_PORT=5432 SQL_USER=postgres SQL_PASSWORD=   the Postgres to use
 #   TEMPORAL_PORT=7233          frontend gRPC port; the server also takes the next few ports and
-#                               TEMPORAL_PORT-1000…-994 for membership (see bench/temporal/postgres.yaml)
-#   TEMPORAL_HISTORY_SHARDS=4   fixed when the databases are created; `drop` to change it
+#                               TEMPORAL_PORT-1000…-994 for membership (see deploy/temporal/postgres.yaml)
+#   TEMPORAL_HISTORY_SHARDS=512 fixed when the databases are created; see the config for why
+#   TEMPORAL_NAMESPACE=default  TEMPORAL_RETENTION=72h (closed workflows kept this long)
+#   TEMPORAL_BIN_DIR=.tools/bin where `install` puts temporal-server and temporal-sql-tool
+#   TEMPORAL_CONFIG_DIR=deploy/temporal  (postgres.yaml and dynamicconfig.yaml)
 set -euo pipefail
 
 TEMPORAL_SERVER_VERSION=v1.29.1
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-BIN="$REPO/.tools/bin"
+BIN="${TEMPORAL_BIN_DIR:-$REPO/.tools/bin}"
+CONFIG_DIR="$(cd "${TEMPORAL_CONFIG_DIR:-$REPO/deploy/temporal}" && pwd)"
+NAMESPACE="${TEMPORAL_NAMESPACE:-default}"
+RETENTION="${TEMPORAL_RETENTION:-72h}"
 export SQL_HOST="${SQL_HOST:-127.0.0.1}" SQL_PORT="${SQL_PORT:-5432}" SQL_USER="${SQL_USER:-postgres}" SQL_PASSWORD="${SQL_PASSWORD:-}"
 export TEMPORAL_PORT="${TEMPORAL_PORT:-7233}"
-export TEMPORAL_DYNAMIC_CONFIG="$REPO/bench/temporal/dynamicconfig.yaml"
+export TEMPORAL_HISTORY_SHARDS="${TEMPORAL_HISTORY_SHARDS:-512}"
+export TEMPORAL_DYNAMIC_CONFIG="$CONFIG_DIR/dynamicconfig.yaml"
+# Hookline's search attributes (DESIGN: find deliveries in the Web UI); the same list as
+# src/search-attributes.ts.
+SEARCH_ATTRIBUTES=(EventType=Keyword EndpointIds=KeywordList DeadLetteredEndpoints=KeywordList DeliveryStatus=Keyword)
 
 say() { echo "[temporal-postgres] $*" >&2; }
 
@@ -97,11 +105,23 @@ temporal_cli() {
   fi
 }
 
+# Registers each missing attribute; an existing one with the same type is left alone.
+search_attributes() {
+  local cli="$1" address="$2" existing a
+  existing="$("$cli" operator search-attribute list --namespace "$NAMESPACE" --address "$address" 2>/dev/null || true)"
+  for a in "${SEARCH_ATTRIBUTES[@]}"; do
+    if ! grep -qw "${a%%=*}" <<<"$existing"; then
+      "$cli" operator search-attribute create --namespace "$NAMESPACE" --name "${a%%=*}" --type "${a##*=}" --address "$address" >/dev/null
+      say "registered search attribute ${a%%=*} (${a##*=})"
+    fi
+  done
+}
+
 start() {
   [[ -x "$BIN/temporal-server" ]] || { say "not installed (run: $0 install)"; exit 1; }
   local cli address="127.0.0.1:$TEMPORAL_PORT"
   cli="$(temporal_cli)"
-  "$BIN/temporal-server" --root "$REPO/bench" --config temporal --env postgres --allow-no-auth start &
+  "$BIN/temporal-server" --root "$(dirname "$CONFIG_DIR")" --config "$(basename "$CONFIG_DIR")" --env postgres --allow-no-auth start &
   local pid=$!
   trap 'kill -TERM $pid 2>/dev/null; wait $pid' INT TERM
   for _ in $(seq 1 120); do
@@ -109,11 +129,13 @@ start() {
     kill -0 "$pid" 2>/dev/null || { say "server exited during start"; exit 1; }
     sleep 0.5
   done
-  if ! "$cli" operator namespace describe --namespace default --address "$address" >/dev/null 2>&1; then
-    "$cli" operator namespace create --namespace default --retention 72h --address "$address" >/dev/null
-    say "created namespace default"
+  "$cli" operator cluster health --address "$address" >/dev/null 2>&1 || { say "server did not become healthy"; exit 1; }
+  if ! "$cli" operator namespace describe --namespace "$NAMESPACE" --address "$address" >/dev/null 2>&1; then
+    "$cli" operator namespace create --namespace "$NAMESPACE" --retention "$RETENTION" --address "$address" >/dev/null
+    say "created namespace $NAMESPACE (retention $RETENTION)"
   fi
-  say "Temporal $TEMPORAL_SERVER_VERSION on Postgres ${SQL_HOST}:${SQL_PORT} is up: TEMPORAL_ADDRESS=$address"
+  search_attributes "$cli" "$address"
+  say "Temporal $TEMPORAL_SERVER_VERSION on Postgres ${SQL_HOST}:${SQL_PORT} is up: TEMPORAL_ADDRESS=$address TEMPORAL_NAMESPACE=$NAMESPACE"
   wait "$pid"
 }
 
