@@ -18,6 +18,7 @@
 #   TEMPORAL_NAMESPACE=default  TEMPORAL_RETENTION=72h (closed workflows kept this long)
 #   TEMPORAL_BIN_DIR=.tools/bin where `install` puts temporal-server and temporal-sql-tool
 #   TEMPORAL_CONFIG_DIR=deploy/temporal  (postgres.yaml and dynamicconfig.yaml)
+#   TEMPORAL_DB=temporal TEMPORAL_VISIBILITY_DB=temporal_visibility   the two databases
 set -euo pipefail
 
 TEMPORAL_SERVER_VERSION=v1.29.1
@@ -28,6 +29,7 @@ NAMESPACE="${TEMPORAL_NAMESPACE:-default}"
 RETENTION="${TEMPORAL_RETENTION:-72h}"
 export SQL_HOST="${SQL_HOST:-127.0.0.1}" SQL_PORT="${SQL_PORT:-5432}" SQL_USER="${SQL_USER:-postgres}" SQL_PASSWORD="${SQL_PASSWORD:-}"
 export TEMPORAL_PORT="${TEMPORAL_PORT:-7233}"
+export TEMPORAL_DB="${TEMPORAL_DB:-temporal}" TEMPORAL_VISIBILITY_DB="${TEMPORAL_VISIBILITY_DB:-temporal_visibility}"
 export TEMPORAL_HISTORY_SHARDS="${TEMPORAL_HISTORY_SHARDS:-512}"
 export TEMPORAL_DYNAMIC_CONFIG="$CONFIG_DIR/dynamicconfig.yaml"
 # Hookline's search attributes (DESIGN: find deliveries in the Web UI); the same list as
@@ -73,7 +75,7 @@ sqltool() {
 schema() {
   local db kind
   for kind in temporal visibility; do
-    db=temporal; [[ $kind == visibility ]] && db=temporal_visibility
+    db="$TEMPORAL_DB"; [[ $kind == visibility ]] && db="$TEMPORAL_VISIBILITY_DB"
     # create-database is a no-op (exit 0) when the database exists.
     sqltool --db "$db" create-database >/dev/null
     # update-schema brings an initialised database to the latest version and is idempotent; on a
@@ -93,14 +95,15 @@ schema() {
 }
 
 drop() {
-  sqltool --db temporal drop-database -f || true
-  sqltool --db temporal_visibility drop-database -f || true
+  sqltool --db "$TEMPORAL_DB" drop-database -f || true
+  sqltool --db "$TEMPORAL_VISIBILITY_DB" drop-database -f || true
 }
 
 temporal_cli() {
   if [[ -n "${TEMPORAL_CLI_PATH:-}" ]]; then echo "$TEMPORAL_CLI_PATH"
   elif command -v temporal >/dev/null; then command -v temporal
   elif [[ -x "$BIN/temporal" ]]; then echo "$BIN/temporal"
+  elif [[ -x "$REPO/.tools/bin/temporal" ]]; then echo "$REPO/.tools/bin/temporal"
   else say "no Temporal CLI (needed to create the namespace); see README"; exit 1
   fi
 }
