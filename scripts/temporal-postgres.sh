@@ -110,8 +110,14 @@ temporal_cli() {
 
 # Registers each missing attribute; an existing one with the same type is left alone.
 search_attributes() {
-  local cli="$1" address="$2" existing a
-  existing="$("$cli" operator search-attribute list --namespace "$NAMESPACE" --address "$address" 2>/dev/null || true)"
+  local cli="$1" address="$2" existing="" a
+  # A namespace created a moment ago reaches the frontend's cache within ~10 s: wait for it.
+  for _ in $(seq 1 60); do
+    existing="$("$cli" operator search-attribute list --namespace "$NAMESPACE" --address "$address" 2>/dev/null)" && break
+    existing=""
+    sleep 0.5
+  done
+  [[ -n "$existing" ]] || { say "namespace $NAMESPACE is not usable"; return 1; }
   for a in "${SEARCH_ATTRIBUTES[@]}"; do
     if ! grep -qw "${a%%=*}" <<<"$existing"; then
       "$cli" operator search-attribute create --namespace "$NAMESPACE" --name "${a%%=*}" --type "${a##*=}" --address "$address" >/dev/null
@@ -126,7 +132,9 @@ start() {
   cli="$(temporal_cli)"
   "$BIN/temporal-server" --root "$(dirname "$CONFIG_DIR")" --config "$(basename "$CONFIG_DIR")" --env postgres --allow-no-auth start &
   local pid=$!
-  trap 'kill -TERM $pid 2>/dev/null; wait $pid' INT TERM
+  [[ -n "${TEMPORAL_PID_FILE:-}" ]] && echo "$pid" >"$TEMPORAL_PID_FILE"
+  # The server goes with this script, however it ends (signal, failed setup step below).
+  trap 'kill -TERM $pid 2>/dev/null; wait $pid' EXIT INT TERM
   for _ in $(seq 1 120); do
     "$cli" operator cluster health --address "$address" >/dev/null 2>&1 && break
     kill -0 "$pid" 2>/dev/null || { say "server exited during start"; exit 1; }

@@ -17,15 +17,24 @@ suffix="$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')"
 export TEMPORAL_DB="temporal_test_$suffix" TEMPORAL_VISIBILITY_DB="temporal_visibility_test_$suffix"
 # 4 shards: all two cores can use (deploy/temporal/postgres.yaml explains 512 for production).
 export TEMPORAL_HISTORY_SHARDS=4
-# A free block of ports: the server takes PORT…PORT+10 and PORT-1000…PORT-994.
-export TEMPORAL_PORT="${TEMPORAL_PORT:-$(( 20000 + RANDOM % 20000 ))}"
+# Each of the server's four services opens its own pool: keep them small on a shared Postgres.
+export SQL_MAX_CONNS="${SQL_MAX_CONNS:-4}"
+# A free block of ports: the server takes PORT…PORT+10 and PORT-1000…PORT-994. Below 32767: the
+# SQL schema stores membership ports as smallint.
+export TEMPORAL_PORT="${TEMPORAL_PORT:-$(( 12000 + RANDOM % 18000 ))}"
 
 log="$(mktemp)"
+export TEMPORAL_PID_FILE="$log.pid"
 server=""
 cleanup() {
-  [[ -n "$server" ]] && kill -TERM "$server" 2>/dev/null && wait "$server" 2>/dev/null || true
+  local pid
+  pid="$(cat "$TEMPORAL_PID_FILE" 2>/dev/null || true)"
+  [[ -n "$server" ]] && kill -TERM "$server" 2>/dev/null || true
+  [[ -n "$pid" ]] && kill -TERM "$pid" 2>/dev/null || true
+  # The databases can only be dropped once the server has closed its connections.
+  for _ in $(seq 1 60); do [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
   scripts/temporal-postgres.sh drop >/dev/null 2>&1 || true
-  rm -f "$log"
+  rm -f "$log" "$TEMPORAL_PID_FILE"
 }
 trap cleanup EXIT
 
