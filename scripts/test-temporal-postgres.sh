@@ -2,7 +2,8 @@
 # The pipeline tests against Temporal server 1.29.1 on Postgres instead of the dev server:
 # scripts/temporal-postgres.sh sets up throwaway databases and starts the server on a free port,
 # then vitest runs submit → deliver → retry → dead letter → replay (test/pipeline.test.ts,
-# test/retries.test.ts, including a worker killed mid-backoff) through TEST_TEMPORAL_ADDRESS.
+# test/retries.test.ts, including a worker killed mid-backoff) and 2 APIs + 2 relays + 2 workers
+# with a rolling restart (test/replicas.test.ts) through TEST_TEMPORAL_ADDRESS.
 # Needs the server binaries (scripts/temporal-postgres.sh install); .ci/run builds them.
 #   scripts/test-temporal-postgres.sh [vitest files…]
 set -euo pipefail
@@ -50,5 +51,5 @@ grep -q ' is up: ' "$log" || { cat "$log" >&2; echo "Temporal on Postgres was no
 echo "Temporal $TEMPORAL_DB on 127.0.0.1:$TEMPORAL_PORT is up; running the pipeline tests against it" >&2
 
 files=("$@")
-[[ ${#files[@]} -gt 0 ]] || files=(test/pipeline.test.ts test/retries.test.ts)
+[[ ${#files[@]} -gt 0 ]] || files=(test/pipeline.test.ts test/retries.test.ts test/replicas.test.ts)
 TEST_TEMPORAL_ADDRESS="127.0.0.1:$TEMPORAL_PORT" npx vitest run "${files[@]}" --maxWorkers=1
