@@ -96,6 +96,24 @@ const schema = z.object({
   // Finished events (and their deliveries and attempts) and expired secrets older than this are
   // deleted by the relay. 30 days matches Svix's default retention; 0 keeps everything.
   HOOKLINE_RETENTION_DAYS: z.coerce.number().int().min(0).default(30),
+  // Behind a reverse proxy (deploy/nginx/hookline.conf): the proxy addresses whose
+  // X-Forwarded-For/-Proto/-Host the API believes, as a comma-separated list of IPs, CIDRs or
+  // proxy-addr names (loopback, linklocal, uniquelocal), passed to Fastify's trustProxy. Unset:
+  // forwarded headers are ignored, so a client reaching the API directly cannot choose the IP its
+  // logs show. There is deliberately no "trust everyone": any client could then forge its address.
+  HOOKLINE_TRUST_PROXY: z
+    .string()
+    .transform((v) => v.split(',').map((s) => s.trim()).filter(Boolean))
+    .pipe(z.array(z.union([z.ipv4(), z.ipv6(), z.cidrv4(), z.cidrv6(), z.enum(['loopback', 'linklocal', 'uniquelocal'])], {
+      error: 'each entry must be an IP, a CIDR, loopback, linklocal or uniquelocal',
+    })).min(1))
+    .optional(),
+  // SIGTERM on a worker: it stops polling and waits for in-flight tasks; after this grace the SDK
+  // cancels activities still running. The delivery activity finishes its POST either way today
+  // (bounded by HOOKLINE_REQUEST_TIMEOUT_MS), but an attempt that honoured cancellation would be
+  // cut off and sent again by another worker: the grace sits above the 15 s request timeout so
+  // that never happens. systemd's TimeoutStopSec and compose's stop_grace_period sit above it.
+  HOOKLINE_WORKER_SHUTDOWN_GRACE_MS: positiveInt.default(30_000),
 });
 
 export type Config = z.infer<typeof schema> & { dataDir: string; temporalUiUrl: string };

@@ -49,6 +49,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     // The events route sets its own limit (HOOKLINE_MAX_EVENT_BYTES); this covers the rest.
     bodyLimit: 1024 * 1024,
     frameworkErrors,
+    // Forwarded headers count only from the configured proxies (HOOKLINE_TRUST_PROXY).
+    trustProxy: deps.config.HOOKLINE_TRUST_PROXY ?? false,
   });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);

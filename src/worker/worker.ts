@@ -1,4 +1,6 @@
 // The worker: runs deliverEvent workflows and the delivery activities on the task queue.
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from '../../activities';
 import type { Config } from '../config';
@@ -18,6 +20,8 @@ export interface HooklineWorkerOptions {
   /** Prebuilt workflow bundle (tests build it once); otherwise workflows are bundled at start. */
   workflowBundlePath?: string;
   maxConcurrentActivityTaskExecutions?: number;
+  /** How long shutdown waits for in-flight tasks before cancelling them (HOOKLINE_WORKER_SHUTDOWN_GRACE_MS). */
+  shutdownGraceTimeMs?: number;
 }
 
 export async function createHooklineWorker(o: HooklineWorkerOptions): Promise<Worker> {
@@ -27,11 +31,20 @@ export async function createHooklineWorker(o: HooklineWorkerOptions): Promise<Wo
     taskQueue: o.taskQueue,
     activities: createActivities(o.activities),
     maxConcurrentActivityTaskExecutions: o.maxConcurrentActivityTaskExecutions ?? 200,
-    ...(o.workflowBundlePath
-      ? { workflowBundle: { codePath: o.workflowBundlePath } }
-      : { workflowsPath: require.resolve('../../workflows') }),
+    // Unset (in-process tests): the SDK's default, cancel in-flight tasks at once.
+    ...(o.shutdownGraceTimeMs !== undefined ? { shutdownGraceTime: o.shutdownGraceTimeMs } : {}),
+    ...workflowSource(o.workflowBundlePath),
   };
   return Worker.create(options);
+}
+
+// `npm run build` writes the bundle next to the compiled code (dist/workflow-bundle.js): a
+// production worker starts without webpack. From the sources, workflows are bundled at start.
+const PREBUILT_BUNDLE = path.join(__dirname, '../../workflow-bundle.js');
+
+function workflowSource(bundlePath?: string): Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath'> {
+  const codePath = bundlePath ?? (existsSync(PREBUILT_BUNDLE) ? PREBUILT_BUNDLE : undefined);
+  return codePath ? { workflowBundle: { codePath } } : { workflowsPath: require.resolve('../../workflows') };
 }
 
 export async function runWorker(config: Config): Promise<void> {
@@ -53,6 +66,7 @@ export async function runWorker(config: Config): Promise<void> {
       namespace: config.TEMPORAL_NAMESPACE,
       taskQueue: config.TEMPORAL_TASK_QUEUE,
       maxConcurrentActivityTaskExecutions: config.HOOKLINE_WORKER_MAX_ACTIVITIES,
+      shutdownGraceTimeMs: config.HOOKLINE_WORKER_SHUTDOWN_GRACE_MS,
       activities: {
         pool,
         requestTimeoutMs: config.HOOKLINE_REQUEST_TIMEOUT_MS,
