@@ -7,8 +7,9 @@ export = vitestConfig.defineConfig({
     include: ['test/**/*.test.ts'],
     // One Temporal dev server, one migrated database and one workflow bundle for the whole run.
     globalSetup: ['test/global-setup.ts'],
-    // Real Temporal, Postgres and HTTP: scenarios take seconds, not milliseconds.
-    testTimeout: 60_000,
+    // Real Temporal, Postgres and HTTP: scenarios take seconds, not milliseconds; tests that spawn
+    // role processes need more on a loaded two-core box (a liveness bound, not a timing assert).
+    testTimeout: 120_000,
     hookTimeout: 120_000,
     teardownTimeout: 30_000,
     // Workers and native Temporal connections are happier in child processes than in threads.

@@ -240,5 +240,5 @@ describe('worker killed mid-backoff', () => {
     for (const ev of events) await waitFor(statusIs(h, ev.id, ep.id, 'delivered'), 90_000, `delivered ${ev.id}`);
     // Every event accepted exactly once by the receiver.
     expect(acceptedIds.sort()).toEqual(events.map((e) => e.id).sort());
-  });
+  }, 240_000);
 });
