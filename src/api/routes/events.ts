@@ -5,7 +5,11 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { checkEventContract, EventContractError, type ContractResult } from '../../contracts';
-import { withTransaction } from '../../db/pool';
+import type { Config } from '../../config';
+import type { ClientBase } from 'pg';
+import { withTransaction, type Pool, type PoolClient } from '../../db/pool';
+import { lookupEventContractCached } from '../../db/event-types';
+import { notifyOutbox } from '../../db/outbox-notify';
 import { claimIdempotencyKey, getEvent, insertEventWithOutbox, type EventRow } from '../../db/events';
 import { deliveriesForEvent } from '../../db/deliveries';
 import { newEventId } from '../../ids';
@@ -42,6 +46,52 @@ function canonicalJson(v: unknown): string {
   );
 }
 
+type Recorded = { event: EventRow; contract: ContractResult | null };
+
+/** The event type's contract, looked up through the short-TTL cache (see db/event-types). */
+async function checkContract(pool: Pool, db: Pool | PoolClient, config: Config, b: z.output<typeof EventIn>): Promise<ContractResult> {
+  const lookup = (via: Pool | ClientBase, name: string, version: number | null) => lookupEventContractCached(pool, name, version, via);
+  return checkEventContract(db, b, { acceptUnregistered: config.HOOKLINE_ACCEPT_UNREGISTERED_TYPES, lookup }).catch((err) => {
+    throw err instanceof EventContractError ? new ApiError(422, err.code, err.message, err.details) : err;
+  });
+}
+
+/**
+ * Without an Idempotency-Key: the event and its outbox row are one INSERT statement, atomic on
+ * its own, so no BEGIN/COMMIT round trips around it.
+ */
+async function recordEvent(pool: Pool, config: Config, b: z.output<typeof EventIn>): Promise<Recorded> {
+  const contract = await checkContract(pool, pool, config, b);
+  const id = b.id ?? newEventId();
+  const { event, created } = await insertEventWithOutbox(pool, { id, type: b.type, data: b.data, channels: b.channels, version: contract.version });
+  if (!created && !sameEvent(event, b)) throw eventIdConflict(id);
+  return { event, contract };
+}
+
+/** With an Idempotency-Key: the key claim and the insert commit together or not at all. */
+async function recordEventOnce(pool: Pool, config: Config, b: z.output<typeof EventIn>, key: string): Promise<Recorded> {
+  const hash = requestHash(b);
+  return withTransaction(pool, async (db): Promise<Recorded> => {
+    const id = b.id ?? newEventId();
+    const claim = await claimIdempotencyKey(db, key, hash, id, config.HOOKLINE_IDEMPOTENCY_TTL_HOURS);
+    if (!claim.claimed) {
+      if (claim.requestHash !== hash) {
+        throw new ApiError(409, 'idempotency_key_reused', 'idempotency-key: already used for a different request');
+      }
+      const first = await getEvent(db, claim.eventId);
+      if (!first) throw new ApiError(409, 'idempotency_key_reused', 'idempotency-key: its event no longer exists');
+      return { event: first, contract: null };
+    }
+    // After the key claim, so a repeated key returns the first event even if the type changed since.
+    const contract = await checkContract(pool, db, config, b);
+    const { event, created } = await insertEventWithOutbox(db, { id, type: b.type, data: b.data, channels: b.channels, version: contract.version });
+    if (!created && !sameEvent(event, b)) throw eventIdConflict(id);
+    return { event, contract };
+  });
+}
+
+const eventIdConflict = (id: string) => new ApiError(409, 'event_id_conflict', `id: event ${id} already exists with different content`);
+
 export const eventRoutes: FastifyPluginAsync = async (fastify) => {
   const app = fastify.withTypeProvider<ZodTypeProvider>();
   const { pool, config } = app.hookline;
@@ -65,30 +115,8 @@ export const eventRoutes: FastifyPluginAsync = async (fastify) => {
     if (key !== undefined && !IDEMPOTENCY_KEY_PATTERN.test(key)) {
       throw new ApiError(400, 'validation_error', 'headers.idempotency-key: 1–255 printable ASCII characters');
     }
-    const hash = requestHash(b);
-    const { event, contract } = await withTransaction(pool, async (db): Promise<{ event: EventRow; contract: ContractResult | null }> => {
-      const id = b.id ?? newEventId();
-      if (key !== undefined) {
-        const claim = await claimIdempotencyKey(db, key, hash, id, config.HOOKLINE_IDEMPOTENCY_TTL_HOURS);
-        if (!claim.claimed) {
-          if (claim.requestHash !== hash) {
-            throw new ApiError(409, 'idempotency_key_reused', 'idempotency-key: already used for a different request');
-          }
-          const first = await getEvent(db, claim.eventId);
-          if (!first) throw new ApiError(409, 'idempotency_key_reused', 'idempotency-key: its event no longer exists');
-          return { event: first, contract: null };
-        }
-      }
-      // After the key claim, so a repeated key returns the first event even if the type changed since.
-      const contract = await checkEventContract(db, b, { acceptUnregistered: config.HOOKLINE_ACCEPT_UNREGISTERED_TYPES }).catch((err) => {
-        throw err instanceof EventContractError ? new ApiError(422, err.code, err.message, err.details) : err;
-      });
-      const { event, created } = await insertEventWithOutbox(db, { id, type: b.type, data: b.data, channels: b.channels, version: contract.version });
-      if (!created && !sameEvent(event, b)) {
-        throw new ApiError(409, 'event_id_conflict', `id: event ${id} already exists with different content`);
-      }
-      return { event, contract };
-    });
+    const { event, contract } = key === undefined ? await recordEvent(pool, config, b) : await recordEventOnce(pool, config, b, key);
+    notifyOutbox(pool);
     const deprecatedAt = contract?.deprecatedAt;
     if (deprecatedAt) {
       const warning = `event type ${event.type} is deprecated`;
