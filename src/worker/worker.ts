@@ -50,6 +50,7 @@ export async function runWorker(config: Config): Promise<void> {
       namespace: config.TEMPORAL_NAMESPACE,
       taskQueue: config.TEMPORAL_TASK_QUEUE,
       maxConcurrentActivityTaskExecutions: config.HOOKLINE_WORKER_MAX_ACTIVITIES,
+      workflowBundlePath: config.HOOKLINE_WORKFLOW_BUNDLE,
       activities: {
         pool,
         requestTimeoutMs: config.HOOKLINE_REQUEST_TIMEOUT_MS,
