@@ -8,6 +8,8 @@
 //   fanout   one event to F endpoints: time until all F have it
 //   submit   POST /v1/events alone (relay and worker stopped) under autocannon
 //   memory   peak RSS (VmHWM) of each process
+//   https    TLS receiver: the worker's HTTP client with and without connection reuse, and
+//            Hookline delivering to it (bench/lib/https.ts)
 // and the baselines on the same machine and Temporal server:
 //   empty    a workflow that returns at once, started directly by a client (bench/bare/)
 //   local    a workflow whose one LOCAL activity POSTs the same payload, same HTTP client
@@ -22,7 +24,7 @@
 // producer's), --latency-events/BENCH_LATENCY_EVENTS (500), --fanout/BENCH_FANOUT (100),
 // --submit-seconds/BENCH_SUBMIT_SECONDS (10), --connections/BENCH_CONNECTIONS (32, autocannon),
 // --pragmas/BENCH_PRAGMAS (both | default | wal), --phases/BENCH_PHASES (comma list of
-// raw,empty,local,bare,e2e,latency,fanout,submit; default all), --payload-bytes/BENCH_PAYLOAD_BYTES (512).
+// raw,empty,local,bare,e2e,latency,fanout,submit,https; default all), --payload-bytes/BENCH_PAYLOAD_BYTES (512).
 // HOOKLINE_* variables (HOOKLINE_WORKER_MAX_ACTIVITIES, HOOKLINE_RELAY_BATCH_SIZE,
 // HOOKLINE_LOG_LEVEL, …) pass through to the roles and are recorded with the results.
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -36,6 +38,7 @@ import { findFreePort } from '../src/temporal/devserver';
 import { VERSION } from '../src/version';
 import { cpuSecondsOfExecutable, machineCpu, pidsOfExecutable, postgresCpuSeconds, procStats, REPO, sleep, spawnNode, type ChildProc } from './lib/procs';
 import { createEndpoint, samplePayload, submitBurst, submitEvent, submitPaced, type Submitted } from './lib/producer';
+import { runHttpsPhase } from './lib/https';
 import { BenchReceiver } from './lib/receiver';
 import {
   connectTemporal, createDatabase, DEFAULT_ADMIN_URL, hasPollers, HooklineRoles, PRAGMA_SETS, startTemporal,
@@ -45,7 +48,7 @@ import { latency, now, pool, round, table, type Latency } from './lib/stats';
 
 Runtime.install({ logger: new DefaultLogger('ERROR') });
 
-const PHASES = ['raw', 'empty', 'local', 'bare', 'e2e', 'latency', 'fanout', 'submit'] as const;
+const PHASES = ['raw', 'empty', 'local', 'bare', 'e2e', 'latency', 'fanout', 'submit', 'https'] as const;
 type Phase = (typeof PHASES)[number];
 const LIGHT_LOAD_PER_SECOND = 20;
 
@@ -491,6 +494,13 @@ async function main(): Promise<void> {
           log(`${tag}: ${kind} ${run[kind].perSecond}/s`);
         }
         Object.assign(run, await runHookline(o, rx, temporal, client, tag, logDir, adminUrl));
+        if (o.phases.has('https')) {
+          log(`${tag}: https receiver, ${o.events} POSTs with and without connection reuse, then Hookline e2e`);
+          run.https = await runHttpsPhase({
+            posts: o.events, e2eEvents: Math.min(o.events, 500), concurrency: o.concurrency, payloadBytes: o.payloadBytes,
+            logDir, adminUrl, temporalAddress: temporal.address, client,
+          });
+        }
         if (run.e2e && run.bare) {
           run.ratioToBareTemporal = round(run.e2e.perSecond / run.bare.perSecond, 2);
           // Noise-resistant companion of the throughput ratio: CPU the pipeline spent per event
@@ -593,6 +603,10 @@ function report(r: { machine: ReturnType<typeof machine> & { busyPctBeforeRun: n
     row('  ratio submit / bare Fastify', (x) => x.submitRatioToFastify),
     row('  CPU ms per request api+postgres, Hookline / Fastify', (x) =>
       `${round((1000 * (x.submit.cpu.api + x.submit.cpu.postgres)) / x.submit.total, 2)} / ${round((1000 * (r.fastify!.cpu!.api + r.fastify!.cpu!.postgres)) / r.fastify!.total, 2)}`),
+    row('HTTPS POSTs/s, reused / fresh connections (ratio)', (x) => `${x.https.client.reuse.postsPerSecond} / ${x.https.client.fresh.postsPerSecond} (${x.https.reuseSpeedup})`),
+    row('  CPU ms per POST sender, reused / fresh', (x) => `${x.https.client.reuse.senderCpuMsPerPost} / ${x.https.client.fresh.senderCpuMsPerPost} (${x.https.senderCpuRatio})`),
+    row('  CPU ms per POST receiver, reused / fresh', (x) => `${x.https.client.reuse.receiverCpuMsPerPost} / ${x.https.client.fresh.receiverCpuMsPerPost} (${x.https.receiverCpuRatio})`),
+    row('  Hookline e2e over HTTPS events/s (TLS connections)', (x) => `${x.https.e2e.perSecond} (${x.https.e2e.tlsConnections} for ${x.https.e2e.events})`),
     row('peak RSS MiB api / relay / worker', (x) => `${x.peakRssMiB.api} / ${x.peakRssMiB.relay} / ${x.peakRssMiB.worker}`),
     row('peak RSS MiB Temporal server', (x) => x.peakRssMiB.temporal),
     row('e2e CPU s api/relay/worker/temporal/bench', (x) => ['api', 'relay', 'worker', 'temporal', 'bench'].map((k) => x.e2e.cpu[k] ?? '-').join(' / ')),

@@ -68,6 +68,8 @@ const schema = z.object({
   // The relay wakes on NOTIFY; the poll only covers a lost notification or a relay that was down.
   HOOKLINE_RELAY_POLL_MS: positiveInt.default(1_000),
   HOOKLINE_WORKER_MAX_ACTIVITIES: positiveInt.default(200),
+  // A workflow bundle made ahead (`hookline dev` makes one); unset: the worker bundles at start.
+  HOOKLINE_WORKFLOW_BUNDLE: z.string().min(1).optional(),
   HOOKLINE_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   // json: one JSON object per line (for log shippers). pretty: one readable line per record.
   // Unset: pretty when stdout is a terminal, json otherwise.

@@ -97,10 +97,10 @@ export interface ContractResult {
 export async function checkEventContract(
   db: Pool | ClientBase,
   e: ContractInput,
-  opts: { acceptUnregistered: boolean },
+  opts: { acceptUnregistered: boolean; lookup?: typeof lookupEventContract },
 ): Promise<ContractResult> {
   const requested = e.version ?? null;
-  const c = await lookupEventContract(db, e.type, requested);
+  const c = await (opts.lookup ?? lookupEventContract)(db, e.type, requested);
   if (!c.registered) {
     if (!opts.acceptUnregistered) {
       const message = `event type ${e.type} is not registered (register it with POST /v1/event-types)`;

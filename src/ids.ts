@@ -1,8 +1,22 @@
 // Prefixed, time-sortable identifiers (as Svix's msg_/ep_): the prefix says what an id names,
 // the ULID body sorts by creation time so "newest first" is an index scan.
+import { randomFillSync } from 'node:crypto';
 import { monotonicFactory } from 'ulid';
 
-const next = monotonicFactory();
+// ulid's default PRNG asks the CSPRNG once per character (16 calls per id, a visible share of
+// the submit path's CPU); this one draws the same CSPRNG bytes a page at a time. A byte / 256
+// maps evenly onto ulid's 32 characters.
+const pool = Buffer.alloc(4096);
+let offset = pool.length;
+function prng(): number {
+  if (offset === pool.length) {
+    randomFillSync(pool);
+    offset = 0;
+  }
+  return pool[offset++] / 256;
+}
+
+const next = monotonicFactory(prng);
 
 export const newEventId = (): string => `evt_${next()}`;
 export const newEndpointId = (): string => `ep_${next()}`;

@@ -114,6 +114,30 @@ describe('API', () => {
     expect(rows).toEqual([{ id, event_id: id }]);
   });
 
+  it('wakes relays after the commit: a NOTIFY on hookline_outbox per submission, with or without Idempotency-Key', async () => {
+    const listener = await pool.connect();
+    const heard: string[] = [];
+    const onNotification = (n: { channel: string }) => heard.push(n.channel);
+    listener.on('notification', onNotification);
+    const heardAtLeast = async (n: number) => {
+      for (let i = 0; i < 500 && heard.length < n; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(heard.length).toBeGreaterThanOrEqual(n);
+    };
+    try {
+      await listener.query('LISTEN hookline_outbox');
+      expect((await post('/v1/events', { type: 'relay.wake', data: {} })).statusCode).toBe(202);
+      await heardAtLeast(1);
+      const before = heard.length;
+      expect((await post('/v1/events', { type: 'relay.wake', data: {} }, { 'idempotency-key': 'key-wake' })).statusCode).toBe(202);
+      await heardAtLeast(before + 1);
+      expect(new Set(heard)).toEqual(new Set(['hookline_outbox']));
+    } finally {
+      await listener.query('UNLISTEN *');
+      listener.off('notification', onNotification);
+      listener.release();
+    }
+  });
+
   it('returns the first result for a repeated Idempotency-Key, even concurrently', async () => {
     const body = { type: 'order.created', data: { n: 1 } };
     const results = await Promise.all(Array.from({ length: 20 }, () => post('/v1/events', body, { 'idempotency-key': 'key-123' })));

@@ -1,7 +1,7 @@
 // Event contracts end to end: registered types with versioned JSON Schemas, validation on
 // POST /v1/events, deprecation warnings, and the unregistered-types setting — through the real
 // API, outbox, relay, Temporal and an HTTP receiver.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../src/api/app';
 import { compileEventSchema, EventContractError, SCHEMA_MAX_BYTES, SCHEMA_MAX_DEPTH } from '../src/contracts';
@@ -244,6 +244,7 @@ describe('event types', () => {
       expect(ok.statusCode).toBe(202);
       expect(await delivered(ok.json().id)).toMatchObject({ type: 'customer.created', version: 1 });
     });
+
   });
 
   it('lists event types by name, paginated', async () => {
@@ -252,6 +253,27 @@ describe('event types', () => {
     expect(page1.json().data.map((t: any) => t.name)).toEqual(['customer.created', 'invoice.legacy']);
     const page2 = await h.app.inject({ method: 'GET', url: `/v1/event-types?limit=2&cursor=${page1.json().nextCursor}` });
     expect(page2.json()).toMatchObject({ data: [{ name: 'invoice.line.added' }, { name: 'invoice.paid', latestVersion: 2 }], nextCursor: null });
+  });
+
+  // The submit path caches contracts for a short TTL; changes made through this process must
+  // show at once, including a type it has just refused as unregistered.
+  it('sees a registration, a new version and a deprecation at once, though it cached the type', async () => {
+    const strict = await buildApp({ pool: h.pool, config: { ...h.config, HOOKLINE_ACCEPT_UNREGISTERED_TYPES: false }, temporal: null, logger: false });
+    onTestFinished(() => strict.close());
+    const submit = (data: unknown) => strict.inject({ method: 'POST', url: '/v1/events', payload: { type: 'parcel.lost', data } });
+    expect((await submit({})).statusCode).toBe(422);
+    expect((await post('/v1/event-types', { name: 'parcel.lost', schema: { type: 'object', required: ['parcel'] } })).statusCode).toBe(201);
+    const first = await submit({ parcel: 'p-1' });
+    expect(first.statusCode).toBe(202);
+    expect(first.json()).toMatchObject({ version: 1 });
+    expect((await patch('parcel.lost', { schema: { type: 'object', required: ['parcel', 'carrier'] } })).statusCode).toBe(200);
+    const v2 = await submit({ parcel: 'p-2' });
+    expect(v2.statusCode).toBe(422);
+    expect(v2.json()).toMatchObject({ code: 'schema_violation', message: expect.stringMatching(/data\.carrier/) });
+    expect((await patch('parcel.lost', { deprecated: true })).statusCode).toBe(200);
+    const deprecated = await submit({ parcel: 'p-3', carrier: 'c' });
+    expect(deprecated.statusCode).toBe(202);
+    expect(deprecated.json()).toMatchObject({ version: 2, warning: expect.stringMatching(/deprecated/) });
   });
 });
 

@@ -8,6 +8,7 @@ import { guardChild } from '../../src/temporal/devserver';
 
 export const REPO = path.resolve(__dirname, '..', '..');
 const MAIN = path.join(REPO, 'src', 'cli', 'main.ts');
+const TSX_HOOK = path.join(REPO, 'src', 'cli', 'tsx-hook.cjs');
 
 export interface ProcStats {
   /** Resident set size now, KiB. */
@@ -103,7 +104,7 @@ export interface ChildProc {
 
 export interface SpawnOptions {
   name: string;
-  /** Script (TypeScript, run through tsx) and its arguments. */
+  /** Script (TypeScript, run through tsx's CommonJS hook) and its arguments. */
   script: string;
   args?: string[];
   env: NodeJS.ProcessEnv;
@@ -116,7 +117,8 @@ export interface SpawnOptions {
 export function spawnNode(o: SpawnOptions): ChildProc {
   const startedAt = Date.now();
   const fd = openSync(o.logFile, 'a');
-  const child = spawn(process.execPath, [...(o.nodeArgs ?? []), '--import', 'tsx', o.script, ...(o.args ?? [])], {
+  // As `npm start` runs the roles: tsx's CommonJS hook, lean (see src/cli/tsx-hook.cjs).
+  const child = spawn(process.execPath, [...(o.nodeArgs ?? []), '--require', TSX_HOOK, o.script, ...(o.args ?? [])], {
     cwd: REPO,
     env: o.env,
     stdio: ['ignore', fd, fd],

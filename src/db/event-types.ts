@@ -156,3 +156,53 @@ export async function getVersionSchema(db: Queryable, versionId: string): Promis
   if (!rows[0]) throw new Error(`event type version ${versionId} does not exist`);
   return rows[0].schema;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Contract cache for the submit path: the lookup above is a round trip per submitted event, for
+// an answer that changes only when a type is registered, deprecated or given a new version.
+//
+// Bounded staleness: a registration or change made through this process invalidates every entry
+// at once (the API calls invalidateEventContracts() after its transaction commits); one made by
+// another process (another API replica) is seen here within CONTRACT_CACHE_TTL_MS. Until then
+// this process may still accept an unregistered type, validate against the previous latest
+// version, or omit a fresh deprecation warning — for at most that long.
+export const CONTRACT_CACHE_TTL_MS = 2_000;
+/** Distinct (type, version) pairs remembered per pool; oldest dropped first. */
+const CONTRACT_CACHE_SIZE = 1_000;
+
+interface CachedContract {
+  expiresAt: number;
+  generation: number;
+  value: Promise<EventContract>;
+}
+
+// Per pool (one per database), so two databases in one process never share answers.
+const contractCaches = new WeakMap<Pool, Map<string, CachedContract>>();
+// Bumped by every change made in this process; entries from an older generation are misses,
+// and a lookup that raced a change does not store its (possibly stale) answer.
+let contractGeneration = 0;
+
+export function invalidateEventContracts(): void {
+  contractGeneration++;
+}
+
+/**
+ * lookupEventContract through `pool`'s cache; concurrent misses for one key share one query. A
+ * miss queries through `via` — the caller's transaction client when it holds one, so a request
+ * never waits for a second pool connection while holding the first.
+ */
+export function lookupEventContractCached(pool: Pool, name: string, version: number | null, via: Queryable = pool): Promise<EventContract> {
+  let cache = contractCaches.get(pool);
+  if (!cache) contractCaches.set(pool, (cache = new Map()));
+  const key = `${name}\0${version ?? ''}`;
+  const now = Date.now();
+  const hit = cache.get(key);
+  if (hit && hit.expiresAt > now && hit.generation === contractGeneration) return hit.value;
+  const generation = contractGeneration;
+  const value = lookupEventContract(via, name, version);
+  if (cache.size >= CONTRACT_CACHE_SIZE && !cache.has(key)) cache.delete(cache.keys().next().value!);
+  cache.set(key, { expiresAt: now + CONTRACT_CACHE_TTL_MS, generation, value });
+  // A failed lookup (database down) is not remembered.
+  value.catch(() => cache.get(key)?.value === value && cache.delete(key));
+  return value;
+}

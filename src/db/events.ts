@@ -32,10 +32,11 @@ const toRow = (r: any): EventRow => ({
 });
 
 /**
- * Inserts the event and its outbox row — call inside the caller's transaction so both commit
- * or neither does. Returns `created: false` (and the stored row) when the id already exists.
+ * Inserts the event and its outbox row in one statement, so both commit or neither does, inside
+ * the caller's transaction or on its own. Returns `created: false` (and the stored row) when the
+ * id already exists.
  */
-export async function insertEventWithOutbox(db: ClientBase, e: NewEvent): Promise<{ event: EventRow; created: boolean }> {
+export async function insertEventWithOutbox(db: Queryable, e: NewEvent): Promise<{ event: EventRow; created: boolean }> {
   // One statement, one round trip: the outbox row is written only if the event row was.
   const inserted = await db.query(
     `WITH e AS (

@@ -14,6 +14,7 @@
 // (one extra query per event; compiled schemas are cached) and throws EventContractError.
 import type { ClientBase } from 'pg';
 import { insertEventWithOutbox } from '../db/events';
+import { notifyOutboxOnCommit } from '../db/outbox-notify';
 import { CHANNEL_PATTERN, EVENT_ID_PATTERN, EVENT_TYPE_PATTERN, newEventId } from '../ids';
 import type { EventContractError } from '../contracts';
 
@@ -100,6 +101,7 @@ export async function enqueueEvent(
       channels: event.channels && event.channels.length > 0 ? event.channels : null,
       version,
     });
+    if (created) await notifyOutboxOnCommit(client);
     await client.query(`RELEASE SAVEPOINT ${SAVEPOINT}`);
     return { id: row.id, created };
   } catch (err) {

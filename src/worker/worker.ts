@@ -67,6 +67,7 @@ export async function runWorker(config: Config): Promise<void> {
       taskQueue: config.TEMPORAL_TASK_QUEUE,
       maxConcurrentActivityTaskExecutions: config.HOOKLINE_WORKER_MAX_ACTIVITIES,
       shutdownGraceTimeMs: config.HOOKLINE_WORKER_SHUTDOWN_GRACE_MS,
+      workflowBundlePath: config.HOOKLINE_WORKFLOW_BUNDLE,
       activities: {
         pool,
         requestTimeoutMs: config.HOOKLINE_REQUEST_TIMEOUT_MS,

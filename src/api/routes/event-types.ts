@@ -39,6 +39,7 @@ export const eventTypeRoutes: FastifyPluginAsync = async (fastify) => {
     const row = await withTransaction(pool, (db) =>
       eventTypes.insertEventType(db, { name: b.name, description: b.description ?? '', deprecated: b.deprecated ?? false, schema: b.schema }),
     );
+    eventTypes.invalidateEventContracts(); // after the commit: the submit path's cache must see it
     if (!row) throw new ApiError(409, 'event_type_exists', `name: event type ${b.name} already exists (PATCH it to add a version)`);
     return reply.code(201).send(eventTypeOut(row));
   });
@@ -76,6 +77,7 @@ export const eventTypeRoutes: FastifyPluginAsync = async (fastify) => {
     const b = req.body;
     if (b.schema !== undefined) await assertValidSchema(b.schema);
     const row = await withTransaction(pool, (db) => eventTypes.updateEventType(db, req.params.name, b));
+    eventTypes.invalidateEventContracts(); // after the commit: the submit path's cache must see it
     if (!row) throw notFound('event type', req.params.name);
     return eventTypeOut(row);
   });

@@ -6,7 +6,11 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { checkEventContract, EventContractError, type ContractResult } from '../../contracts';
 import { ValidationUnavailableError } from '../../schema-pool';
-import { withTransaction } from '../../db/pool';
+import type { Config } from '../../config';
+import type { ClientBase } from 'pg';
+import { withTransaction, type Pool } from '../../db/pool';
+import { lookupEventContractCached } from '../../db/event-types';
+import { notifyOutbox } from '../../db/outbox-notify';
 import { claimIdempotencyKey, getEvent, insertEventWithOutbox, type EventRow } from '../../db/events';
 import { deliveriesForEvent } from '../../db/deliveries';
 import { newEventId } from '../../ids';
@@ -49,6 +53,63 @@ function contractError(err: unknown): unknown {
   return err instanceof EventContractError ? new ApiError(422, err.code, err.message, err.details) : err;
 }
 
+type Recorded = { event: EventRow; contract: ContractResult | null };
+type Verdict = { result: ContractResult } | { err: unknown };
+
+/**
+ * The event type's contract, looked up through the short-TTL cache (see db/event-types). Checked
+ * before any transaction: a validation that runs in a worker (up to its deadline) must not hold a
+ * database connection meanwhile. Its verdict is applied where the event is recorded.
+ */
+function checkContract(pool: Pool, config: Config, b: z.output<typeof EventIn>): Promise<Verdict> {
+  const lookup = (via: Pool | ClientBase, name: string, version: number | null) => lookupEventContractCached(pool, name, version, via);
+  return checkEventContract(pool, b, { acceptUnregistered: config.HOOKLINE_ACCEPT_UNREGISTERED_TYPES, lookup }).then(
+    (result) => ({ result }),
+    (err: unknown) => ({ err: contractError(err) }),
+  );
+}
+
+function contractOf(verdict: Verdict): ContractResult {
+  if ('err' in verdict) throw verdict.err;
+  return verdict.result;
+}
+
+/**
+ * Without an Idempotency-Key: the event and its outbox row are one INSERT statement, atomic on
+ * its own, so no BEGIN/COMMIT round trips around it.
+ */
+async function recordEvent(pool: Pool, b: z.output<typeof EventIn>, verdict: Verdict): Promise<Recorded> {
+  const contract = contractOf(verdict);
+  const id = b.id ?? newEventId();
+  const { event, created } = await insertEventWithOutbox(pool, { id, type: b.type, data: b.data, channels: b.channels, version: contract.version });
+  if (!created && !sameEvent(event, b)) throw eventIdConflict(id);
+  return { event, contract };
+}
+
+/** With an Idempotency-Key: the key claim and the insert commit together or not at all. */
+async function recordEventOnce(pool: Pool, config: Config, b: z.output<typeof EventIn>, key: string, verdict: Verdict): Promise<Recorded> {
+  const hash = requestHash(b);
+  return withTransaction(pool, async (db): Promise<Recorded> => {
+    const id = b.id ?? newEventId();
+    const claim = await claimIdempotencyKey(db, key, hash, id, config.HOOKLINE_IDEMPOTENCY_TTL_HOURS);
+    if (!claim.claimed) {
+      if (claim.requestHash !== hash) {
+        throw new ApiError(409, 'idempotency_key_reused', 'idempotency-key: already used for a different request');
+      }
+      const first = await getEvent(db, claim.eventId);
+      if (!first) throw new ApiError(409, 'idempotency_key_reused', 'idempotency-key: its event no longer exists');
+      return { event: first, contract: null };
+    }
+    // After the key claim, so a repeated key returns the first event even if the type changed since.
+    const contract = contractOf(verdict);
+    const { event, created } = await insertEventWithOutbox(db, { id, type: b.type, data: b.data, channels: b.channels, version: contract.version });
+    if (!created && !sameEvent(event, b)) throw eventIdConflict(id);
+    return { event, contract };
+  });
+}
+
+const eventIdConflict = (id: string) => new ApiError(409, 'event_id_conflict', `id: event ${id} already exists with different content`);
+
 export const eventRoutes: FastifyPluginAsync = async (fastify) => {
   const app = fastify.withTypeProvider<ZodTypeProvider>();
   const { pool, config } = app.hookline;
@@ -72,35 +133,10 @@ export const eventRoutes: FastifyPluginAsync = async (fastify) => {
     if (key !== undefined && !IDEMPOTENCY_KEY_PATTERN.test(key)) {
       throw new ApiError(400, 'validation_error', 'headers.idempotency-key: 1–255 printable ASCII characters');
     }
-    const hash = requestHash(b);
-    // Checked before the transaction: a validation that runs in a worker (up to its deadline)
-    // must not hold a database connection meanwhile. Its verdict is applied after the key claim,
-    // so a repeated key still returns the first event even if the type changed since.
-    const verdict = await checkEventContract(pool, b, { acceptUnregistered: config.HOOKLINE_ACCEPT_UNREGISTERED_TYPES }).then(
-      (result) => ({ result }),
-      (err: unknown) => ({ err: contractError(err) }),
-    );
-    const { event, contract } = await withTransaction(pool, async (db): Promise<{ event: EventRow; contract: ContractResult | null }> => {
-      const id = b.id ?? newEventId();
-      if (key !== undefined) {
-        const claim = await claimIdempotencyKey(db, key, hash, id, config.HOOKLINE_IDEMPOTENCY_TTL_HOURS);
-        if (!claim.claimed) {
-          if (claim.requestHash !== hash) {
-            throw new ApiError(409, 'idempotency_key_reused', 'idempotency-key: already used for a different request');
-          }
-          const first = await getEvent(db, claim.eventId);
-          if (!first) throw new ApiError(409, 'idempotency_key_reused', 'idempotency-key: its event no longer exists');
-          return { event: first, contract: null };
-        }
-      }
-      if ('err' in verdict) throw verdict.err;
-      const contract = verdict.result;
-      const { event, created } = await insertEventWithOutbox(db, { id, type: b.type, data: b.data, channels: b.channels, version: contract.version });
-      if (!created && !sameEvent(event, b)) {
-        throw new ApiError(409, 'event_id_conflict', `id: event ${id} already exists with different content`);
-      }
-      return { event, contract };
-    });
+    const verdict = await checkContract(pool, config, b);
+    const { event, contract } =
+      key === undefined ? await recordEvent(pool, b, verdict) : await recordEventOnce(pool, config, b, key, verdict);
+    notifyOutbox(pool);
     const deprecatedAt = contract?.deprecatedAt;
     if (deprecatedAt) {
       const warning = `event type ${event.type} is deprecated`;
