@@ -7,7 +7,10 @@ import os from 'node:os';
 import type { AddressInfo, Socket } from 'node:net';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { closeIdleConnections, MAX_SOCKETS_PER_ORIGIN, post, type PostOptions } from '../activities/http';
-import { isPrivateAddress } from '../src/net/address-policy';
+import { createTargetPolicy, isGlobalUnicast } from '../src/net/address-policy';
+
+const PRIVATE_ALLOWED = createTargetPolicy(['private']);
+const PUBLIC_ONLY = createTargetPolicy([]);
 
 interface Receiver {
   url: string;
@@ -51,7 +54,7 @@ const ok = (req: http.IncomingMessage, res: http.ServerResponse) => {
 };
 
 function opts(url: string, extra: Partial<PostOptions> = {}): PostOptions {
-  return { url, headers: { 'content-type': 'application/json' }, body: '{"n":1}', timeoutMs: 5_000, maxResponseBytes: 1024, allowPrivateTargets: true, ...extra };
+  return { url, headers: { 'content-type': 'application/json' }, body: '{"n":1}', timeoutMs: 5_000, maxResponseBytes: 1024, targetPolicy: PRIVATE_ALLOWED, ...extra };
 }
 
 async function until(cond: () => boolean): Promise<void> {
@@ -71,7 +74,7 @@ describe('connection reuse', () => {
     const rx = await receiver(ok);
     for (let i = 0; i < 5; i++) {
       const r = await post(opts(`${rx.url}/hook/${i}`));
-      expect(r).toMatchObject({ kind: 'response', status: 200, body: 'ok' });
+      expect(r).toMatchObject({ kind: 'response', status: 200, body: Buffer.from('ok') });
     }
     expect(rx.requests).toBe(5);
     expect(rx.connections).toBe(1);
@@ -160,7 +163,7 @@ describe('address policy', () => {
   it('refuses loopback names and addresses before connecting when private targets are not allowed', async () => {
     const rx = await receiver(ok);
     for (const url of [`http://localhost:${rx.port}/`, `http://127.0.0.1:${rx.port}/`, `http://[::1]:${rx.port}/`, `http://api.localhost:${rx.port}/`]) {
-      expect(await post(opts(url, { allowPrivateTargets: false })), url).toMatchObject({ kind: 'error', code: 'EPRIVATETARGET' });
+      expect(await post(opts(url, { targetPolicy: PUBLIC_ONLY })), url).toMatchObject({ kind: 'error', code: 'EPRIVATETARGET' });
     }
     expect(rx.connections).toBe(0);
   });
@@ -170,13 +173,13 @@ describe('address policy', () => {
     // it is not a name the URL check knows, so only the connect-time lookup can refuse it.
     const name = os.hostname();
     const { address } = await dns.lookup(name);
-    expect(isPrivateAddress(address)).toBe(true);
+    expect(isGlobalUnicast(address)).toBe(false);
     const rx = await receiver(ok);
     const url = `http://${name}:${rx.port}/`;
     // Allowed: a pooled connection to this origin now exists…
-    expect(await post(opts(url, { allowPrivateTargets: true }))).toMatchObject({ status: 200 });
+    expect(await post(opts(url, { targetPolicy: PRIVATE_ALLOWED }))).toMatchObject({ status: 200 });
     // …but a request under the stricter policy does not get it: its own lookup refuses.
-    expect(await post(opts(url, { allowPrivateTargets: false }))).toMatchObject({ kind: 'error', code: 'EPRIVATETARGET' });
+    expect(await post(opts(url, { targetPolicy: PUBLIC_ONLY }))).toMatchObject({ kind: 'error', code: 'EPRIVATETARGET' });
     expect(rx.requests).toBe(1);
   });
 });

@@ -3,6 +3,7 @@
 // argv: url n concurrency payloadBytes reuse(1|0). The receiver's self-signed certificate is
 // trusted through NODE_EXTRA_CA_CERTS, as the worker trusts it. Prints one JSON line.
 import { post } from '../../activities/http';
+import { createTargetPolicy } from '../../src/net/address-policy';
 import { pool } from './stats';
 
 async function main(): Promise<void> {
@@ -15,7 +16,7 @@ async function main(): Promise<void> {
   await pool(Number(n), Number(concurrency), async () => {
     const r = await post({
       url, body, headers: { 'content-type': 'application/json' }, timeoutMs: 15_000, maxResponseBytes: 64 * 1024,
-      allowPrivateTargets: true, reuseConnection: reuse === '1',
+      targetPolicy: createTargetPolicy(['loopback']), reuseConnection: reuse === '1',
     });
     if (r.kind !== 'response' || r.status !== 200) {
       failed++;
