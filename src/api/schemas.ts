@@ -62,8 +62,13 @@ const HttpUrl = z
     }
   }, 'an absolute http(s) URL');
 
+// Standard Webhooks signature scheme: v1 (HMAC, shared whsec_ secret) or v1a (ed25519, the
+// receiver holds only the whpk_ public key).
+const Signing = z.enum(['hmac', 'ed25519']).describe('hmac (v1, shared whsec_ secret) or ed25519 (v1a, receiver gets a whpk_ public key)');
+
 export const EndpointIn = z
   .object({
+    signing: Signing.optional(),
     url: HttpUrl,
     eventTypes: z.array(EventTypePattern).max(100).optional(),
     channels: z.array(Channel).max(20).optional(),
@@ -96,16 +101,21 @@ export const EndpointOut = z.object({
   retry: RetryOut,
   disabled: z.boolean(),
   disabledReason: z.string().nullable(),
+  signing: Signing,
   metadata: z.record(z.string(), z.string()),
   createdAt: z.string(),
   updatedAt: z.string(),
 });
 
-export const EndpointWithSecretOut = EndpointOut.extend({ secret: z.string() });
+// What the receiver verifies with: the whsec_ secret, or the whpk_ public key for ed25519.
+const VerificationKeyOut = z.string().describe('whsec_ secret (hmac) or whpk_ public key (ed25519): what the receiver verifies with');
+export const EndpointWithSecretOut = EndpointOut.extend({ secret: VerificationKeyOut });
+export const RotateOut = z.object({ secret: VerificationKeyOut, signing: Signing, oldSecretsExpireAt: z.string() });
 
 export const RotateIn = z
   .object({
     expireOldAfter: Duration.optional(),
+    signing: Signing.optional().describe('switch scheme with this rotation; old and new signatures overlap'),
     secret: z.string().refine(isValidSecret, 'whsec_ followed by base64 of 24–64 bytes').optional(),
   })
   .strict();
