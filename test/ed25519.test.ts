@@ -8,7 +8,8 @@ import { Keyring } from '../src/crypto';
 import { verifyWebhook, WebhookVerificationError, type VerifyWebhookInput } from '../src/receiver';
 import { generateSigningSecret, signatureHeader, verificationKey } from '../src/signing';
 import {
-  createEndpoint, createHarness, FAST_RETRY, sendEvent, startReceiver, TEST_ENCRYPTION_KEY, waitFor,
+  createEndpoint, createHarness, FAST_RETRY, sendEvent, startReceiver, startVerifyingReceiver, TEST_ENCRYPTION_KEY, waitFor,
+  workflowHistoryText,
   type Harness, type ReceivedRequest, type Receiver,
 } from './helpers';
 
@@ -110,21 +111,6 @@ describe('ed25519 endpoints on the real stack', () => {
     await h?.close();
   });
 
-  /** A receiver that answers 200 only to requests the kit verifies with `keys()`. */
-  async function verifyingReceiver(keys: () => string[]) {
-    const rx = await startReceiver();
-    receivers.push(rx);
-    rx.respond = (req) => {
-      try {
-        verifyWebhook({ headers: req.headers, rawBody: req.body, secrets: keys() });
-        return { status: 200 };
-      } catch {
-        return { status: 401 };
-      }
-    };
-    return rx;
-  }
-
   /** Sends one event of `type` and returns the request that was delivered (2xx) for it. */
   async function deliver(rx: Receiver, type: string, endpointId: string): Promise<ReceivedRequest> {
     const ev = await sendEvent(h.app, { type, data: { at: Date.now() } });
@@ -143,7 +129,8 @@ describe('ed25519 endpoints on the real stack', () => {
 
   it('creates an ed25519 endpoint whose deliveries verify per the spec and with the kit', async () => {
     let keys: string[] = [];
-    const rx = await verifyingReceiver(() => keys);
+    const rx = await startVerifyingReceiver(() => keys);
+    receivers.push(rx);
     const res = await h.app.inject({ method: 'POST', url: '/v1/endpoints', payload: { url: rx.url, eventTypes: ['ed.plain'], signing: 'ed25519', retry: FAST_RETRY } });
     expect(res.statusCode).toBe(201);
     const ep = res.json();
@@ -160,7 +147,8 @@ describe('ed25519 endpoints on the real stack', () => {
 
   it('rotates from one key pair to another with both v1a signatures during the overlap', async () => {
     let keys: string[] = [];
-    const rx = await verifyingReceiver(() => keys);
+    const rx = await startVerifyingReceiver(() => keys);
+    receivers.push(rx);
     const ep = await createEndpoint(h.app, { url: rx.url, eventTypes: ['ed.rotate'], signing: 'ed25519', retry: FAST_RETRY });
     const oldKey = ep.secret;
     keys = [oldKey];
@@ -193,7 +181,8 @@ describe('ed25519 endpoints on the real stack', () => {
 
   it('switches an endpoint from hmac to ed25519 by a rotation: v1 and v1a on the same request', async () => {
     let keys: string[] = [];
-    const rx = await verifyingReceiver(() => keys);
+    const rx = await startVerifyingReceiver(() => keys);
+    receivers.push(rx);
     const ep = await createEndpoint(h.app, { url: rx.url, eventTypes: ['ed.switch'], retry: FAST_RETRY });
     expect(ep.secret).toMatch(/^whsec_/);
     const hmac = ep.secret;
@@ -231,16 +220,7 @@ describe('ed25519 endpoints on the real stack', () => {
 
     const ev = await sendEvent(h.app, { type: 'ed.secret', data: { n: 1 } });
     await waitFor(() => rx.requests.find((r) => r.headers['webhook-id'] === ev.id), 30_000, 'delivered');
-    const history = await h.client.workflow.getHandle(ev.id).fetchHistory();
-    const parts: string[] = [];
-    const walk = (v: unknown, depth = 0): void => {
-      if (depth > 30 || v == null) return;
-      if (v instanceof Uint8Array) parts.push(Buffer.from(v).toString('utf8'), Buffer.from(v).toString('base64'));
-      else if (typeof v === 'string') parts.push(v);
-      else if (typeof v === 'object') for (const x of Object.values(v as object)) walk(x, depth + 1);
-    };
-    walk(history);
-    const text = parts.join('\n');
+    const text = await workflowHistoryText(h.client, ev.id);
     expect(text).toContain(ep.id); // the history is readable here…
     const dump = (await h.pool.query('SELECT e::text AS t FROM endpoints e UNION ALL SELECT s::text FROM endpoint_secrets s')).rows.map((r) => r.t).join('\n');
     const read = await h.app.inject({ method: 'GET', url: `/v1/endpoints/${ep.id}` });
