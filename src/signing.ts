@@ -19,6 +19,9 @@ export const SECRET_MIN_BYTES = 24;
 export const SECRET_MAX_BYTES = 64;
 const DEFAULT_SECRET_BYTES = 32;
 
+// Strict base64 (Buffer.from would silently skip stray characters).
+const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/;
+
 export function generateSecret(bytes = DEFAULT_SECRET_BYTES): string {
   return SECRET_PREFIX + randomBytes(bytes).toString('base64');
 }
@@ -26,7 +29,7 @@ export function generateSecret(bytes = DEFAULT_SECRET_BYTES): string {
 /** The key bytes of a secret; the `whsec_` prefix is optional. Throws on non-base64 input. */
 export function secretKey(secret: string): Buffer {
   const body = secret.startsWith(SECRET_PREFIX) ? secret.slice(SECRET_PREFIX.length) : secret;
-  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(body)) throw new Error('secret is not base64');
+  if (!BASE64.test(body)) throw new Error('secret is not base64');
   return Buffer.from(body, 'base64');
 }
 
@@ -144,6 +147,6 @@ function rawPublicKey(key: KeyObject): Buffer {
 
 function base64Body(value: string, prefix: string): Buffer {
   const body = value.slice(prefix.length);
-  if (!value.startsWith(prefix) || !/^[A-Za-z0-9+/]+={0,2}$/.test(body)) throw new Error(`${prefix} key is not ${prefix} + base64`);
+  if (!value.startsWith(prefix) || !BASE64.test(body)) throw new Error(`${prefix} key is not ${prefix} + base64`);
   return Buffer.from(body, 'base64');
 }
