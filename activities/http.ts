@@ -5,7 +5,7 @@ import https from 'node:https';
 import dns from 'node:dns';
 import type { LookupFunction } from 'node:net';
 import { isIP } from 'node:net';
-import { isLocalHostname, isPrivateAddress } from '../src/net/address-policy';
+import { isLocalHostname, type TargetPolicy } from '../src/net/address-policy';
 
 export interface PostOptions {
   url: string;
@@ -13,7 +13,8 @@ export interface PostOptions {
   body: string;
   timeoutMs: number;
   maxResponseBytes: number;
-  allowPrivateTargets: boolean;
+  /** Which addresses may be reached (src/net/address-policy). */
+  targetPolicy: TargetPolicy;
 }
 
 export type PostResult =
@@ -25,16 +26,15 @@ export class PrivateTargetError extends Error {
   readonly code = 'EPRIVATETARGET';
 }
 
-function guardedLookup(allowPrivate: boolean): LookupFunction {
+function guardedLookup(policy: TargetPolicy): LookupFunction {
   return (hostname, options, callback) => {
     dns.lookup(hostname, { ...options, all: true }, (err, addresses) => {
       if (err) return callback(err, '', 0);
       const list = addresses as dns.LookupAddress[];
-      if (!allowPrivate) {
-        const bad = list.find((a) => isPrivateAddress(a.address));
-        if (bad) {
-          return callback(new PrivateTargetError(`${hostname} resolves to non-public address ${bad.address}`), '', 0);
-        }
+      const bad = list.find((a) => !policy.allows(a.address));
+      if (bad) {
+        // The address stays out of the message: attempts are readable through the API.
+        return callback(new PrivateTargetError(`${hostname} resolves to an address outside HOOKLINE_ALLOWED_TARGETS`), '', 0);
       }
       if ((options as dns.LookupOptions).all) return (callback as any)(null, list);
       callback(null, list[0].address, list[0].family);
@@ -53,7 +53,8 @@ export function post(opts: PostOptions): Promise<PostResult> {
       return resolve({ kind: 'error', code: 'EINVALIDURL', message: 'invalid URL', latencyMs: 0 });
     }
     const host = url.hostname.replace(/^\[|\]$/g, '');
-    if (!opts.allowPrivateTargets && ((isIP(host) && isPrivateAddress(host)) || isLocalHostname(host))) {
+    const refused = isIP(host) ? !opts.targetPolicy.allows(host) : isLocalHostname(host) && !opts.targetPolicy.allows('127.0.0.1');
+    if (refused) {
       return resolve({ kind: 'error', code: 'EPRIVATETARGET', message: `${host} is not a public address`, latencyMs: 0 });
     }
     const client = url.protocol === 'https:' ? https : http;
@@ -69,7 +70,7 @@ export function post(opts: PostOptions): Promise<PostResult> {
       {
         method: 'POST',
         headers: { ...opts.headers, 'content-length': Buffer.byteLength(opts.body).toString() },
-        lookup: guardedLookup(opts.allowPrivateTargets),
+        lookup: guardedLookup(opts.targetPolicy),
         timeout: opts.timeoutMs,
         agent: false,
       },

@@ -4,11 +4,13 @@
 // Temporal dev server on a SQLite file in a temp dir (TEMPORAL_ADDRESS set: that server instead),
 // runs api, relay and worker as child processes, and measures on one local receiver:
 //   e2e      N events, POST /v1/events → receiver: throughput and latency under a burst
-//   latency  events at half that throughput: POST → receiver latency when not saturated
+//   latency  events at light load (20/s, or half the burst rate if lower): POST → receiver latency
 //   fanout   one event to F endpoints: time until all F have it
 //   submit   POST /v1/events alone (relay and worker stopped) under autocannon
 //   memory   peak RSS (VmHWM) of each process
 // and the baselines on the same machine and Temporal server:
+//   empty    a workflow that returns at once, started directly by a client (bench/bare/)
+//   local    a workflow whose one LOCAL activity POSTs the same payload, same HTTP client
 //   bare     a one-activity workflow that POSTs the same payload with the same HTTP client,
 //            started directly by a client (bench/bare/), same worker settings
 //   raw      the same POSTs in a plain loop, no Temporal
@@ -20,7 +22,7 @@
 // producer's), --latency-events/BENCH_LATENCY_EVENTS (500), --fanout/BENCH_FANOUT (100),
 // --submit-seconds/BENCH_SUBMIT_SECONDS (10), --connections/BENCH_CONNECTIONS (32, autocannon),
 // --pragmas/BENCH_PRAGMAS (both | default | wal), --phases/BENCH_PHASES (comma list of
-// raw,bare,e2e,latency,fanout,submit; default all), --payload-bytes/BENCH_PAYLOAD_BYTES (512).
+// raw,empty,local,bare,e2e,latency,fanout,submit; default all), --payload-bytes/BENCH_PAYLOAD_BYTES (512).
 // HOOKLINE_* variables (HOOKLINE_WORKER_MAX_ACTIVITIES, HOOKLINE_RELAY_BATCH_SIZE,
 // HOOKLINE_LOG_LEVEL, …) pass through to the roles and are recorded with the results.
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -43,8 +45,9 @@ import { latency, now, pool, round, table, type Latency } from './lib/stats';
 
 Runtime.install({ logger: new DefaultLogger('ERROR') });
 
-const PHASES = ['raw', 'bare', 'e2e', 'latency', 'fanout', 'submit'] as const;
+const PHASES = ['raw', 'empty', 'local', 'bare', 'e2e', 'latency', 'fanout', 'submit'] as const;
 type Phase = (typeof PHASES)[number];
+const LIGHT_LOAD_PER_SECOND = 20;
 
 function options() {
   const { values } = parseArgs({
@@ -186,6 +189,14 @@ function measure(sent: Submitted[] | Array<{ id: string; sentAt: number }>, rx: 
   return { events: sent.length, seconds: round(seconds, 2), perSecond: round(sent.length / seconds, 1), latencyMs: latency(lat) };
 }
 
+/** Like measure(), from workflow completion times (the `empty` baseline has no arrivals). */
+function measureCompleted(sent: Array<{ id: string; sentAt: number }>, done: Map<string, number>): ThroughputResult {
+  const lat = sent.map((s) => done.get(s.id)! - s.sentAt);
+  const first = Math.min(...sent.map((s) => s.sentAt));
+  const seconds = (Math.max(...done.values()) - first) / 1000;
+  return { events: sent.length, seconds: round(seconds, 2), perSecond: round(sent.length / seconds, 1), latencyMs: latency(lat) };
+}
+
 async function autocannonRun(url: string, seconds: number, connections: number, body: string) {
   const r = await autocannon({
     url,
@@ -225,12 +236,20 @@ async function runRaw(o: Options, rx: BenchReceiver, logDir: string) {
   return { events: n, failed: r.failed, seconds: round(r.elapsedMs / 1000, 2), perSecond: round(n / (r.elapsedMs / 1000), 1) };
 }
 
-async function runBare(o: Options, rx: BenchReceiver, temporal: TemporalHandle, client: Awaited<ReturnType<typeof connectTemporal>>['client'], tag: string, logDir: string) {
-  const taskQueue = `bench-bare-${tag}-${Date.now()}`;
+/**
+ * The floor baselines, one workflow per event started directly by a client (bench/bare/):
+ * `bare` one activity POST, `local` one local-activity POST, `empty` a workflow that returns
+ * at once (no POST: counted done when the workflow completes).
+ */
+type Baseline = 'bare' | 'local' | 'empty';
+const BASELINE_WORKFLOW: Record<Baseline, string> = { bare: 'bareDeliver', local: 'localDeliver', empty: 'emptyWorkflow' };
+
+async function runBare(o: Options, rx: BenchReceiver, temporal: TemporalHandle, client: Awaited<ReturnType<typeof connectTemporal>>['client'], tag: string, logDir: string, kind: Baseline = 'bare') {
+  const taskQueue = `bench-${kind}-${tag}-${Date.now()}`;
   const worker = spawnNode({
     name: 'bare-worker', script: path.join(__dirname, 'bare', 'worker.ts'),
     env: { ...process.env, TEMPORAL_ADDRESS: temporal.address, TEMPORAL_TASK_QUEUE: taskQueue },
-    logFile: path.join(logDir, `bare-worker-${tag}.log`),
+    logFile: path.join(logDir, `${kind}-worker-${tag}.log`),
   });
   try {
     const deadline = Date.now() + 90_000;
@@ -238,28 +257,33 @@ async function runBare(o: Options, rx: BenchReceiver, temporal: TemporalHandle, 
       if (Date.now() > deadline || worker.child.exitCode !== null) throw new Error(`bare worker not ready; see ${worker.logFile}`);
       await sleep(200);
     }
-    const p = `/bare/${tag}`;
+    const p = `/${kind}/${tag}`;
     const data = samplePayload(o.payloadBytes);
+    // `empty` never POSTs: its completions are counted instead of arrivals.
+    let completed = 0;
+    const done = new Map<string, number>();
     const startAll = async (ids: string[]) => {
       const sent: Array<{ id: string; sentAt: number }> = new Array(ids.length);
       // As many starts in flight as the relay has (one batch).
       await pool(ids.length, Number(process.env.HOOKLINE_RELAY_BATCH_SIZE ?? 100), async (i) => {
         const id = ids[i];
-        const body = JSON.stringify({ id, type: 'bench.bare', timestamp: new Date().toISOString(), data });
+        const body = JSON.stringify({ id, type: `bench.${kind}`, timestamp: new Date().toISOString(), data });
         const sentAt = now();
-        await client.workflow.start('bareDeliver', { taskQueue, workflowId: id, args: [{ url: rx.url(p), id, body }] });
+        const handle = await client.workflow.start(BASELINE_WORKFLOW[kind], { taskQueue, workflowId: id, args: kind === 'empty' ? [] : [{ url: rx.url(p), id, body }] });
         sent[i] = { id, sentAt };
+        if (kind === 'empty') void handle.result().then(() => (done.set(id, now()), (completed += 1)));
       });
       return sent;
     };
+    const arrived = () => (kind === 'empty' ? completed : rx.distinct.get(p) ?? 0);
     // Unique per run: a persistent server (TEMPORAL_ADDRESS) still holds the last run's ids.
     const run = Date.now().toString(36);
-    const warm = await startAll(Array.from({ length: 50 }, (_, i) => `bare_${tag}_${run}_warm_${i}`));
-    await waitCount('bare warm-up', () => rx.distinct.get(p) ?? 0, warm.length);
+    const warm = await startAll(Array.from({ length: 50 }, (_, i) => `${kind}_${tag}_${run}_warm_${i}`));
+    await waitCount(`${kind} warm-up`, arrived, warm.length);
     const cpu = cpuMeter(() => [{ name: 'worker', pid: worker.pid }, ...(temporal.server ? [{ name: 'temporal', pid: temporal.server.pid }] : [])], undefined, !temporal.server);
-    const sent = await startAll(Array.from({ length: o.events }, (_, i) => `bare_${tag}_${run}_${i}`));
-    await waitCount('bare', () => rx.distinct.get(p) ?? 0, warm.length + o.events);
-    const result: ThroughputResult = { ...measure(sent, rx, p), cpu: cpu() };
+    const sent = await startAll(Array.from({ length: o.events }, (_, i) => `${kind}_${tag}_${run}_${i}`));
+    await waitCount(kind, arrived, warm.length + o.events);
+    const result: ThroughputResult = { ...(kind === 'empty' ? measureCompleted(sent, done) : measure(sent, rx, p)), cpu: cpu() };
     worker.sample();
     return { ...result, historyEvents: await historyLength(client, sent[0].id), workerPeakRssMiB: round((worker.last?.hwmKb ?? 0) / 1024, 0) };
   } finally {
@@ -311,7 +335,8 @@ async function runHookline(o: Options, rx: BenchReceiver, temporal: TemporalHand
 
     if (o.phases.has('latency')) {
       const base = (out.e2e as ThroughputResult | undefined)?.perSecond ?? 50;
-      const rate = Math.max(5, Math.round(base / 2));
+      // Light load, as a producer trickling events sees it: 20/s, or half the burst rate if lower.
+      const rate = Math.min(LIGHT_LOAD_PER_SECOND, Math.max(5, Math.round(base / 2)));
       const n = Math.min(o.latencyEvents, rate * 30);
       log(`${tag}: latency, ${n} events at ${rate}/s`);
       const sent = await submitPaced(api, 'bench.e2e', n, rate, data);
@@ -391,6 +416,28 @@ async function runSubmitBaseline(o: Options, adminUrl: string, logDir: string): 
   }
 }
 
+/**
+ * The engine's targets against Temporal's own floor on the same server, as ratios (they hold
+ * while other load on the box makes absolute numbers drift): e2e ≥ 0.8 × empty and ≥ 1.3 ×
+ * bare; Temporal server CPU per delivered event ≤ 1.3 × empty's; history events per event ≤ 7;
+ * light-load p50 ≤ 30 ms.
+ */
+function floorTargets(run: Record<string, any>) {
+  const perEvent = (x: any, k: string) => (x?.cpu?.[k] !== undefined ? (1000 * x.cpu[k]) / x.events : undefined);
+  const ratio = (a?: number, b?: number) => (a !== undefined && b ? round(a / b, 2) : undefined);
+  const e2e = run.e2e?.perSecond;
+  const temporalMs = { hookline: perEvent(run.e2e, 'temporal'), empty: perEvent(run.empty, 'temporal'), local: perEvent(run.local, 'temporal') };
+  return {
+    e2eToEmpty: { value: ratio(e2e, run.empty?.perSecond), target: '>= 0.8' },
+    e2eToLocal: { value: ratio(e2e, run.local?.perSecond), target: '(floor of a webhook)' },
+    e2eToBare: { value: ratio(e2e, run.bare?.perSecond), target: '>= 1.3' },
+    temporalCpuMsPerEvent: { hookline: round(temporalMs.hookline ?? NaN, 1), empty: round(temporalMs.empty ?? NaN, 1), local: round(temporalMs.local ?? NaN, 1) },
+    temporalCpuToEmpty: { value: ratio(temporalMs.hookline, temporalMs.empty), target: '<= 1.3' },
+    historyEventsPerEvent: { value: run.e2e?.historyEvents, target: '<= 7' },
+    lightLoadP50Ms: { value: run.latency?.latencyMs?.p50, target: '<= 30' },
+  };
+}
+
 function machine() {
   const cpus = os.cpus();
   return {
@@ -437,10 +484,11 @@ async function main(): Promise<void> {
       const { client, connection } = await connectTemporal(temporal.address);
       const run: Record<string, any> = { temporal: tag, pragmas, temporalStartMs: Date.now() - started };
       try {
-        if (o.phases.has('bare')) {
-          log(`${tag}: bare Temporal baseline, ${o.events} workflows`);
-          run.bare = await runBare(o, rx, temporal, client, tag, logDir);
-          log(`${tag}: bare ${run.bare.perSecond}/s`);
+        for (const kind of ['empty', 'local', 'bare'] as const) {
+          if (!o.phases.has(kind)) continue;
+          log(`${tag}: ${kind} Temporal baseline, ${o.events} workflows`);
+          run[kind] = await runBare(o, rx, temporal, client, tag, logDir, kind);
+          log(`${tag}: ${kind} ${run[kind].perSecond}/s`);
         }
         Object.assign(run, await runHookline(o, rx, temporal, client, tag, logDir, adminUrl));
         if (run.e2e && run.bare) {
@@ -452,6 +500,7 @@ async function main(): Promise<void> {
           run.cpuMsPerEvent = { hookline: round((1000 * pipeline(run.e2e.cpu)) / run.e2e.events, 1), bare: round((1000 * pipeline(run.bare.cpu)) / run.bare.events, 1) };
           run.cpuRatioToBareTemporal = round(run.cpuMsPerEvent.bare / run.cpuMsPerEvent.hookline, 2);
         }
+        run.targets = floorTargets(run);
         if (run.e2e && raw) run.ratioToRawHttp = round(run.e2e.perSecond / raw.perSecond, 3);
         if (run.submit && fastify) run.submitRatioToFastify = round(run.submit.requestsPerSecond / fastify.requestsPerSecond, 2);
       } catch (err) {
@@ -520,12 +569,21 @@ function report(r: { machine: ReturnType<typeof machine> & { busyPctBeforeRun: n
     row(`Hookline e2e events/s (${r.options.events} events)`, (x) => x.e2e.perSecond),
     row('  burst latency p50 / p95 / p99 ms', (x) => `${x.e2e.latencyMs.p50} / ${x.e2e.latencyMs.p95} / ${x.e2e.latencyMs.p99}`),
     row('  history events per workflow, Hookline / bare', (x) => `${x.e2e.historyEvents} / ${x.bare.historyEvents}`),
+    row('empty workflows/s (returns at once)', (x) => x.empty.perSecond),
+    row('local-activity POST workflows/s', (x) => x.local.perSecond),
     row('bare Temporal workflows/s', (x) => x.bare.perSecond),
+    row('  TARGET e2e / empty (>= 0.8)', (x) => x.targets.e2eToEmpty.value),
+    row('  e2e / local', (x) => x.targets.e2eToLocal.value),
+    row('  TARGET e2e / bare (>= 1.3)', (x) => x.targets.e2eToBare.value),
+    row('  Temporal CPU ms/event Hookline / empty / local', (x) => `${x.targets.temporalCpuMsPerEvent.hookline} / ${x.targets.temporalCpuMsPerEvent.empty} / ${x.targets.temporalCpuMsPerEvent.local}`),
+    row('  TARGET Temporal CPU Hookline / empty (<= 1.3)', (x) => x.targets.temporalCpuToEmpty.value),
+    row('  TARGET history events per event (<= 7)', (x) => x.targets.historyEventsPerEvent.value),
+    row('  TARGET light-load p50 ms (<= 30)', (x) => x.targets.lightLoadP50Ms.value),
     row('  ratio Hookline / bare Temporal', (x) => x.ratioToBareTemporal),
     row('  CPU ms per event, Hookline / bare (ratio)', (x) => `${x.cpuMsPerEvent.hookline} / ${x.cpuMsPerEvent.bare} (${x.cpuRatioToBareTemporal})`),
     row('raw HTTP POSTs/s', () => r.raw?.perSecond),
     row('  ratio Hookline / raw HTTP', (x) => x.ratioToRawHttp),
-    row('latency at ½ load: rate/s', (x) => x.latency.ratePerSecond),
+    row('latency at light load: rate/s', (x) => x.latency.ratePerSecond),
     row('  p50 / p95 / p99 ms', (x) => `${x.latency.latencyMs.p50} / ${x.latency.latencyMs.p95} / ${x.latency.latencyMs.p99}`),
     row(`fan-out to ${r.options.fanout}: ms until all delivered`, (x) => x.fanout.msUntilAllDelivered.join(' / ')),
     row('POST /v1/events req/s (autocannon)', (x) => x.submit.requestsPerSecond),

@@ -3,12 +3,26 @@
 import path from 'node:path';
 import { z } from 'zod';
 import { parseEncryptionKeys } from './crypto';
+import { parseTargetEntry } from './net/address-policy';
 
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
   .transform((v) => v === 'true' || v === '1' || v === 'yes');
 const port = z.coerce.number().int().min(0).max(65535);
 const positiveInt = z.coerce.number().int().positive();
+// A comma-separated list; blanks between commas are ignored.
+const list = z.string().transform((v) => v.split(',').map((s) => s.trim()).filter(Boolean));
+const targetEntry = z.string().superRefine((entry, ctx) => {
+  try {
+    parseTargetEntry(entry);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message });
+  }
+});
+const hostEntry = z
+  .string()
+  .transform((v) => v.toLowerCase())
+  .refine((v) => v === '*' || /^(\[[0-9a-f:.]+\]|[a-z0-9.-]+)(:\d{1,5})?$/.test(v), 'expected hostnames, host:port or *, comma-separated');
 
 const schema = z.object({
   DATABASE_URL: z.string().url().optional(),
@@ -20,7 +34,22 @@ const schema = z.object({
   PORT: port.default(3000),
   HOST: z.string().min(1).default('127.0.0.1'),
   HOOKLINE_API_KEY: z.string().min(16, 'must be at least 16 characters').optional(),
+  // --- Network exposure and delivery targets (README "Security") ---
+  // Without a key the API answers anyone who can reach it, so a non-loopback HOST needs
+  // HOOKLINE_API_KEY unless this is set (and then every start logs a warning).
+  HOOKLINE_INSECURE_NO_AUTH: bool.default(false),
+  // Host header values the API answers (DNS-rebinding defence): hostnames, host:port, or `*`.
+  // Unset: the loopback names on a loopback HOST, any host otherwise (the key guards it there).
+  HOOKLINE_ALLOWED_HOSTS: list.pipe(z.array(hostEntry)).optional(),
+  // GET /metrics without a key (for a scraper on a trusted network), or with its own token.
+  HOOKLINE_METRICS_PUBLIC: bool.default(false),
+  HOOKLINE_METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+  // Ranges deliveries may reach besides global unicast: CIDRs, addresses, `loopback`, `private`.
+  // `hookline dev` sets `loopback`. HOOKLINE_ALLOW_PRIVATE_TARGETS=true is the older spelling of
+  // `private` and is still honoured.
+  HOOKLINE_ALLOWED_TARGETS: list.pipe(z.array(targetEntry)).default([]),
   HOOKLINE_ALLOW_PRIVATE_TARGETS: bool.default(false),
+  // --- end network exposure ---
   HOOKLINE_DATA_DIR: z.string().min(1).default('.data'),
   // Bounds on the wire. 15 s matches Svix's default request timeout; 64 KiB of a response body
   // is plenty for an error message and keeps a hostile receiver from filling memory.
@@ -32,6 +61,9 @@ const schema = z.object({
   HOOKLINE_ACCEPT_UNREGISTERED_TYPES: bool.default(true),
   // How long an Idempotency-Key is remembered (Stripe keeps them 24 h).
   HOOKLINE_IDEMPOTENCY_TTL_HOURS: positiveInt.default(24),
+  // The shortest retry interval an endpoint may declare (1 s). Only test suites lower it, to turn
+  // hours of backoff into seconds; production has no reason to retry faster.
+  HOOKLINE_MIN_RETRY_INTERVAL_MS: positiveInt.default(1_000),
   HOOKLINE_RELAY_BATCH_SIZE: positiveInt.default(100),
   // The relay wakes on NOTIFY; the poll only covers a lost notification or a relay that was down.
   HOOKLINE_RELAY_POLL_MS: positiveInt.default(1_000),

@@ -113,7 +113,7 @@ export function registerApiMetrics(app: FastifyInstance, registry: Registry): vo
     requests.inc({ method: req.method, route, status_code: String(reply.statusCode) });
     duration.observe({ method: req.method, route }, reply.elapsedTime / 1000);
   });
-  app.get('/metrics', { schema: { hide: true } }, async (_req, reply) => {
+  app.get('/metrics', { schema: { hide: true }, config: { auth: 'metrics' } }, async (_req, reply) => {
     const body = await registry.metrics();
     return reply.type(registry.contentType).send(body);
   });

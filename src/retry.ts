@@ -115,3 +115,56 @@ export function parseRetryAfter(value: string | null | undefined, nowMs: number)
   if (Number.isNaN(at)) return undefined;
   return Math.max(0, at - nowMs);
 }
+
+// Bounds on a declared policy, checked at the API so Temporal never sees one it would reject
+// (it refuses a zero or negative interval and a maximumInterval below initialInterval) and no
+// endpoint can park work for longer than an operator would look for it.
+/** Temporal's own floor for retry intervals is 1 s in practice (sub-second retries hammer a receiver). */
+export const MIN_RETRY_INTERVAL_MS = SECOND;
+/** A receiver that is down for a month is gone; every retry of every event would still be pending. */
+export const MAX_DEADLINE_MS = 30 * DAY;
+/** No single wait longer than the whole deadline may last. */
+export const MAX_RETRY_INTERVAL_MS = MAX_DEADLINE_MS;
+/** A dead letter's workflow stays open this long; past 90 days nobody replays it. */
+export const MAX_DEAD_LETTER_RETENTION_MS = 90 * DAY;
+
+export interface RetryIssue {
+  /** The field under `retry`, e.g. `maximumInterval` or `schedule.2`. */
+  field: string;
+  message: string;
+}
+
+const human = (ms: number) => (ms % DAY === 0 ? `${ms / DAY} days` : ms % SECOND === 0 ? `${ms / SECOND} s` : `${ms} ms`);
+
+function intervalIssue(field: string, ms: number, minMs: number): RetryIssue | null {
+  if (ms < minMs) return { field, message: `must be at least ${human(minMs)}` };
+  if (ms > MAX_RETRY_INTERVAL_MS) return { field, message: `must be at most ${human(MAX_RETRY_INTERVAL_MS)}` };
+  return null;
+}
+
+/**
+ * What is wrong with a declared policy, checked on its effective values (defaults filled in), so
+ * `maximumInterval: "500ms"` alone is caught against the default initialInterval. `minIntervalMs`
+ * is MIN_RETRY_INTERVAL_MS except where a test suite shortens it (HOOKLINE_MIN_RETRY_INTERVAL_MS).
+ */
+export function retryPolicyIssues(o: RetryOverrides, minIntervalMs: number = MIN_RETRY_INTERVAL_MS): RetryIssue[] {
+  const r = resolveRetry(o);
+  const issues: (RetryIssue | null)[] = [
+    intervalIssue('initialInterval', r.initialIntervalMs, minIntervalMs),
+    intervalIssue('maximumInterval', r.maximumIntervalMs, minIntervalMs),
+    ...(o.scheduleMs ?? []).map((ms, i) => intervalIssue(`schedule.${i}`, ms, minIntervalMs)),
+  ];
+  if (r.maximumIntervalMs < r.initialIntervalMs) {
+    issues.push(
+      o.maximumIntervalMs !== undefined
+        ? { field: 'maximumInterval', message: `must not be below initialInterval (${human(r.initialIntervalMs)})` }
+        : { field: 'initialInterval', message: `must not be above maximumInterval (${human(r.maximumIntervalMs)})` },
+    );
+  }
+  if (r.deadlineMs <= 0) issues.push({ field: 'deadline', message: 'must be greater than 0' });
+  if (r.deadlineMs > MAX_DEADLINE_MS) issues.push({ field: 'deadline', message: `must be at most ${human(MAX_DEADLINE_MS)}` });
+  if (r.deadLetterRetentionMs > MAX_DEAD_LETTER_RETENTION_MS) {
+    issues.push({ field: 'deadLetterRetention', message: `must be at most ${human(MAX_DEAD_LETTER_RETENTION_MS)}` });
+  }
+  return issues.filter((i): i is RetryIssue => i !== null);
+}

@@ -223,6 +223,8 @@ describe('API with its database down', () => {
       expect(res.json().code).toBe('unavailable');
       const ready = await app.inject({ method: 'GET', url: '/readyz' });
       expect(ready.statusCode).toBe(503);
+      // /readyz is public: it says what is down, not the address or error behind it.
+      expect(ready.json().checks).toEqual({ database: 'unavailable' });
     } finally {
       await app.close();
       await dead.end();

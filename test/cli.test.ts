@@ -5,6 +5,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTargetPolicy } from '../src/net/address-policy';
 import { createEndpoint, createHarness, FAST_RETRY, sendEvent, startReceiver, waitFor, type Harness, type Receiver } from './helpers';
 
 const run = promisify(execFile);
@@ -63,7 +64,7 @@ describe('address policy at delivery time', () => {
   let rx: Receiver;
   beforeAll(async () => {
     // The API lets the endpoint in (as an older config might have); the worker refuses it.
-    h = await createHarness({ activities: { allowPrivateTargets: false } });
+    h = await createHarness({ activities: { targetPolicy: createTargetPolicy([]) } });
     rx = await startReceiver();
   });
   afterAll(async () => {

@@ -15,6 +15,7 @@ import { buildApp } from '../src/api/app';
 import { prepareDataAtRest } from '../src/at-rest-start';
 import { loadConfig, type Config } from '../src/config';
 import { createPool, type Pool } from '../src/db/pool';
+import { targetPolicyFromConfig } from '../src/net/address-policy';
 import { verifyWebhook } from '../src/receiver/verify';
 import { Relay } from '../src/relay/relay';
 import { createHooklineWorker } from '../src/worker/worker';
@@ -94,11 +95,12 @@ export async function createHarness(opts: HarnessOptions = {}): Promise<Harness>
     DATABASE_URL: db.url,
     TEMPORAL_ADDRESS: inject('temporalAddress'),
     TEMPORAL_TASK_QUEUE: taskQueue,
-    HOOKLINE_ALLOW_PRIVATE_TARGETS: 'true',
+    HOOKLINE_ALLOWED_TARGETS: 'loopback',
     HOOKLINE_RELAY_POLL_MS: '200',
     HOOKLINE_REQUEST_TIMEOUT_MS: '3000',
     HOOKLINE_LOG_LEVEL: 'silent',
     HOOKLINE_ENCRYPTION_KEY: TEST_ENCRYPTION_KEY,
+    ...TEST_RETRY_ENV,
     ...opts.env,
   });
   const pool = createPool(db.url, 10);
@@ -109,6 +111,7 @@ export async function createHarness(opts: HarnessOptions = {}): Promise<Harness>
   const relay = new Relay({
     pool, client, taskQueue, databaseUrl: db.url, log: quietLog,
     batchSize: config.HOOKLINE_RELAY_BATCH_SIZE, pollMs: config.HOOKLINE_RELAY_POLL_MS,
+    requestTimeoutMs: config.HOOKLINE_REQUEST_TIMEOUT_MS,
   });
   if (!opts.noRelay) await relay.start();
 
@@ -125,7 +128,7 @@ export async function createHarness(opts: HarnessOptions = {}): Promise<Harness>
         pool,
         requestTimeoutMs: config.HOOKLINE_REQUEST_TIMEOUT_MS,
         responseBodyMaxBytes: config.HOOKLINE_RESPONSE_BODY_MAX_BYTES,
-        allowPrivateTargets: true,
+        targetPolicy: targetPolicyFromConfig(config),
         ...opts.activities,
       },
     });
@@ -225,6 +228,9 @@ export async function waitFor<T>(fn: () => Promise<T> | T, timeoutMs = 30_000, w
   }
 }
 
+/** Lets FAST_RETRY's sub-second intervals through the API's 1 s floor (see src/retry.ts). */
+export const TEST_RETRY_ENV = { HOOKLINE_MIN_RETRY_INTERVAL_MS: '1' };
+
 /** Short retry policy for tests: hours of backoff become seconds. */
 export const FAST_RETRY = {
   initialInterval: '100ms',
@@ -250,7 +256,7 @@ export async function sendEvent(app: FastifyInstance, body: Record<string, unkno
 export async function createApiOnly(env: Record<string, string> = {}) {
   const db = await createTestDatabase();
   const pool = createPool(db.url, 5);
-  const config = loadConfig({ DATABASE_URL: db.url, HOOKLINE_ENCRYPTION_KEY: TEST_ENCRYPTION_KEY, ...env });
+  const config = loadConfig({ DATABASE_URL: db.url, HOOKLINE_ENCRYPTION_KEY: TEST_ENCRYPTION_KEY, ...TEST_RETRY_ENV, ...env });
   await prepareDataAtRest(pool, config);
   const app = await buildApp({ pool, config, temporal: null, logger: false });
   return {
@@ -277,9 +283,10 @@ export function spawnRole(
       DATABASE_URL: h.config.DATABASE_URL,
       TEMPORAL_ADDRESS: inject('temporalAddress'),
       TEMPORAL_TASK_QUEUE: h.taskQueue,
-      HOOKLINE_ALLOW_PRIVATE_TARGETS: 'true',
+      HOOKLINE_ALLOWED_TARGETS: 'loopback',
       HOOKLINE_WORKER_METRICS_PORT: '0',
       HOOKLINE_ENCRYPTION_KEY: h.config.HOOKLINE_ENCRYPTION_KEY ?? '',
+      ...TEST_RETRY_ENV,
       ...env,
     },
     stdio,

@@ -13,7 +13,7 @@ import { createLogger } from '../src/logger';
 import { PinoTemporalLogger } from '../src/worker/logging';
 import { FailureTypes } from '../activities';
 import { findFreePort } from '../src/temporal/devserver';
-import { workflowCurrentDetails, workflowStaticDetails } from '../src/temporal/web-ui';
+import { workflowCurrentDetails, workflowStaticDetails } from '../src/temporal/workflow-details';
 import { createEndpoint, createHarness, FAST_RETRY, sendEvent, spawnRole, startReceiver, waitFor, type Harness, type Receiver } from './helpers';
 
 const unique = () => randomBytes(4).toString('hex');

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { sign, signatureHeader, generateSecret, isValidSecret } from '../src/signing';
 import { baseDelayMs, nextDelayMs, parseRetryAfter, resolveRetry, DEFAULT_RETRY, JITTER_RATIO } from '../src/retry';
 import { matchesChannels, matchesEventType } from '../src/matching';
-import { isPrivateAddress } from '../src/net/address-policy';
+import { isGlobalUnicast } from '../src/net/address-policy';
 import { loadConfig } from '../src/config';
 
 describe('signing', () => {
@@ -83,9 +83,9 @@ describe('matching', () => {
 describe('address policy', () => {
   it.each(['127.0.0.1', '10.0.0.1', '172.16.5.4', '192.168.1.1', '169.254.169.254', '100.64.0.1', '0.0.0.0', '::1', 'fe80::1', 'fd00::1', '::ffff:127.0.0.1'])(
     'refuses %s',
-    (ip) => expect(isPrivateAddress(ip)).toBe(true),
+    (ip) => expect(isGlobalUnicast(ip)).toBe(false),
   );
-  it.each(['93.184.216.34', '8.8.8.8', '2606:4700:4700::1111'])('allows %s', (ip) => expect(isPrivateAddress(ip)).toBe(false));
+  it.each(['93.184.216.34', '8.8.8.8', '2606:4700:4700::1111'])('allows %s', (ip) => expect(isGlobalUnicast(ip)).toBe(true));
 });
 
 describe('config', () => {

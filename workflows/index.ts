@@ -1,2 +1,2 @@
 // Every workflow the worker registers.
-export { deliverEvent, replaySignal, statusQuery } from './deliver-event';
+export { deliverEndpoints, deliverEvent, replaySignal, statusQuery } from './deliver-event';

@@ -2,8 +2,12 @@
 // (activities/http), `concurrency` at a time, no Temporal, no database. Prints one JSON line.
 // Args: URL N CONCURRENCY BODY_BYTES
 import { post } from '../../activities/http';
+import { createTargetPolicy } from '../../src/net/address-policy';
 import { samplePayload } from '../lib/producer';
 import { now, pool } from '../lib/stats';
+
+// The bench receivers listen on 127.0.0.1.
+const LOOPBACK_ONLY = createTargetPolicy(['loopback']);
 
 async function main(): Promise<void> {
   const [url, nArg, concArg, bytesArg] = process.argv.slice(2);
@@ -16,7 +20,7 @@ async function main(): Promise<void> {
     const body = JSON.stringify({ id, type: 'bench.raw', timestamp: new Date().toISOString(), data });
     const r = await post({
       url, body, headers: { 'content-type': 'application/json', 'webhook-id': id },
-      timeoutMs: 15_000, maxResponseBytes: 64 * 1024, allowPrivateTargets: true,
+      timeoutMs: 15_000, maxResponseBytes: 64 * 1024, targetPolicy: LOOPBACK_ONLY,
     });
     if (r.kind !== 'response' || r.status !== 200) failed += 1;
   });

@@ -111,6 +111,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
           // A killed worker's activities come back after startToClose = request timeout + 5 s.
           HOOKLINE_REQUEST_TIMEOUT_MS: '3000',
           HOOKLINE_RELAY_POLL_MS: '500',
+          // RETRY's 200 ms interval is below the API's 1 s floor; this run wants fast retries.
+          HOOKLINE_MIN_RETRY_INTERVAL_MS: '100',
         },
       },
     });

@@ -7,9 +7,10 @@ import type { Config } from '../config';
 import type { Pool } from '../db/pool';
 import { createLogger } from '../logger';
 import { createApiMetrics, registerApiMetrics } from '../metrics';
-import { safeEqual } from '../signing';
 import { VERSION } from '../version';
-import { ApiError, registerErrorHandling } from './errors';
+import { registerAccessControl } from './access';
+import { frameworkErrors, registerErrorHandling } from './errors';
+import { registerInputChecks } from './input';
 import { endpointRoutes } from './routes/endpoints';
 import { eventRoutes } from './routes/events';
 import { eventTypeRoutes } from './routes/event-types';
@@ -47,6 +48,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         }),
     // The events route sets its own limit (HOOKLINE_MAX_EVENT_BYTES); this covers the rest.
     bodyLimit: 1024 * 1024,
+    frameworkErrors,
   });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
@@ -54,36 +56,28 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // JSON only: anything else gets a clear 415 instead of a confusing validation error.
   app.removeContentTypeParser('text/plain');
   registerErrorHandling(app);
+  registerInputChecks(app);
 
-  const apiKey = deps.config.HOOKLINE_API_KEY;
-  if (apiKey) {
-    app.addHook('onRequest', async (req) => {
-      if (!req.url.startsWith('/v1/') && req.url !== '/v1') return;
-      const header = req.headers.authorization ?? '';
-      const token = header.startsWith('Bearer ') ? header.slice(7) : '';
-      if (!safeEqual(token, apiKey)) {
-        throw new ApiError(401, 'unauthorized', 'authorization: send "Bearer <HOOKLINE_API_KEY>"');
-      }
-    });
-  }
+  // Before any route: every route is added with its auth level (see access.ts).
+  registerAccessControl(app, deps.config);
 
-  app.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok', version: VERSION }));
-  app.get('/readyz', { schema: { hide: true } }, async (_req, reply) => {
+  app.get('/healthz', { schema: { hide: true }, config: { auth: 'public' } }, async () => ({ status: 'ok', version: VERSION }));
+  // Public, so it says whether each dependency answers, not why not (addresses, user names):
+  // the reason goes to the log.
+  app.get('/readyz', { schema: { hide: true }, config: { auth: 'public' } }, async (req, reply) => {
     const checks: Record<string, string> = {};
-    try {
-      await deps.pool.query('SELECT 1');
-      checks.database = 'ok';
-    } catch (err) {
-      checks.database = (err as Error).message;
-    }
-    if (deps.temporal) {
+    const check = async (name: string, probe: () => Promise<unknown>) => {
       try {
-        await deps.temporal.client.workflowService.getSystemInfo({});
-        checks.temporal = 'ok';
+        await probe();
+        checks[name] = 'ok';
       } catch (err) {
-        checks.temporal = (err as Error).message;
+        checks[name] = 'unavailable';
+        req.log.warn({ err: (err as Error).message }, `readiness: ${name} unavailable`);
       }
-    }
+    };
+    await check('database', () => deps.pool.query('SELECT 1'));
+    const temporal = deps.temporal;
+    if (temporal) await check('temporal', () => temporal.client.workflowService.getSystemInfo({}));
     const ready = Object.values(checks).every((v) => v === 'ok');
     return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not_ready', checks });
   });

@@ -1,5 +1,5 @@
 // The OpenAPI document, generated from the routes' zod schemas: GET /docs (Swagger UI),
-// /docs/json and /docs/yaml. Registered before the routes so it sees every one of them.
+// /docs/json and /docs/yaml, public. Registered before the routes so it sees every one of them.
 import type { FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
@@ -18,7 +18,7 @@ export async function registerDocs(app: FastifyInstance, config: Pick<Config, 'H
         version: VERSION,
         description:
           'Webhook delivery: submit events, manage endpoints, inspect deliveries and attempts, replay dead letters.' +
-          (auth ? ' Every /v1 route needs `Authorization: Bearer <HOOKLINE_API_KEY>`.' : ''),
+          (auth ? ' Every route except /healthz, /readyz, /docs and /ui needs `Authorization: Bearer <HOOKLINE_API_KEY>`.' : ''),
       },
       tags: [
         { name: 'events', description: 'What producers submit' },
@@ -34,5 +34,11 @@ export async function registerDocs(app: FastifyInstance, config: Pick<Config, 'H
     },
     transform: jsonSchemaTransform,
   });
-  await app.register(swaggerUi, { routePrefix: '/docs' });
+  // The document describes the API, not its data: public, like the README (see access.ts).
+  await app.register(async (docs) => {
+    docs.addHook('onRoute', (route) => {
+      route.config = { ...route.config, auth: 'public' };
+    });
+    await docs.register(swaggerUi, { routePrefix: '/docs' });
+  });
 }

@@ -5,13 +5,23 @@ import { msToNumber } from '@temporalio/common/lib/time';
 import { isValidSecret } from '../signing';
 import { CHANNEL_PATTERN, EVENT_ID_PATTERN, EVENT_TYPE_PATTERN } from '../ids';
 
+/**
+ * Past this no duration means anything here, and `Date`/`make_interval` arithmetic stays exact
+ * ("280000 years" overflows both). Routes set tighter bounds of their own.
+ */
+const MAX_DURATION_MS = 100 * 365 * 24 * 60 * 60 * 1000;
+
 /** A duration as Temporal writes it ("500ms", "5s", "3 days") or a number of milliseconds. */
 export const Duration = z
-  .union([z.number().int().nonnegative(), z.string().min(1)])
+  .union([z.number().int().nonnegative(), z.string().min(1).max(64)])
   .transform((v, ctx) => {
     try {
       const ms = msToNumber(v as never);
       if (!Number.isFinite(ms) || ms < 0) throw new Error();
+      if (ms > MAX_DURATION_MS) {
+        ctx.addIssue({ code: 'custom', message: 'longer than 100 years' });
+        return z.NEVER;
+      }
       return ms;
     } catch {
       ctx.addIssue({ code: 'custom', message: `not a duration: ${JSON.stringify(v)} (use e.g. "500ms", "5s", "3 days" or milliseconds)` });
@@ -112,9 +122,12 @@ const VerificationKeyOut = z.string().describe('whsec_ secret (hmac) or whpk_ pu
 export const EndpointWithSecretOut = EndpointOut.extend({ secret: VerificationKeyOut });
 export const RotateOut = z.object({ secret: VerificationKeyOut, signing: Signing, oldSecretsExpireAt: z.string() });
 
+/** An old secret that keeps signing for more than a month defeats the point of rotating it. */
+export const MAX_EXPIRE_OLD_AFTER_MS = 30 * 24 * 60 * 60 * 1000;
+
 export const RotateIn = z
   .object({
-    expireOldAfter: Duration.optional(),
+    expireOldAfter: Duration.pipe(z.number().max(MAX_EXPIRE_OLD_AFTER_MS, 'at most 30 days')).optional(),
     signing: Signing.optional().describe('switch scheme with this rotation; old and new signatures overlap'),
     secret: z.string().refine(isValidSecret, 'whsec_ followed by base64 of 24–64 bytes').optional(),
   })
@@ -126,7 +139,8 @@ export const EventIn = z
     data: z.record(z.string(), z.unknown()),
     id: z.string().regex(EVENT_ID_PATTERN, 'up to 128 of A-Z a-z 0-9 _ . : -').optional(),
     channels: z.array(Channel).max(10).optional(),
-    version: z.number().int().min(1).optional(),
+    // Stored as a Postgres integer.
+    version: z.number().int().min(1).max(2_147_483_647).optional(),
   })
   .strict();
 
@@ -171,6 +185,8 @@ export const AttemptOut = z.object({
   error: z.string().nullable(),
   outcome: z.enum(['delivered', 'retrying', 'failed']),
   responseBody: z.string().nullable(),
+  /** How responseBody is written: the receiver's bytes as UTF-8 text, or base64 when they are not UTF-8. */
+  responseBodyEncoding: z.enum(['utf8', 'base64']).nullable(),
 });
 
 export const PageQuery = z.object({

@@ -5,9 +5,12 @@ import { migrate } from '../db/migrate';
 import { prepareDataAtRest } from '../at-rest-start';
 import { createLogger } from '../logger';
 import { connectClient } from '../temporal/connection';
+import { checkExposure } from './access';
 import { buildApp } from './app';
 
 export async function runApi(config: Config): Promise<void> {
+  // First: an API the network can reach without a key must not start by accident.
+  for (const warning of checkExposure(config)) console.error(`\n${warning}\n`);
   if (!config.DATABASE_URL || !config.TEMPORAL_ADDRESS) {
     throw new Error('hookline api needs DATABASE_URL and TEMPORAL_ADDRESS (or run `hookline dev`)');
   }

@@ -6,6 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
+import { checkExposure } from '../api/access';
 import type { Config } from '../config';
 import { startEmbeddedPostgres } from '../db/embedded';
 import { migrate } from '../db/migrate';
@@ -134,6 +135,15 @@ async function waitForHttp(url: string, timeoutMs: number, cancelled: () => bool
   return false;
 }
 
+/**
+ * Where dev deliveries may go unless the user said otherwise: a receiver on this machine is the
+ * point of dev; the rest of the private space (and cloud metadata at 169.254.169.254) is not.
+ */
+export function devTargetDefaults(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  // HOOKLINE_ALLOW_PRIVATE_TARGETS=true still widens this to `private` (see address-policy).
+  return env.HOOKLINE_ALLOWED_TARGETS ? {} : { HOOKLINE_ALLOWED_TARGETS: 'loopback' };
+}
+
 function redactUrl(url: string): string {
   try {
     const u = new URL(url);
@@ -151,6 +161,8 @@ export async function runDev(config: Config, opts: RunDevOptions = {}): Promise<
   const roles = opts.roles ?? ROLES;
   const entry = opts.entry ?? defaultEntry();
   const repoRoot = opts.repoRoot ?? path.resolve(__dirname, '..', '..');
+  // Refuse an unauthenticated non-loopback API before starting anything else.
+  if (roles.includes('api')) for (const warning of checkExposure(config)) say(warning);
 
   // Everything started so far, stopped in reverse order (roles, then Temporal, then Postgres).
   const stack: Array<{ name: string; stop: () => Promise<void> }> = [];
@@ -269,7 +281,7 @@ export async function runDev(config: Config, opts: RunDevOptions = {}): Promise<
       DATABASE_URL: databaseUrl,
       TEMPORAL_ADDRESS: temporalAddress,
       HOOKLINE_ENCRYPTION_KEY: encryptionKey,
-      HOOKLINE_ALLOW_PRIVATE_TARGETS: process.env.HOOKLINE_ALLOW_PRIVATE_TARGETS || 'true',
+      ...devTargetDefaults(process.env),
       // The roles' stdout is a pipe to us: tell them to print readable lines when ours is a terminal.
       ...(!process.env.HOOKLINE_LOG_FORMAT && process.stdout.isTTY ? { HOOKLINE_LOG_FORMAT: 'pretty' } : {}),
       // The operator console links deliveries to this Web UI (its port may not be TEMPORAL_DEV_PORT + 1000).

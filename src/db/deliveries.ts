@@ -1,5 +1,6 @@
 // Deliveries (one per event × endpoint) and their attempts: what the API reads and the
 // activities write.
+import { isUtf8 } from 'node:buffer';
 import type { Pool, PoolClient } from './pool';
 
 type Queryable = Pool | PoolClient;
@@ -28,7 +29,9 @@ export interface AttemptRow {
   statusCode: number | null;
   error: string | null;
   outcome: 'delivered' | 'retrying' | 'failed';
+  /** UTF-8 text when the receiver sent valid UTF-8, else base64 of its bytes (see responseBodyEncoding). */
   responseBody: string | null;
+  responseBodyEncoding: 'utf8' | 'base64' | null;
 }
 
 const COLUMNS = `event_id, endpoint_id, event_type, status, attempts, last_status_code, last_error, reason,
@@ -56,10 +59,32 @@ export interface NewAttempt {
   statusCode: number | null;
   error: string | null;
   outcome: AttemptRow['outcome'];
-  responseBody: string | null;
+  /** The receiver's bytes, or the text they were decoded to; stored as bytes either way. */
+  responseBody: string | Buffer | null;
 }
 
-/** Appends an attempt and moves the delivery on; returns the attempt's 1-based number. */
+/**
+ * Text Postgres can store: it refuses NUL in text columns. An error message can carry a
+ * receiver's bytes (a status line, a parse error), so NULs become U+FFFD; lone surrogates are
+ * already written as U+FFFD by the driver's UTF-8 encoding.
+ */
+export const storableText = (s: string | null): string | null => (s === null ? null : s.replace(/\u0000/g, '\ufffd'));
+
+const toBytes = (body: string | Buffer | null): Buffer | null => (body === null || Buffer.isBuffer(body) ? body : Buffer.from(body, 'utf8'));
+
+/** Bytes as the API shows them: UTF-8 text when they are valid UTF-8, else base64. */
+export function responseBodyOut(bytes: Buffer | null): Pick<AttemptRow, 'responseBody' | 'responseBodyEncoding'> {
+  if (bytes === null) return { responseBody: null, responseBodyEncoding: null };
+  return isUtf8(bytes)
+    ? { responseBody: bytes.toString('utf8'), responseBodyEncoding: 'utf8' }
+    : { responseBody: bytes.toString('base64'), responseBodyEncoding: 'base64' };
+}
+
+/**
+ * Appends an attempt and moves the delivery on; returns the attempt's 1-based number. Nothing a
+ * receiver sends can make this fail: after a 2xx a failure here would retry the activity, and so
+ * POST a delivered webhook again.
+ */
 export async function recordAttempt(db: Queryable, a: NewAttempt): Promise<number> {
   const status: DeliveryStatus = a.outcome === 'delivered' ? 'delivered' : 'delivering';
   const { rows } = await db.query(
@@ -71,7 +96,7 @@ export async function recordAttempt(db: Queryable, a: NewAttempt): Promise<numbe
      )
      INSERT INTO attempts (event_id, endpoint_id, attempt, started_at, latency_ms, status_code, error, outcome, response_body)
      SELECT $1, $2, d.attempts, $3, $4, $5, $6, $7, $9 FROM d RETURNING attempt`,
-    [a.eventId, a.endpointId, a.startedAt, a.latencyMs, a.statusCode, a.error, a.outcome, status, a.responseBody],
+    [a.eventId, a.endpointId, a.startedAt, a.latencyMs, a.statusCode, storableText(a.error), a.outcome, status, toBytes(a.responseBody)],
   );
   return rows[0]?.attempt ?? 0;
 }
@@ -87,7 +112,7 @@ export async function setDeliveryStatus(
     `UPDATE deliveries SET status = $3, reason = $4, updated_at = now(),
        dead_lettered_at = CASE WHEN $3 = 'dead_lettered' THEN now() ELSE dead_lettered_at END
      WHERE event_id = $1 AND endpoint_id = $2`,
-    [eventId, endpointId, status, reason],
+    [eventId, endpointId, status, storableText(reason)],
   );
 }
 
@@ -117,12 +142,21 @@ export interface Page<T> {
 const encodeCursor = (d: DeliveryRow) =>
   Buffer.from(JSON.stringify([d.createdAt.toISOString(), d.eventId, d.endpointId])).toString('base64url');
 
+// What encodeCursor writes: an ISO timestamp and two ids. Anything else (a NUL, a date Postgres
+// cannot read) would reach SQL as a parameter and fail there, so it is refused here.
+const CURSOR_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+const CURSOR_ID = /^[\x21-\x7e]{1,128}$/;
+
 function decodeCursor(cursor: string): [string, string, string] {
   const parsed = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
   if (!Array.isArray(parsed) || parsed.length !== 3 || !parsed.every((p) => typeof p === 'string')) {
     throw new Error('bad cursor');
   }
-  return parsed as [string, string, string];
+  const [time, eventId, endpointId] = parsed as [string, string, string];
+  if (!CURSOR_TIME.test(time) || Number.isNaN(Date.parse(time)) || !CURSOR_ID.test(eventId) || !CURSOR_ID.test(endpointId)) {
+    throw new Error('bad cursor');
+  }
+  return [time, eventId, endpointId];
 }
 
 export class BadCursorError extends Error {}
@@ -179,6 +213,6 @@ export async function listAttempts(db: Queryable, eventId: string, endpointId: s
   );
   return rows.map((r) => ({
     attempt: r.attempt, startedAt: r.started_at, latencyMs: r.latency_ms, statusCode: r.status_code,
-    error: r.error, outcome: r.outcome, responseBody: r.response_body,
+    error: r.error, outcome: r.outcome, ...responseBodyOut(r.response_body),
   }));
 }

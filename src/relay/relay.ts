@@ -1,14 +1,19 @@
 // The relay: moves committed events from the outbox into Temporal. Wakes on NOTIFY from the
 // outbox trigger, polls as a fallback, claims rows with FOR UPDATE SKIP LOCKED so any number of
-// relays share the work, and starts deliverEvent with workflowId = event id. A start that
-// finds the workflow already there (a relay died after starting, before deleting the row)
-// counts as success, so an event is never started twice and never skipped.
+// relays share the work, plans each event's deliveries (the subscribed endpoints, their retry
+// snapshots, their delivery rows) and starts deliverEvent with them, workflowId = event id, so
+// the workflow's first task can POST at once. A start that finds the workflow already there
+// (a relay died after starting, before deleting the row) counts as success, so an event is
+// never started twice and never skipped.
 import pg from 'pg';
 import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
 import { WorkflowIdReusePolicy } from '@temporalio/common';
+import { ensureDeliveries } from '../db/deliveries';
+import { listActiveEndpoints } from '../db/endpoints';
 import type { Pool } from '../db/pool';
 import type { Logger } from '../logger';
-import { workflowStartMetadata } from '../temporal/web-ui';
+import { subscribersOf, toResolved, type ResolvedEndpoint } from '../subscriptions';
+import { workflowStartMetadata } from '../temporal/workflow-details';
 import type { deliverEvent } from '../../workflows';
 
 export interface RelayOptions {
@@ -20,6 +25,16 @@ export interface RelayOptions {
   batchSize: number;
   pollMs: number;
   log: Logger;
+  /** The workers' request timeout (HOOKLINE_REQUEST_TIMEOUT_MS); bounds an attempt's task timeout. */
+  requestTimeoutMs?: number;
+}
+
+/** An outbox row, claimed, with what the relay needs to plan the event's deliveries. */
+export interface ClaimedEvent {
+  event_id: string;
+  type: string;
+  channels: string[] | null;
+  relay_attempts: number;
 }
 
 // A failed start (Temporal down) is retried after this, doubling per failure up to the cap.
@@ -101,14 +116,14 @@ export class Relay {
     const db = await this.o.pool.connect();
     try {
       await db.query('BEGIN');
-      const { rows } = await db.query<{ event_id: string; type: string; relay_attempts: number }>(
-        `SELECT o.event_id, e.type, o.relay_attempts FROM outbox o JOIN events e ON e.id = o.event_id
+      const { rows } = await db.query<ClaimedEvent>(
+        `SELECT o.event_id, e.type, e.channels, o.relay_attempts FROM outbox o JOIN events e ON e.id = o.event_id
          WHERE o.available_at <= now()
          ORDER BY o.created_at, o.event_id
          LIMIT $1 FOR UPDATE OF o SKIP LOCKED`,
         [this.o.batchSize],
       );
-      const results = await Promise.allSettled(rows.map((r) => this.startWorkflow(r.event_id, r.type)));
+      const results = await this.startWorkflows(rows);
       const done: string[] = [];
       for (let i = 0; i < rows.length; i++) {
         const result = results[i];
@@ -136,15 +151,31 @@ export class Relay {
     }
   }
 
-  private async startWorkflow(eventId: string, eventType: string): Promise<void> {
+  /**
+   * Plans each event's deliveries and starts its workflow with them. The delivery rows are
+   * written outside the outbox transaction (idempotent), so they exist even if this relay dies
+   * after starting and before committing.
+   */
+  private async startWorkflows(rows: ClaimedEvent[]): Promise<PromiseSettledResult<void>[]> {
+    if (rows.length === 0) return [];
+    const active = await listActiveEndpoints(this.o.pool);
+    return Promise.allSettled(rows.map(async (r) => {
+      const endpoints = subscribersOf(active, r).map(toResolved);
+      await ensureDeliveries(this.o.pool, r.event_id, r.type, endpoints.map((e) => e.id));
+      await this.startWorkflow(r.event_id, r.type, endpoints);
+    }));
+  }
+
+  private async startWorkflow(eventId: string, eventType: string, endpoints: ResolvedEndpoint[]): Promise<void> {
+    const ids = endpoints.map((e) => e.id);
     try {
       await this.o.client.workflow.start<typeof deliverEvent>('deliverEvent', {
         workflowId: eventId,
         taskQueue: this.o.taskQueue,
-        args: [{ eventId }],
+        args: [{ eventId, eventType, endpoints, requestTimeoutMs: this.o.requestTimeoutMs }],
         // Never a second run for the same event, even after the first one closed.
         workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
-        ...workflowStartMetadata(eventType, eventId),
+        ...workflowStartMetadata(eventType, eventId, ids),
       });
       this.started += 1;
     } catch (err) {

@@ -27,6 +27,7 @@ export async function runRelay(config: Config): Promise<void> {
     databaseUrl: config.DATABASE_URL,
     batchSize: config.HOOKLINE_RELAY_BATCH_SIZE,
     pollMs: config.HOOKLINE_RELAY_POLL_MS,
+    requestTimeoutMs: config.HOOKLINE_REQUEST_TIMEOUT_MS,
   });
   await relay.start();
   log.info('relay started');

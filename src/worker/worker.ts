@@ -7,6 +7,7 @@ import { migrate } from '../db/migrate';
 import { prepareDataAtRest } from '../at-rest-start';
 import { createLogger } from '../logger';
 import { createWorkerMetrics, serveMetrics, type MetricsServer } from '../metrics';
+import { targetPolicyFromConfig } from '../net/address-policy';
 import { installRuntimeLogger, logAttempt, logDeliveryStatus } from './logging';
 
 export interface HooklineWorkerOptions {
@@ -56,7 +57,7 @@ export async function runWorker(config: Config): Promise<void> {
         pool,
         requestTimeoutMs: config.HOOKLINE_REQUEST_TIMEOUT_MS,
         responseBodyMaxBytes: config.HOOKLINE_RESPONSE_BODY_MAX_BYTES,
-        allowPrivateTargets: config.HOOKLINE_ALLOW_PRIVATE_TARGETS,
+        targetPolicy: targetPolicyFromConfig(config),
         onAttempt: (a) => {
           metrics.onAttempt(a);
           logAttempt(log, a);

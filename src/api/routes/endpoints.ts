@@ -7,16 +7,18 @@ import { withTransaction } from '../../db/pool';
 import * as endpoints from '../../db/endpoints';
 import { newEndpointId } from '../../ids';
 import { generateSigningSecret, schemeOf, verificationKey, type SigningScheme } from '../../signing';
-import type { RetryOverrides } from '../../retry';
+import { retryPolicyIssues, type RetryOverrides } from '../../retry';
 import { ApiError, notFound } from '../errors';
 import { endpointOut } from '../serialize';
 import { EndpointIn, EndpointOut, EndpointPatch, EndpointWithSecretOut, PageQuery, RotateIn, RotateOut, pageOf, RetryIn } from '../schemas';
-import { assertPublicUrl } from '../url-policy';
+import { targetPolicyFromConfig } from '../../net/address-policy';
+import { checkTargetUrl } from '../url-policy';
 
 const DEFAULT_EXPIRE_OLD_AFTER_MS = 24 * 60 * 60 * 1000;
 const IdParams = z.object({ id: z.string().max(128) });
 
-function retryOverrides(r: z.output<typeof RetryIn> | undefined | null): RetryOverrides {
+/** The declared policy as stored; 422 naming `body.retry.<field>` when Temporal could not run it. */
+function retryOverrides(r: z.output<typeof RetryIn> | undefined | null, minIntervalMs: number): RetryOverrides {
   if (!r) return {};
   const o: RetryOverrides = {};
   if (r.initialInterval !== undefined) o.initialIntervalMs = r.initialInterval;
@@ -26,7 +28,10 @@ function retryOverrides(r: z.output<typeof RetryIn> | undefined | null): RetryOv
   if (r.maxAttempts !== undefined) o.maxAttempts = r.maxAttempts;
   if (r.deadLetterRetention !== undefined) o.deadLetterRetentionMs = r.deadLetterRetention;
   if (r.schedule !== undefined) o.scheduleMs = r.schedule;
-  if (o.deadlineMs === 0) throw new ApiError(422, 'invalid_retry', 'retry.deadline: must be greater than 0');
+  const issues = retryPolicyIssues(o, minIntervalMs).map((i) => ({ path: `body.retry.${i.field}`, message: i.message }));
+  if (issues.length > 0) {
+    throw new ApiError(422, 'invalid_retry', issues.map((i) => `${i.path}: ${i.message}`).join('; '), issues);
+  }
   return o;
 }
 
@@ -52,12 +57,13 @@ function newSigningSecret(scheme: SigningScheme, given: string | undefined): str
 export const endpointRoutes: FastifyPluginAsync = async (fastify) => {
   const app = fastify.withTypeProvider<ZodTypeProvider>();
   const { pool, config } = app.hookline;
+  const targets = targetPolicyFromConfig(config);
 
   app.post('/v1/endpoints', {
     schema: { tags: ['endpoints'], summary: 'Create an endpoint', body: EndpointIn, response: { 201: EndpointWithSecretOut } },
   }, async (req, reply) => {
     const b = req.body;
-    await assertPublicUrl(b.url, 'url', config.HOOKLINE_ALLOW_PRIVATE_TARGETS);
+    b.url = await checkTargetUrl(b.url, 'url', targets);
     requireEncryptionKey();
     const secret = newSigningSecret(b.signing ?? 'hmac', b.secret);
     const row = await withTransaction(pool, (db) =>
@@ -67,7 +73,7 @@ export const endpointRoutes: FastifyPluginAsync = async (fastify) => {
         description: b.description ?? '',
         eventTypes: b.eventTypes && b.eventTypes.length > 0 ? b.eventTypes : null,
         channels: b.channels && b.channels.length > 0 ? b.channels : null,
-        retry: retryOverrides(b.retry),
+        retry: retryOverrides(b.retry, config.HOOKLINE_MIN_RETRY_INTERVAL_MS),
         metadata: b.metadata ?? {},
         disabled: b.disabled ?? false,
         secret,
@@ -96,13 +102,13 @@ export const endpointRoutes: FastifyPluginAsync = async (fastify) => {
     schema: { tags: ['endpoints'], summary: 'Change an endpoint', params: IdParams, body: EndpointPatch, response: { 200: EndpointOut } },
   }, async (req) => {
     const b = req.body;
-    if (b.url) await assertPublicUrl(b.url, 'url', config.HOOKLINE_ALLOW_PRIVATE_TARGETS);
+    if (b.url) b.url = await checkTargetUrl(b.url, 'url', targets);
     const row = await endpoints.updateEndpoint(pool, req.params.id, {
       url: b.url,
       description: b.description,
       eventTypes: b.eventTypes === undefined ? undefined : b.eventTypes && b.eventTypes.length > 0 ? b.eventTypes : null,
       channels: b.channels === undefined ? undefined : b.channels && b.channels.length > 0 ? b.channels : null,
-      retry: b.retry === undefined ? undefined : retryOverrides(b.retry),
+      retry: b.retry === undefined ? undefined : retryOverrides(b.retry, config.HOOKLINE_MIN_RETRY_INTERVAL_MS),
       metadata: b.metadata,
       disabled: b.disabled,
     });

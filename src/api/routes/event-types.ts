@@ -1,9 +1,10 @@
 // /v1/event-types: the catalogue of event types and their versioned JSON Schemas. A schema is
-// compiled before it is stored, so an event is never checked against one that cannot work.
+// compiled and tried (in a worker, under a deadline) before it is stored, so an event is never
+// checked against one that cannot work.
 import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { compileEventSchema, EventContractError } from '../../contracts';
+import { assertUsableSchema, EventContractError } from '../../contracts';
 import * as eventTypes from '../../db/event-types';
 import { withTransaction } from '../../db/pool';
 import { ApiError, notFound } from '../errors';
@@ -12,9 +13,9 @@ import { EventTypeIn, EventTypeOut, EventTypePatch, PageQuery, pageOf } from '..
 
 const NameParams = z.object({ name: z.string().max(255) });
 
-function assertValidSchema(schema: unknown): void {
+async function assertValidSchema(schema: unknown): Promise<void> {
   try {
-    compileEventSchema(schema, 'schema');
+    await assertUsableSchema(schema, 'schema');
   } catch (err) {
     if (err instanceof EventContractError) throw new ApiError(422, err.code, err.message, err.details);
     throw err;
@@ -34,7 +35,7 @@ export const eventTypeRoutes: FastifyPluginAsync = async (fastify) => {
     },
   }, async (req, reply) => {
     const b = req.body;
-    if (b.schema !== undefined) assertValidSchema(b.schema);
+    if (b.schema !== undefined) await assertValidSchema(b.schema);
     const row = await withTransaction(pool, (db) =>
       eventTypes.insertEventType(db, { name: b.name, description: b.description ?? '', deprecated: b.deprecated ?? false, schema: b.schema }),
     );
@@ -73,7 +74,7 @@ export const eventTypeRoutes: FastifyPluginAsync = async (fastify) => {
     },
   }, async (req) => {
     const b = req.body;
-    if (b.schema !== undefined) assertValidSchema(b.schema);
+    if (b.schema !== undefined) await assertValidSchema(b.schema);
     const row = await withTransaction(pool, (db) => eventTypes.updateEventType(db, req.params.name, b));
     if (!row) throw notFound('event type', req.params.name);
     return eventTypeOut(row);

@@ -5,6 +5,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { checkEventContract, EventContractError, type ContractResult } from '../../contracts';
+import { ValidationUnavailableError } from '../../schema-pool';
 import { withTransaction } from '../../db/pool';
 import { claimIdempotencyKey, getEvent, insertEventWithOutbox, type EventRow } from '../../db/events';
 import { deliveriesForEvent } from '../../db/deliveries';
@@ -42,6 +43,12 @@ function canonicalJson(v: unknown): string {
   );
 }
 
+/** A contract failure as the API answers it: 422, or 503 when the validation pool is saturated. */
+function contractError(err: unknown): unknown {
+  if (err instanceof ValidationUnavailableError) return new ApiError(503, 'unavailable', `data: ${err.message}`);
+  return err instanceof EventContractError ? new ApiError(422, err.code, err.message, err.details) : err;
+}
+
 export const eventRoutes: FastifyPluginAsync = async (fastify) => {
   const app = fastify.withTypeProvider<ZodTypeProvider>();
   const { pool, config } = app.hookline;
@@ -66,6 +73,13 @@ export const eventRoutes: FastifyPluginAsync = async (fastify) => {
       throw new ApiError(400, 'validation_error', 'headers.idempotency-key: 1–255 printable ASCII characters');
     }
     const hash = requestHash(b);
+    // Checked before the transaction: a validation that runs in a worker (up to its deadline)
+    // must not hold a database connection meanwhile. Its verdict is applied after the key claim,
+    // so a repeated key still returns the first event even if the type changed since.
+    const verdict = await checkEventContract(pool, b, { acceptUnregistered: config.HOOKLINE_ACCEPT_UNREGISTERED_TYPES }).then(
+      (result) => ({ result }),
+      (err: unknown) => ({ err: contractError(err) }),
+    );
     const { event, contract } = await withTransaction(pool, async (db): Promise<{ event: EventRow; contract: ContractResult | null }> => {
       const id = b.id ?? newEventId();
       if (key !== undefined) {
@@ -79,10 +93,8 @@ export const eventRoutes: FastifyPluginAsync = async (fastify) => {
           return { event: first, contract: null };
         }
       }
-      // After the key claim, so a repeated key returns the first event even if the type changed since.
-      const contract = await checkEventContract(db, b, { acceptUnregistered: config.HOOKLINE_ACCEPT_UNREGISTERED_TYPES }).catch((err) => {
-        throw err instanceof EventContractError ? new ApiError(422, err.code, err.message, err.details) : err;
-      });
+      if ('err' in verdict) throw verdict.err;
+      const contract = verdict.result;
       const { event, created } = await insertEventWithOutbox(db, { id, type: b.type, data: b.data, channels: b.channels, version: contract.version });
       if (!created && !sameEvent(event, b)) {
         throw new ApiError(409, 'event_id_conflict', `id: event ${id} already exists with different content`);

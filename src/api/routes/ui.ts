@@ -1,6 +1,6 @@
 // GET /ui: the operator console, a static page (src/ui/) that calls the JSON API from the
-// browser. The page and its assets are public; the data calls carry the API key the operator
-// pastes in. /ui/config.json tells the page where the Temporal Web UI is.
+// browser. The page, its assets and config.json hold no data and are public (config auth);
+// the data calls carry the API key the operator pastes in. /ui/config.json tells the page where the Temporal Web UI is.
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { FastifyPluginAsync, FastifyReply } from 'fastify';
@@ -43,10 +43,10 @@ export const uiRoutes: FastifyPluginAsync = async (app) => {
   const files = new Map(Object.values(ASSETS).map((a) => [a.file, readFileSync(path.join(dir, a.file))]));
 
   for (const [url, asset] of Object.entries(ASSETS)) {
-    app.get(url, { schema: { hide: true } }, async (_req, reply) => secure(reply).type(asset.type).send(files.get(asset.file)));
+    app.get(url, { schema: { hide: true }, config: { auth: 'public' } }, async (_req, reply) => secure(reply).type(asset.type).send(files.get(asset.file)));
   }
 
-  app.get('/ui/config.json', { schema: { hide: true } }, async (_req, reply) =>
+  app.get('/ui/config.json', { schema: { hide: true }, config: { auth: 'public' } }, async (_req, reply) =>
     secure(reply).send({
       version: VERSION,
       namespace: config.TEMPORAL_NAMESPACE,

@@ -1,8 +1,32 @@
-// What the Temporal Web UI shows of a delivery beyond its search attributes: the workflow's
-// summary and details (markdown). Pure and deterministic — the workflow imports it — and
-// link-free: the text names ids, types and states, never URLs (they may carry tokens).
+// What the Temporal Web UI shows of a delivery workflow: its start search attributes, summary
+// and details (markdown). Pure and deterministic — the workflows import it — and link-free: the
+// text names ids, types and states, never URLs (they may carry tokens).
 import { TypedSearchAttributes } from '@temporalio/common';
-import { DeliveryStatus, EventType } from '../search-attributes';
+import { DeliveryStatus, EndpointIds, EventType } from '../search-attributes';
+
+/**
+ * Most endpoints one workflow lists in EndpointIds: Temporal caps a search attribute value at
+ * 2 KiB (50 ids × ~33 bytes fit). An event with more fans out into child workflows of this many.
+ */
+export const ENDPOINT_IDS_MAX = 50;
+
+/** The fan-out child n (1-based) of an event. */
+export const childWorkflowId = (eventId: string, n: number) => `${eventId}/${n}`;
+
+/** What a start lists in EndpointIds: every endpoint, unless children will list them. */
+export function listedAtStart(endpointIds: readonly { id: string }[] | readonly string[]): string[] {
+  const ids = endpointIds.map((e) => (typeof e === 'string' ? e : e.id));
+  return ids.length > ENDPOINT_IDS_MAX ? [] : ids;
+}
+
+/** Findable before the first workflow task runs, with no upsert: type, endpoints, delivering. */
+export function startSearchAttributes(eventType: string, endpointIds: string[]): TypedSearchAttributes {
+  return new TypedSearchAttributes([
+    { key: EventType, value: eventType },
+    { key: EndpointIds, value: listedAtStart(endpointIds) },
+    { key: DeliveryStatus, value: 'delivering' },
+  ]);
+}
 
 /** One line in the workflow list: "invoice.paid evt_…". */
 export function workflowSummary(eventType: string, eventId: string, replay = false): string {
@@ -21,12 +45,9 @@ export function workflowStaticDetails(eventType: string, eventId: string, replay
  * What every deliverEvent start carries (the relay's first run, a replay's new run): the search
  * attributes that make it findable before its first task runs, and its summary and details.
  */
-export function workflowStartMetadata(eventType: string, eventId: string, replayOf?: string[]) {
+export function workflowStartMetadata(eventType: string, eventId: string, endpointIds: string[], replayOf?: string[]) {
   return {
-    typedSearchAttributes: new TypedSearchAttributes([
-      { key: EventType, value: eventType },
-      { key: DeliveryStatus, value: 'delivering' },
-    ]),
+    typedSearchAttributes: startSearchAttributes(eventType, endpointIds),
     staticSummary: workflowSummary(eventType, eventId, replayOf !== undefined),
     staticDetails: workflowStaticDetails(eventType, eventId, replayOf),
   };

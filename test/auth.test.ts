@@ -1,0 +1,199 @@
+// Authentication is a property of the route, not of the URL string: requests written as an
+// attacker would write them, over a raw socket so no client normalises the target first, against
+// a listening API with HOOKLINE_API_KEY set. None may read data or create anything.
+import type { AddressInfo } from 'node:net';
+import type { FastifyInstance } from 'fastify';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Pool } from '../src/db/pool';
+import { createApiOnly } from './helpers';
+import { raw, request } from './raw-http';
+
+const KEY = 'sk_test_0123456789abcdef';
+const METRICS_TOKEN = 'mt_test_0123456789abcdef';
+
+// Every spelling of /v1/endpoints a router, a proxy or a client might treat differently.
+const TARGETS = [
+  '/v1/endpoints',
+  '/%761/endpoints',
+  '/%76%31/endpoints',
+  '/v1/%65ndpoints',
+  '/v1%2Fendpoints',
+  '/v1%2fendpoints',
+  '//v1/endpoints',
+  '/v1//endpoints',
+  '/./v1/endpoints',
+  '/v1/./endpoints',
+  '/%2e/v1/endpoints',
+  '/x/../v1/endpoints',
+  '/x/%2e%2e/v1/endpoints',
+  '/v1/endpoints/',
+  '/v1/endpoints;x',
+  '/V1/endpoints',
+  '/v1/ENDPOINTS',
+  '/v1/endpoints?api_key=' + KEY,
+  '/v1/endpoints?token=' + KEY,
+  'http://127.0.0.1/v1/endpoints',
+  'http://other.example/v1/endpoints',
+  'HTTP://127.0.0.1/%761/endpoints',
+  'https://127.0.0.1:1/v1/endpoints',
+];
+// Targets Node's HTTP parser refuses before any route runs (400, no body to leak).
+const UNPARSEABLE = ['*v1/endpoints', '/v1/endpoints\x00', '/v1/end points', '/%zz/v1/endpoints', '/v1/endpoints%'];
+
+const NO_KEY: Record<string, string>[] = [
+  {},
+  { authorization: 'Bearer wrong-key-0123456789' },
+  { authorization: `Bearer ${KEY}x` },
+  { authorization: `Bearer ${KEY.slice(0, -1)}` },
+  { authorization: `Basic ${Buffer.from(`admin:${KEY}`).toString('base64')}` },
+  { authorization: KEY },
+  { authorization: 'Bearer' },
+  { 'x-api-key': KEY },
+  { cookie: `api_key=${KEY}` },
+];
+
+describe('route-level authentication, over raw sockets', () => {
+  let app: FastifyInstance;
+  let pool: Pool;
+  let close: () => Promise<void>;
+  let port: number;
+  let secretUrl: string;
+
+  beforeAll(async () => {
+    ({ app, pool, close } = await createApiOnly({ HOOKLINE_API_KEY: KEY, HOOKLINE_METRICS_TOKEN: METRICS_TOKEN }));
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    port = (app.server.address() as AddressInfo).port;
+    // Something worth stealing: a 200 for any bypass would contain this URL.
+    secretUrl = 'https://93.184.216.34/secret-hook-path';
+    const res = await raw(port, request('POST', '/v1/endpoints', { authorization: `Bearer ${KEY}` }, JSON.stringify({ url: secretUrl })));
+    expect(res.status).toBe(201);
+  });
+  afterAll(async () => {
+    await close?.();
+  });
+
+  const endpointCount = async () => (await pool.query('SELECT count(*)::int AS n FROM endpoints')).rows[0].n as number;
+  const eventCount = async () => (await pool.query('SELECT count(*)::int AS n FROM events')).rows[0].n as number;
+
+  it.each(TARGETS)('GET %s without the key reads nothing', async (target) => {
+    for (const headers of NO_KEY) {
+      const res = await raw(port, request('GET', target, headers));
+      expect([401, 404], `${target} ${JSON.stringify(headers)}: ${res.head}`).toContain(res.status);
+      expect(res.body).not.toContain('secret-hook-path');
+      expect(res.body).toMatch(/"code":"/); // the one error shape
+    }
+  });
+
+  it.each(TARGETS)('POST %s without the key creates nothing', async (target) => {
+    const before = await endpointCount();
+    const events = await eventCount();
+    for (const headers of NO_KEY) {
+      const ep = await raw(port, request('POST', target, headers, JSON.stringify({ url: 'https://93.184.216.34/evil' })));
+      expect([401, 404], `${target}: ${ep.head}`).toContain(ep.status);
+      const evTarget = target.replace(/endpoints/i, 'events');
+      const ev = await raw(port, request('POST', evTarget, headers, JSON.stringify({ type: 'evil.event', data: {} })));
+      expect([401, 404], `${evTarget}: ${ev.head}`).toContain(ev.status);
+    }
+    expect(await endpointCount()).toBe(before);
+    expect(await eventCount()).toBe(events);
+  });
+
+  it.each(UNPARSEABLE)('refuses %j before routing', async (target) => {
+    const res = await raw(port, request('GET', target));
+    expect([400, 401, 404], res.head).toContain(res.status);
+    expect(res.body).not.toContain('secret-hook-path');
+  });
+
+  it('guards the HEAD twin of every GET route', async () => {
+    expect((await raw(port, request('HEAD', '/v1/endpoints'))).status).toBe(401);
+    expect((await raw(port, request('HEAD', '/%761/endpoints'))).status).toBe(401);
+    expect((await raw(port, request('HEAD', '/v1/endpoints', { authorization: `Bearer ${KEY}` }))).status).toBe(200);
+  });
+
+  it('answers every route with the key, whatever spelling the router accepts', async () => {
+    for (const target of ['/v1/endpoints', '/%761/endpoints', 'http://127.0.0.1/v1/endpoints']) {
+      const res = await raw(port, request('GET', target, { authorization: `Bearer ${KEY}` }));
+      expect(res.status, target).toBe(200);
+      expect(res.body).toContain('secret-hook-path');
+    }
+    // The scheme is case-insensitive (RFC 9110 11.1).
+    expect((await raw(port, request('GET', '/v1/endpoints', { authorization: `bearer ${KEY}` }))).status).toBe(200);
+  });
+
+  it('refuses the key in a query string even with a valid header: URLs end up in logs', async () => {
+    for (const q of ['api_key', 'apikey', 'api-key', 'access_token', 'token', 'Authorization']) {
+      const res = await raw(port, request('GET', `/v1/endpoints?${q}=${KEY}`, { authorization: `Bearer ${KEY}` }));
+      expect(res.status, q).toBe(401);
+      expect(JSON.parse(res.body)).toMatchObject({ code: 'key_in_query', message: expect.stringMatching(new RegExp(`^${q}: `)) });
+    }
+  });
+
+  it('keeps the public list public and nothing else', async () => {
+    for (const target of ['/healthz', '/readyz', '/ui', '/ui/', '/ui/app.js', '/ui/style.css', '/ui/config.json', '/docs', '/docs/json']) {
+      const res = await raw(port, request('GET', target));
+      expect([200, 302, 503], `${target}: ${res.head}`).toContain(res.status);
+      expect(res.body).not.toContain('secret-hook-path');
+    }
+    for (const target of ['/metrics', '/v1/stats', '/v1/event-types', '/v1/dead-letters', '/nope', '/', '/ui/../v1/endpoints', '/healthz/../v1/endpoints']) {
+      const res = await raw(port, request('GET', target));
+      expect([401, 404], `${target}: ${res.head}`).toContain(res.status);
+      expect(res.body).not.toContain('secret-hook-path');
+    }
+  });
+
+  it('never lets a public wildcard route (the docs static files) reach another route', async () => {
+    for (const target of ['/docs/static/../../v1/endpoints', '/docs/static/%2e%2e/%2e%2e/v1/endpoints', '/docs/static/..%2f..%2fv1%2fendpoints', '/ui/..%2fv1/endpoints']) {
+      const res = await raw(port, request('GET', target));
+      expect(res.status, `${target}: ${res.head}`).not.toBe(200);
+      expect(res.body).not.toContain('secret-hook-path');
+    }
+  });
+
+  it('answers an unknown route 401 without the key, so routes cannot be probed, and 404 with it', async () => {
+    expect((await raw(port, request('GET', '/v1/nope'))).status).toBe(401);
+    const found = await raw(port, request('GET', '/v1/nope', { authorization: `Bearer ${KEY}` }));
+    expect(found.status).toBe(404);
+    expect(JSON.parse(found.body).code).toBe('not_found');
+  });
+
+  it('serves /metrics to the admin key or the metrics token only', async () => {
+    expect((await raw(port, request('GET', '/metrics'))).status).toBe(401);
+    expect((await raw(port, request('GET', '/metrics', { authorization: 'Bearer wrong-token-0123456789' }))).status).toBe(401);
+    expect((await raw(port, request('GET', '/metrics', { authorization: `Bearer ${KEY}` }))).status).toBe(200);
+    const scraped = await raw(port, request('GET', '/metrics', { authorization: `Bearer ${METRICS_TOKEN}` }));
+    expect(scraped.status).toBe(200);
+    expect(scraped.body).toContain('# HELP');
+    // The metrics token opens /metrics and nothing else.
+    expect((await raw(port, request('GET', '/v1/endpoints', { authorization: `Bearer ${METRICS_TOKEN}` }))).status).toBe(401);
+  });
+});
+
+describe('authentication settings', () => {
+  /** Runs `fn` against an API built with `env`, then tears it down. */
+  const withApi = async (env: Record<string, string>, fn: (app: FastifyInstance) => Promise<void>) => {
+    const { app, close } = await createApiOnly(env);
+    try {
+      await fn(app);
+    } finally {
+      await close();
+    }
+  };
+  const status = async (app: FastifyInstance, url: string) => (await app.inject({ method: 'GET', url })).statusCode;
+
+  it('makes /metrics public with HOOKLINE_METRICS_PUBLIC=true, and only /metrics', () =>
+    withApi({ HOOKLINE_API_KEY: KEY, HOOKLINE_METRICS_PUBLIC: 'true' }, async (app) => {
+      expect(await status(app, '/metrics')).toBe(200);
+      expect(await status(app, '/v1/endpoints')).toBe(401);
+    }));
+
+  it('needs no key on a loopback API without HOOKLINE_API_KEY (dev), /metrics included', () =>
+    withApi({}, async (app) => {
+      expect(await status(app, '/v1/endpoints')).toBe(200);
+      expect(await status(app, '/metrics')).toBe(200);
+    }));
+
+  it('refuses a route that declares an unknown auth level when the app is built', () =>
+    withApi({}, async (app) => {
+      expect(() => app.get('/typo', { config: { auth: 'pubic' as never } }, async () => ({}))).toThrow(/config\.auth must be one of/);
+    }));
+});

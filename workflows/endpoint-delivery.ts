@@ -1,0 +1,209 @@
+// One endpoint's delivery inside a delivery workflow: a small state machine.
+//
+//   delivering ──2xx──────────────▶ delivered ──replay──▶ delivering (a resend)
+//   delivering ──gives up─────────▶ dead_lettered ──replay──▶ delivering
+//                                                  └─retention ends─▶ dropped ──replay──▶ delivering
+//
+// The states are the DeliveryStatus search attribute's words and what the Web UI's details
+// table shows. Each run of attempts starts with a LOCAL activity inside the current workflow
+// task (the happy path: one task, no activity-task round trip through the server); only a
+// failure continues as a regular activity under the endpoint's retry policy, with the first
+// attempt counted against maxAttempts and the deadline. Deterministic code only.
+import { ActivityFailure, ApplicationFailure, condition, proxyActivities, proxyLocalActivities, sleep, TimeoutFailure } from '@temporalio/workflow';
+import { RetryState } from '@temporalio/common';
+import type { Activities, DeliverResult, FirstAttemptResult, ResolvedEndpoint } from '../activities';
+import { baseDelayMs, withJitter } from '../src/retry';
+import type { DeliveryStatusValue } from '../src/search-attributes';
+
+export type EndpointState = DeliveryStatusValue;
+
+export interface DeliveryContext {
+  eventId: string;
+  /** The worker's request timeout; bounds an attempt's startToCloseTimeout. */
+  requestTimeoutMs: number;
+  /** Called after every state change, so the owner republishes what the Web UI shows. */
+  changed(): void;
+}
+
+// Bookkeeping off the happy path (write a dead letter's status, record a late attempt) runs as
+// regular activities: their outcomes are history events, so several in flight at once replay
+// in the order they happened. (Outcomes of concurrent LOCAL activities may reach a replaying
+// workflow grouped differently, and then in another order — a nondeterminism error.)
+const bookkeeping = proxyActivities<Activities>({
+  startToCloseTimeout: '10s',
+  retry: { initialInterval: '1s', maximumInterval: '30s' },
+});
+
+// The activity enforces the request timeout itself; the extra only catches a stuck worker.
+const STUCK_WORKER_MARGIN_MS = 5_000;
+
+export class EndpointDelivery {
+  state: EndpointState = 'delivering';
+  reason?: string;
+  /** A run of attempts or a dead-letter wait is in progress. */
+  active = false;
+  /** When the current dead-letter wait ends (epoch ms); 0 while not parked. */
+  parkedUntil = 0;
+  private replayRequested = false;
+
+  constructor(
+    readonly endpoint: ResolvedEndpoint,
+    private readonly ctx: DeliveryContext,
+  ) {}
+
+  get id(): string {
+    return this.endpoint.id;
+  }
+
+  /** Waiting as a dead letter with nothing in flight: safe to carry across continue-as-new. */
+  get idleParked(): boolean {
+    return this.active && this.parkedUntil > 0 && !this.replayRequested;
+  }
+
+  /** Parked: wake it. Mid-run: if this run gives up, start again at once. Otherwise: resend. */
+  replay(): void {
+    if (this.active) this.replayRequested = true;
+    else void this.run();
+  }
+
+  /**
+   * Delivers until delivered or dropped: from `first` (the outcome of this endpoint's local
+   * first attempt), fresh, or — given parkedUntil — resuming a parked dead letter.
+   */
+  async run(opts: { first?: Promise<FirstAttemptResult>; parkedUntil?: number } = {}): Promise<void> {
+    let first = opts.first;
+    const parkedUntil = opts.parkedUntil ?? 0;
+    this.active = true;
+    try {
+      if (parkedUntil > 0 && !(await this.waitForReplay(parkedUntil))) return await this.drop();
+      for (;;) {
+        this.set('delivering');
+        const reason = await attemptRun(this.endpoint, this.ctx, first);
+        first = undefined;
+        if (reason === undefined) {
+          this.replayRequested = false;
+          return this.set('delivered');
+        }
+        // A replay that came in during this run restarts it at once, without parking.
+        if (this.replayRequested) {
+          this.replayRequested = false;
+          continue;
+        }
+        // State first: a replay signal handled while the row is being written must see it.
+        this.set('dead_lettered', reason);
+        await bookkeeping.markDelivery({ eventId: this.ctx.eventId, endpointId: this.id, status: 'dead_lettered', reason });
+        if (!(await this.waitForReplay(Date.now() + this.endpoint.retry.deadLetterRetentionMs))) return await this.drop();
+      }
+    } finally {
+      this.active = false;
+    }
+  }
+
+  /** Parks until replayed (→ true) or until `until` (→ false). */
+  private async waitForReplay(until: number): Promise<boolean> {
+    this.parkedUntil = until;
+    const replayed = await condition(() => this.replayRequested, Math.max(1, until - Date.now()));
+    this.parkedUntil = 0;
+    this.replayRequested = false;
+    return replayed;
+  }
+
+  private async drop(): Promise<void> {
+    // State first, as for a dead letter: what the workflow shows changes in the task the
+    // retention timer fired in, not after the write (keeps the commands deterministic).
+    this.set('dropped', this.reason);
+    await bookkeeping.markDelivery({ eventId: this.ctx.eventId, endpointId: this.id, status: 'dropped', reason: this.reason });
+  }
+
+  private set(state: EndpointState, reason?: string): void {
+    this.state = state;
+    this.reason = reason;
+    this.ctx.changed();
+  }
+}
+
+/**
+ * One run of attempts. The first delivery's first attempt comes in as `first` (the run's one
+ * local activity, shared by all its endpoints); a failure continues as one regular activity
+ * under the snapshot's retry policy with that attempt counted. A replay's run has no `first`:
+ * all its attempts are the regular activity's. Resolves to undefined when delivered, else the
+ * dead-letter reason.
+ */
+async function attemptRun(ep: ResolvedEndpoint, ctx: DeliveryContext, first?: Promise<FirstAttemptResult>): Promise<string | undefined> {
+  const r = ep.retry;
+  const startedAt = Date.now();
+  let attemptsBefore = 0;
+  if (first) {
+    const result = await first;
+    if (result.delivered) return recorded(result.delivered);
+    const { failed } = result;
+    if (failed.nonRetryable) return `${failed.type}: ${failed.message}`;
+    if (r.maxAttempts === 1) return `attempts exhausted: ${failed.message}`;
+    // The first retry waits the delay the attempt computed (jitter, Retry-After), as Temporal's
+    // own retries do after it; the deadline counts from the first attempt's start.
+    const delayMs = failed.retryDelayMs || withJitter(baseDelayMs(r, 1));
+    if (Date.now() + delayMs - startedAt >= r.deadlineMs) return `deadline exceeded: ${failed.message}`;
+    await sleep(delayMs);
+    attemptsBefore = 1;
+  }
+  try {
+    const input = { eventId: ctx.eventId, endpointId: ep.id, retry: r, attemptsBefore };
+    return await recorded(await retries(ep, ctx, r.deadlineMs - (Date.now() - startedAt), attemptsBefore).deliver(input));
+  } catch (err) {
+    return deadLetterReason(err);
+  }
+}
+
+/** The first attempts of a batch of endpoints: one local activity; an error fails each retryably. */
+export async function firstAttempts(eventId: string, endpoints: ResolvedEndpoint[], requestTimeoutMs: number): Promise<FirstAttemptResult[]> {
+  const one = endpoints.length === 1 ? `${endpoints[0].id} (${endpoints[0].host})` : `${endpoints.length} endpoints`;
+  try {
+    return await proxyLocalActivities<Activities>({
+      summary: `deliver to ${one}, attempt 1`,
+      startToCloseTimeout: requestTimeoutMs + STUCK_WORKER_MARGIN_MS,
+      // Once: whether and when to try again is the regular activity's retry policy.
+      retry: { maximumAttempts: 1 },
+    }).firstAttempts({ eventId, endpoints: endpoints.map((ep) => ({ endpointId: ep.id, retry: ep.retry })) });
+  } catch (err) {
+    const message = err instanceof ActivityFailure && err.cause ? err.cause.message : (err as Error).message;
+    return endpoints.map(() => ({ failed: { message, type: 'error', nonRetryable: false, retryDelayMs: 0 } }));
+  }
+}
+
+/** A 2xx whose record failed in the activity is recorded here, retried on its own — never re-POSTed. */
+async function recorded(result: DeliverResult): Promise<undefined> {
+  if (result.unrecorded) await bookkeeping.recordLateAttempt(result.unrecorded);
+  return undefined;
+}
+
+function retries(ep: ResolvedEndpoint, ctx: DeliveryContext, remainingMs: number, attemptsBefore: number) {
+  const r = ep.retry;
+  return proxyActivities<Activities>({
+    summary: `deliver to ${ep.id} (${ep.host})${attemptsBefore > 0 ? ', retries' : ''}`,
+    scheduleToCloseTimeout: Math.max(1, remainingMs),
+    startToCloseTimeout: ctx.requestTimeoutMs + STUCK_WORKER_MARGIN_MS,
+    retry: {
+      initialInterval: r.initialIntervalMs,
+      backoffCoefficient: r.backoffCoefficient,
+      maximumInterval: r.maximumIntervalMs,
+      // A local first attempt counted; 0 (unlimited) stays unlimited.
+      maximumAttempts: r.maxAttempts > 0 ? r.maxAttempts - attemptsBefore : undefined,
+    },
+  });
+}
+
+/** A short, stable reason for a dead letter, read from the failure chain. */
+export function deadLetterReason(err: unknown): string {
+  if (err instanceof ActivityFailure) {
+    const cause = err.cause;
+    if (cause instanceof TimeoutFailure || err.retryState === RetryState.TIMEOUT) {
+      return `deadline exceeded${cause && !(cause instanceof TimeoutFailure) ? `: ${cause.message}` : ''}`;
+    }
+    if (err.retryState === RetryState.MAXIMUM_ATTEMPTS_REACHED) {
+      return `attempts exhausted: ${cause?.message ?? 'unknown error'}`;
+    }
+    if (cause instanceof ApplicationFailure) return `${cause.type ?? 'error'}: ${cause.message}`;
+    return cause?.message ?? err.message;
+  }
+  return err instanceof Error ? err.message : String(err);
+}
