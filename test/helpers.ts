@@ -16,6 +16,7 @@ import { prepareDataAtRest } from '../src/at-rest-start';
 import { loadConfig, type Config } from '../src/config';
 import { createPool, type Pool } from '../src/db/pool';
 import { targetPolicyFromConfig } from '../src/net/address-policy';
+import { verifyWebhook } from '../src/receiver/verify';
 import { Relay } from '../src/relay/relay';
 import { createHooklineWorker } from '../src/worker/worker';
 import type { ActivityDeps } from '../activities';
@@ -290,4 +291,41 @@ export function spawnRole(
     },
     stdio,
   });
+}
+
+/**
+ * A real receiver that answers 200 only to requests the receiver kit verifies with `keys()`
+ * (read per request, so a test can move the receiver to new keys), 401 otherwise.
+ */
+export async function startVerifyingReceiver(keys: () => string[]) {
+  const rx = await startReceiver();
+  const verdicts: { id: string; ok: boolean }[] = [];
+  rx.respond = (req) => {
+    try {
+      const v = verifyWebhook({ headers: req.headers, rawBody: req.body, secrets: keys() });
+      verdicts.push({ id: v.id, ok: true });
+      return { status: 200 };
+    } catch {
+      verdicts.push({ id: String(req.headers['webhook-id']), ok: false });
+      return { status: 401 };
+    }
+  };
+  return Object.assign(rx, { verdicts });
+}
+
+/**
+ * Every string and payload byte in a workflow's history, bytes as UTF-8 and as base64: what the
+ * Web UI or an export would show, for asserting that no secret is in it.
+ */
+export async function workflowHistoryText(client: Client, workflowId: string): Promise<string> {
+  const history = await client.workflow.getHandle(workflowId).fetchHistory();
+  const parts: string[] = [];
+  const walk = (v: unknown, depth = 0): void => {
+    if (depth > 30 || v == null) return;
+    if (v instanceof Uint8Array) parts.push(Buffer.from(v).toString('utf8'), Buffer.from(v).toString('base64'));
+    else if (typeof v === 'string') parts.push(v);
+    else if (typeof v === 'object') for (const x of Object.values(v as object)) walk(x, depth + 1);
+  };
+  walk(history);
+  return parts.join('\n');
 }

@@ -2,7 +2,7 @@
 // request reaches the handler with request.webhook set; anything else is answered before it.
 import { afterEach, describe, expect, it } from 'vitest';
 import Fastify, { type FastifyInstance } from 'fastify';
-import { generateSecret, signatureHeader } from '../src/signing';
+import { generateSecret, generateSigningSecret, signatureHeader, verificationKey } from '../src/signing';
 import { webhookReceiver, type VerifiedWebhook, type WebhookReceiverOptions } from '../src/receiver';
 import { startExampleReceiver } from '../src/receiver/example';
 
@@ -134,6 +134,20 @@ describe('webhookReceiver plugin', () => {
     expect(built.seen).toHaveLength(1);
   });
 
+  it('ed25519: v1a verified with a whpk_ key, v1 and v1a mixed, a stranger key refused', async () => {
+    const sk = generateSigningSecret('ed25519');
+    const built = await buildApp({ secrets: [secret, verificationKey(sk)] });
+    app = built.app;
+    for (const signers of [[sk], [secret, sk]]) {
+      const res = await app.inject({ method: 'POST', url: '/webhooks', ...signedRequest(envelope(), signers) });
+      expect(res.statusCode).toBe(200);
+    }
+    const stranger = await app.inject({ method: 'POST', url: '/webhooks', ...signedRequest(envelope(), [generateSigningSecret('ed25519')]) });
+    expect(stranger.statusCode).toBe(401);
+    expect(stranger.json()).toMatchObject({ code: 'invalid_signature', reason: 'no_matching_signature' });
+    expect(built.seen).toHaveLength(2);
+  });
+
   it('leaves routes outside its scope alone', async () => {
     const built = await buildApp();
     app = built.app;
@@ -149,6 +163,13 @@ describe('webhookReceiver plugin', () => {
     });
     await expect(bad.ready()).rejects.toThrow(/at least one secret/);
     await bad.close();
+    // The private key on a receiver is a configuration mistake, named as such.
+    const leaked = Fastify();
+    leaked.register(async (hooks) => {
+      await hooks.register(webhookReceiver, { secrets: generateSigningSecret('ed25519') });
+    });
+    await expect(leaked.ready()).rejects.toThrow(/whsk_ private key/);
+    await leaked.close();
   });
 });
 

@@ -3,24 +3,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Webhook as SvixWebhook } from 'svix';
 import { verifyWebhook } from '../src/receiver';
-import { createEndpoint, createHarness, FAST_RETRY, sendEvent, startReceiver, waitFor, type Harness, type Receiver } from './helpers';
-
-/** A receiver that accepts only requests the kit verifies with `secrets`. */
-async function verifyingReceiver(secrets: () => string[]) {
-  const rx = await startReceiver();
-  const verdicts: { id: string; ok: boolean }[] = [];
-  rx.respond = (req) => {
-    try {
-      const v = verifyWebhook({ headers: req.headers, rawBody: req.body, secrets: secrets() });
-      verdicts.push({ id: v.id, ok: true });
-      return { status: 200 };
-    } catch {
-      verdicts.push({ id: String(req.headers['webhook-id']), ok: false });
-      return { status: 401 };
-    }
-  };
-  return Object.assign(rx, { verdicts });
-}
+import {
+  createEndpoint, createHarness, FAST_RETRY, sendEvent, startReceiver, startVerifyingReceiver, waitFor, workflowHistoryText,
+  type Harness, type Receiver,
+} from './helpers';
 
 describe('secret rotation', () => {
   let h: Harness;
@@ -41,7 +27,7 @@ describe('secret rotation', () => {
 
   it('keeps old and new secrets signing during the overlap, then only the new one', async () => {
     let receiverSecrets: string[] = [];
-    const rx = await verifyingReceiver(() => receiverSecrets);
+    const rx = await startVerifyingReceiver(() => receiverSecrets);
     receivers.push(rx);
     const ep = await createEndpoint(h.app, { url: rx.url, eventTypes: ['rotation.test'], retry: FAST_RETRY });
     const oldSecret = ep.secret;
@@ -88,17 +74,8 @@ describe('secret rotation', () => {
     const ep = await createEndpoint(h.app, { url: rx.url, eventTypes: ['secret.test'], retry: FAST_RETRY });
     const ev = await sendEvent(h.app, { type: 'secret.test', data: { n: 1 } });
     await waitFor(delivered(ev.id, ep.id), 30_000, 'delivered');
-    const history = await h.client.workflow.getHandle(ev.id).fetchHistory();
     // Every string and payload byte in the history, decoded — what the Web UI would show.
-    const parts: string[] = [];
-    const walk = (v: unknown, depth = 0): void => {
-      if (depth > 30 || v == null) return;
-      if (v instanceof Uint8Array) parts.push(Buffer.from(v).toString('utf8'));
-      else if (typeof v === 'string') parts.push(v);
-      else if (typeof v === 'object') for (const x of Object.values(v as object)) walk(x, depth + 1);
-    };
-    walk(history);
-    const text = parts.join('\n');
+    const text = await workflowHistoryText(h.client, ev.id);
     expect(text).toContain(ep.id); // the history is readable here…
     expect(text).not.toContain(ep.secret.slice(6)); // …and holds no secret
     const read = await h.app.inject({ method: 'GET', url: `/v1/endpoints/${ep.id}` });

@@ -72,8 +72,13 @@ const HttpUrl = z
     }
   }, 'an absolute http(s) URL');
 
+// Standard Webhooks signature scheme: v1 (HMAC, shared whsec_ secret) or v1a (ed25519, the
+// receiver holds only the whpk_ public key).
+const Signing = z.enum(['hmac', 'ed25519']).describe('hmac (v1, shared whsec_ secret) or ed25519 (v1a, receiver gets a whpk_ public key)');
+
 export const EndpointIn = z
   .object({
+    signing: Signing.optional(),
     url: HttpUrl,
     eventTypes: z.array(EventTypePattern).max(100).optional(),
     channels: z.array(Channel).max(20).optional(),
@@ -106,12 +111,16 @@ export const EndpointOut = z.object({
   retry: RetryOut,
   disabled: z.boolean(),
   disabledReason: z.string().nullable(),
+  signing: Signing,
   metadata: z.record(z.string(), z.string()),
   createdAt: z.string(),
   updatedAt: z.string(),
 });
 
-export const EndpointWithSecretOut = EndpointOut.extend({ secret: z.string() });
+// What the receiver verifies with: the whsec_ secret, or the whpk_ public key for ed25519.
+const VerificationKeyOut = z.string().describe('whsec_ secret (hmac) or whpk_ public key (ed25519): what the receiver verifies with');
+export const EndpointWithSecretOut = EndpointOut.extend({ secret: VerificationKeyOut });
+export const RotateOut = z.object({ secret: VerificationKeyOut, signing: Signing, oldSecretsExpireAt: z.string() });
 
 /** An old secret that keeps signing for more than a month defeats the point of rotating it. */
 export const MAX_EXPIRE_OLD_AFTER_MS = 30 * 24 * 60 * 60 * 1000;
@@ -119,6 +128,7 @@ export const MAX_EXPIRE_OLD_AFTER_MS = 30 * 24 * 60 * 60 * 1000;
 export const RotateIn = z
   .object({
     expireOldAfter: Duration.pipe(z.number().max(MAX_EXPIRE_OLD_AFTER_MS, 'at most 30 days')).optional(),
+    signing: Signing.optional().describe('switch scheme with this rotation; old and new signatures overlap'),
     secret: z.string().refine(isValidSecret, 'whsec_ followed by base64 of 24–64 bytes').optional(),
   })
   .strict();

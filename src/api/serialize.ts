@@ -30,6 +30,7 @@ export function endpointOut(e: EndpointRow) {
     retry: retryOut(e.retry),
     disabled: e.disabled,
     disabledReason: e.disabledReason,
+    signing: e.signing,
     metadata: e.metadata,
     createdAt: e.createdAt.toISOString(),
     updatedAt: e.updatedAt.toISOString(),

@@ -23,7 +23,7 @@ commands:
   replay EVENT_ID ENDPOINT_ID  replay one delivery
   replay --all [--endpoint ID] [--type TYPE] [--since ISO]
                                replay every matching dead letter
-  receiver --secret whsec_… [--port 4000]
+  receiver --secret whsec_…|whpk_…[,…] [--port 4000]
                                example receiver: verify and print deliveries
 
 The API-talking commands use HOOKLINE_URL (default http://HOST:PORT) and HOOKLINE_API_KEY.`;
@@ -125,7 +125,10 @@ async function main(argv: string[]): Promise<void> {
       const secret = values.secret ?? process.env.HOOKLINE_RECEIVER_SECRET;
       if (!secret) throw new Error('hookline receiver needs --secret whsec_… (or HOOKLINE_RECEIVER_SECRET)');
       const { startExampleReceiver } = require('../receiver/example') as typeof import('../receiver/example');
-      const r = await startExampleReceiver({ secret, port: Number(values.port), host: values.host });
+      // Several keys (a rotation, or whsec_ and whpk_ while an endpoint changes scheme) are
+      // comma-separated: base64 has no comma.
+      const keys = secret.split(',').map((k) => k.trim()).filter((k) => k !== '');
+      const r = await startExampleReceiver({ secret: keys, port: Number(values.port), host: values.host });
       console.log(`receiver listening on ${r.url}`);
       return;
     }

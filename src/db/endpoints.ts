@@ -1,6 +1,9 @@
 // Endpoint rows and their secrets. Secrets are stored sealed (AES-256-GCM, src/at-rest.ts) and
 // opened only where they are used: activeSecrets(), which the worker's activity signs with.
+// A secret's prefix says how it signs (whsec_ HMAC, whsk_ ed25519, src/signing.ts); an endpoint's
+// `signing` says which kind a rotation issues next.
 import { currentKeyring, openSecret, sealSecret } from '../at-rest';
+import { schemeOf, type SigningScheme } from '../signing';
 import type { Pool, PoolClient } from './pool';
 import type { RetryOverrides } from '../retry';
 
@@ -16,11 +19,12 @@ export interface EndpointRow {
   metadata: Record<string, string>;
   disabled: boolean;
   disabledReason: string | null;
+  signing: SigningScheme;
   createdAt: Date;
   updatedAt: Date;
 }
 
-const COLUMNS = `id, url, description, event_types, channels, retry, metadata, disabled, disabled_reason, created_at, updated_at`;
+const COLUMNS = `id, url, description, event_types, channels, retry, metadata, disabled, disabled_reason, signing, created_at, updated_at`;
 
 function toRow(r: any): EndpointRow {
   return {
@@ -33,20 +37,22 @@ function toRow(r: any): EndpointRow {
     metadata: r.metadata,
     disabled: r.disabled,
     disabledReason: r.disabled_reason,
+    signing: r.signing,
     createdAt: r.created_at,
     updatedAt: r.updated_at,
   };
 }
 
 export type NewEndpoint = Pick<EndpointRow, 'id' | 'url' | 'description' | 'eventTypes' | 'channels' | 'retry' | 'metadata' | 'disabled'> & {
+  /** `whsec_…` or `whsk_…`; the endpoint's signing scheme follows from it. */
   secret: string;
 };
 
 export async function insertEndpoint(db: PoolClient, e: NewEndpoint): Promise<EndpointRow> {
   const { rows } = await db.query(
-    `INSERT INTO endpoints (id, url, description, event_types, channels, retry, metadata, disabled)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING ${COLUMNS}`,
-    [e.id, e.url, e.description, e.eventTypes, e.channels, e.retry, e.metadata, e.disabled],
+    `INSERT INTO endpoints (id, url, description, event_types, channels, retry, metadata, disabled, signing)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING ${COLUMNS}`,
+    [e.id, e.url, e.description, e.eventTypes, e.channels, e.retry, e.metadata, e.disabled, schemeOf(e.secret)],
   );
   await db.query('INSERT INTO endpoint_secrets (endpoint_id, secret) VALUES ($1, $2)', [e.id, sealSecret(e.id, e.secret)]);
   return toRow(rows[0]);
@@ -117,9 +123,11 @@ export async function activeSecrets(db: Queryable, endpointId: string): Promise<
 
 /**
  * Adds a new secret and schedules every unexpired older one to expire after `expireOldAfterMs`
- * (0 = at once). During the overlap deliveries carry one signature per active secret.
+ * (0 = at once). During the overlap deliveries carry one signature per active secret. A secret
+ * of the other scheme switches the endpoint to it: old v1 and new v1a (or the reverse) overlap.
  */
 export async function rotateSecret(db: PoolClient, endpointId: string, secret: string, expireOldAfterMs: number): Promise<void> {
+  await db.query('UPDATE endpoints SET signing = $2, updated_at = now() WHERE id = $1 AND signing <> $2', [endpointId, schemeOf(secret)]);
   await db.query(
     `UPDATE endpoint_secrets SET expires_at = LEAST(COALESCE(expires_at, 'infinity'), now() + make_interval(secs => $2::double precision / 1000))
      WHERE endpoint_id = $1 AND (expires_at IS NULL OR expires_at > now())`,

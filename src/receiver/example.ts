@@ -5,7 +5,7 @@ import Fastify from 'fastify';
 import { webhookReceiver } from './fastify';
 
 export interface ExampleReceiverOptions {
-  /** One secret or several during a rotation; the `whsec_` prefix is optional. */
+  /** One key or several during a rotation: `whsec_` secrets (prefix optional) and/or `whpk_` public keys. */
   secret: string | readonly string[];
   /** 0 picks a free port; `url` reports the one chosen. */
   port: number;

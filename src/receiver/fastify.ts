@@ -36,7 +36,10 @@ declare module 'fastify' {
 }
 
 export interface WebhookReceiverOptions {
-  /** One secret or several during a rotation; the `whsec_` prefix is optional. */
+  /**
+   * One key or several during a rotation: `whsec_` secrets verify v1 (HMAC), `whpk_` public keys
+   * verify v1a (ed25519); give both while an endpoint moves from one scheme to the other.
+   */
   secrets: string | readonly string[];
   toleranceSeconds?: number;
   /** Clock override for tests; called once per request. */

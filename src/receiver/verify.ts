@@ -1,19 +1,24 @@
 // Receiver side of Standard Webhooks: checks that a request came from the holder of a shared
-// secret, recently, and hands back the parsed event. Depends on src/signing.ts (node:crypto)
+// secret (v1, HMAC) or of the private half of a `whpk_` public key (v1a, ed25519), recently, and
+// hands back the parsed event. Depends on src/signing.ts (node:crypto)
 // only, so a receiver can use it without Fastify, Postgres, Temporal or the rest of Hookline.
 //
 // Accepted on the wire, as the `standardwebhooks` and `svix` libraries accept it:
-//   webhook-id, webhook-timestamp (unix seconds), webhook-signature ("v1,<b64> v1,<b64> …"),
+//   webhook-id, webhook-timestamp (unix seconds), webhook-signature ("v1,<b64> v1a,<b64> …"),
 //   or their svix-id / svix-timestamp / svix-signature aliases.
-import { safeEqual, secretKey, sign } from '../signing';
+import type { KeyObject } from 'node:crypto';
+import {
+  ed25519PublicKey, PRIVATE_KEY_PREFIX, PUBLIC_KEY_PREFIX, safeEqual, secretKey, sign, verifyEd25519,
+} from '../signing';
 
 // Standard Webhooks recommends five minutes, and both reference libraries use it: long enough
 // for clock skew and a slow proxy, short enough that a captured request cannot be replayed later.
 export const DEFAULT_TOLERANCE_SECONDS = 5 * 60;
 
-// Only v1 (HMAC-SHA256) is verified; other versions (v1a is ed25519) are skipped so a sender
-// that adds them alongside v1 still verifies.
-const SIGNATURE_VERSION = 'v1';
+// v1 (HMAC-SHA256) is checked against whsec_ secrets, v1a (ed25519) against whpk_ public keys;
+// other versions are skipped so a sender that adds a newer one alongside still verifies.
+const HMAC_VERSION = 'v1';
+const ED25519_VERSION = 'v1a';
 
 export type WebhookVerificationReason =
   | 'missing_header'
@@ -28,7 +33,7 @@ const MESSAGES: Record<WebhookVerificationReason, string> = {
   bad_timestamp: 'webhook-timestamp is not unix seconds',
   too_old: 'webhook-timestamp is older than the tolerance',
   too_new: 'webhook-timestamp is further in the future than the tolerance',
-  no_matching_signature: 'no v1 signature matches any secret',
+  no_matching_signature: 'no v1 or v1a signature matches any of the given keys',
   bad_payload: 'signed body is not JSON',
 };
 
@@ -49,7 +54,10 @@ export interface VerifyWebhookInput {
   headers: WebhookHeaders;
   /** The body exactly as received; re-serialised JSON will not verify. */
   rawBody: string | Buffer;
-  /** One secret or several during a rotation; the `whsec_` prefix is optional. */
+  /**
+   * One key or several during a rotation: `whsec_` secrets (the prefix is optional) verify v1,
+   * `whpk_` public keys verify v1a; a mix of both is fine while an endpoint changes scheme.
+   */
   secrets: string | readonly string[];
   toleranceSeconds?: number;
   /** The verifier's clock: a Date or epoch milliseconds (as `Date.now()`). Defaults to now. */
@@ -88,10 +96,9 @@ export function verifyWebhook<T = unknown>(input: VerifyWebhookInput): VerifiedW
   if (timestamp - nowSeconds > tolerance) throw new WebhookVerificationError('too_new');
 
   const body = typeof input.rawBody === 'string' ? input.rawBody : input.rawBody.toString('utf8');
-  const expected = secrets.map((secret) => sign(secret, id, timestamp, body));
-  const passed = parseSignatures(signatureHeader);
-  const matched = passed.some((candidate) => expected.some((e) => safeEqual(candidate, e)));
-  if (!matched) throw new WebhookVerificationError('no_matching_signature');
+  if (!signatureMatches(secrets, parseSignatures(signatureHeader), id, timestamp, body)) {
+    throw new WebhookVerificationError('no_matching_signature');
+  }
 
   let payload: T;
   try {
@@ -102,6 +109,21 @@ export function verifyWebhook<T = unknown>(input: VerifyWebhookInput): VerifiedW
   return { id, timestamp, payload };
 }
 
+/** True when one passed signature verifies under one key of its own scheme. */
+function signatureMatches(keys: readonly string[], passed: Signature[], id: string, timestamp: number, body: string): boolean {
+  const publicKeys: KeyObject[] = [];
+  const expectedV1: string[] = [];
+  for (const key of keys) {
+    if (key.startsWith(PUBLIC_KEY_PREFIX)) publicKeys.push(ed25519PublicKey(key));
+    else expectedV1.push(sign(key, id, timestamp, body));
+  }
+  return passed.some(({ version, value }) =>
+    version === HMAC_VERSION
+      ? expectedV1.some((e) => safeEqual(`${version},${value}`, e))
+      : publicKeys.some((k) => verifyEd25519(k, value, id, timestamp, body)),
+  );
+}
+
 /**
  * Checks a secret list once, so a misconfigured receiver fails at start rather than answering
  * 401 to every request. Returns the list as an array.
@@ -109,28 +131,48 @@ export function verifyWebhook<T = unknown>(input: VerifyWebhookInput): VerifiedW
 export function normalizeSecrets(secrets: string | readonly string[]): string[] {
   const list = typeof secrets === 'string' ? [secrets] : [...secrets];
   if (list.length === 0) throw new TypeError('webhook verification needs at least one secret');
-  for (const secret of list) {
-    let key: Buffer;
-    try {
-      key = secretKey(secret);
-    } catch {
-      throw new TypeError('webhook secret is not whsec_ + base64');
-    }
-    if (key.length === 0) throw new TypeError('webhook secret is empty');
-  }
+  for (const secret of list) checkKey(secret);
   return list;
 }
 
-/** The `v1,<b64>` entries of a signature header, other versions dropped. */
-function parseSignatures(header: string): string[] {
-  const out: string[] = [];
+function checkKey(secret: string): void {
+  if (secret.startsWith(PRIVATE_KEY_PREFIX)) {
+    // Accepting it would work, but it means the private key was copied to a receiver.
+    throw new TypeError('webhook key is a whsk_ private key; give the receiver the whpk_ public key instead');
+  }
+  if (secret.startsWith(PUBLIC_KEY_PREFIX)) {
+    try {
+      ed25519PublicKey(secret);
+    } catch {
+      throw new TypeError('webhook public key is not whpk_ + base64 of 32 bytes');
+    }
+    return;
+  }
+  let key: Buffer;
+  try {
+    key = secretKey(secret);
+  } catch {
+    throw new TypeError('webhook secret is not whsec_ + base64 (or a whpk_ public key)');
+  }
+  if (key.length === 0) throw new TypeError('webhook secret is empty');
+}
+
+interface Signature {
+  version: typeof HMAC_VERSION | typeof ED25519_VERSION;
+  value: string;
+}
+
+/** The `v1,<b64>` and `v1a,<b64>` entries of a signature header, other versions dropped. */
+function parseSignatures(header: string): Signature[] {
+  const out: Signature[] = [];
   // Node joins a repeated header with ", ", which leaves a trailing comma on all but the last
   // entry; base64 never contains a comma, so it is safe to strip.
   for (const token of header.split(/\s+/)) {
     const entry = token.replace(/,+$/, '');
     const comma = entry.indexOf(',');
-    if (comma <= 0 || entry.slice(0, comma) !== SIGNATURE_VERSION) continue;
-    out.push(entry);
+    const version = entry.slice(0, comma);
+    if (comma <= 0 || (version !== HMAC_VERSION && version !== ED25519_VERSION)) continue;
+    out.push({ version, value: entry.slice(comma + 1) });
   }
   return out;
 }

@@ -6,11 +6,11 @@ import { hasEncryptionKey } from '../../at-rest';
 import { withTransaction } from '../../db/pool';
 import * as endpoints from '../../db/endpoints';
 import { newEndpointId } from '../../ids';
-import { generateSecret } from '../../signing';
+import { generateSigningSecret, schemeOf, verificationKey, type SigningScheme } from '../../signing';
 import { retryPolicyIssues, type RetryOverrides } from '../../retry';
 import { ApiError, notFound } from '../errors';
 import { endpointOut } from '../serialize';
-import { EndpointIn, EndpointOut, EndpointPatch, EndpointWithSecretOut, PageQuery, RotateIn, pageOf, RetryIn } from '../schemas';
+import { EndpointIn, EndpointOut, EndpointPatch, EndpointWithSecretOut, PageQuery, RotateIn, RotateOut, pageOf, RetryIn } from '../schemas';
 import { targetPolicyFromConfig } from '../../net/address-policy';
 import { checkTargetUrl } from '../url-policy';
 
@@ -42,6 +42,18 @@ function requireEncryptionKey(): void {
   }
 }
 
+/**
+ * The new signing key: the caller's `secret` (an HMAC whsec_) or a generated one. An ed25519 key
+ * pair is always made here, so the private half exists only in Hookline.
+ */
+function newSigningSecret(scheme: SigningScheme, given: string | undefined): string {
+  if (given === undefined) return generateSigningSecret(scheme);
+  if (scheme !== 'hmac') {
+    throw new ApiError(422, 'invalid_secret', `body.secret: only for signing "hmac"; with "ed25519" Hookline makes the key pair and returns the whpk_ public key`);
+  }
+  return given;
+}
+
 export const endpointRoutes: FastifyPluginAsync = async (fastify) => {
   const app = fastify.withTypeProvider<ZodTypeProvider>();
   const { pool, config } = app.hookline;
@@ -53,7 +65,7 @@ export const endpointRoutes: FastifyPluginAsync = async (fastify) => {
     const b = req.body;
     b.url = await checkTargetUrl(b.url, 'url', targets);
     requireEncryptionKey();
-    const secret = b.secret ?? generateSecret();
+    const secret = newSigningSecret(b.signing ?? 'hmac', b.secret);
     const row = await withTransaction(pool, (db) =>
       endpoints.insertEndpoint(db, {
         id: newEndpointId(),
@@ -67,7 +79,7 @@ export const endpointRoutes: FastifyPluginAsync = async (fastify) => {
         secret,
       }),
     );
-    return reply.code(201).send({ ...endpointOut(row), secret });
+    return reply.code(201).send({ ...endpointOut(row), secret: verificationKey(secret) });
   });
 
   app.get('/v1/endpoints', {
@@ -114,20 +126,25 @@ export const endpointRoutes: FastifyPluginAsync = async (fastify) => {
   app.post('/v1/endpoints/:id/secret/rotate', {
     schema: {
       tags: ['endpoints'],
-      summary: 'Issue a new signing secret; older ones keep signing until expireOldAfter (default 24 h)',
+      summary: 'Issue a new signing secret (or switch hmac/ed25519); older ones keep signing until expireOldAfter (default 24 h)',
       params: IdParams,
       body: RotateIn.optional(),
-      response: { 200: z.object({ secret: z.string(), oldSecretsExpireAt: z.string() }) },
+      response: { 200: RotateOut },
     },
   }, async (req) => {
     const expireOldAfter = req.body?.expireOldAfter ?? DEFAULT_EXPIRE_OLD_AFTER_MS;
     requireEncryptionKey();
-    const secret = req.body?.secret ?? generateSecret();
-    await withTransaction(pool, async (db) => {
-      const row = await db.query('SELECT id FROM endpoints WHERE id = $1 FOR UPDATE', [req.params.id]);
+    const secret = await withTransaction(pool, async (db) => {
+      const row = await db.query<{ signing: SigningScheme }>('SELECT signing FROM endpoints WHERE id = $1 FOR UPDATE', [req.params.id]);
       if (!row.rows[0]) throw notFound('endpoint', req.params.id);
-      await endpoints.rotateSecret(db, req.params.id, secret, expireOldAfter);
+      const next = newSigningSecret(req.body?.signing ?? row.rows[0].signing, req.body?.secret);
+      await endpoints.rotateSecret(db, req.params.id, next, expireOldAfter);
+      return next;
     });
-    return { secret, oldSecretsExpireAt: new Date(Date.now() + expireOldAfter).toISOString() };
+    return {
+      secret: verificationKey(secret),
+      signing: schemeOf(secret),
+      oldSecretsExpireAt: new Date(Date.now() + expireOldAfter).toISOString(),
+    };
   });
 };
