@@ -11,6 +11,7 @@ import { Keyring } from './crypto';
 import type { Pool } from './db/pool';
 import { countSecrets, sealStoredSecrets } from './db/endpoints';
 import { resealEventPayloads } from './db/events';
+import { resealResponseBodies } from './db/deliveries';
 
 /**
  * A role's start, after migrations: installs the keyring, refuses to run without one when the
@@ -42,11 +43,15 @@ export async function prepareDataAtRest(pool: Pool, config: AtRestConfig, log?: 
  * key (and plaintext payloads too when HOOKLINE_ENCRYPT_PAYLOADS is on), so the older keys can
  * then be removed from HOOKLINE_ENCRYPTION_KEY.
  */
-export async function reencryptAll(pool: Pool, config: AtRestConfig): Promise<{ keyId: string; secrets: number; payloads: number }> {
+export async function reencryptAll(
+  pool: Pool,
+  config: AtRestConfig,
+): Promise<{ keyId: string; secrets: number; payloads: number; responseBodies: number }> {
   if (!config.HOOKLINE_ENCRYPTION_KEY) throw new ConfigError('hookline reencrypt needs HOOKLINE_ENCRYPTION_KEY (newest key first)');
   const secrets = await prepareDataAtRest(pool, config);
   const payloads = await resealEventPayloads(pool, config.HOOKLINE_ENCRYPT_PAYLOADS);
-  return { keyId: currentKeyring().primaryId, secrets, payloads };
+  const responseBodies = await resealResponseBodies(pool);
+  return { keyId: currentKeyring().primaryId, secrets, payloads, responseBodies };
 }
 
 const DEV_KEY_FILE = 'encryption.key';

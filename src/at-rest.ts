@@ -42,6 +42,7 @@ export function currentKeyring(): Keyring {
 // copied into another row fails to open.
 const secretContext = (endpointId: string) => `endpoint_secret:${endpointId}`;
 const eventDataContext = (eventId: string) => `event_data:${eventId}`;
+const responseBodyContext = (eventId: string, endpointId: string) => `response_body:${eventId}:${endpointId}`;
 
 export function sealSecret(endpointId: string, secret: string): string {
   return currentKeyring().encrypt(secret, secretContext(endpointId));
@@ -61,4 +62,17 @@ export function sealEventData(eventId: string, data: unknown): string {
 
 export function openEventData(eventId: string, sealed: string): unknown {
   return JSON.parse(currentKeyring().decrypt(sealed, eventDataContext(eventId)).toString('utf8'));
+}
+
+/** A receiver's answer as stored: sealed when payloads are (it often echoes the payload). */
+export function sealResponseBody(eventId: string, endpointId: string, body: Buffer): { bytes: Buffer; sealed: boolean } {
+  return payloadsEncrypted() ? { bytes: sealedResponseBody(eventId, endpointId, body), sealed: true } : { bytes: body, sealed: false };
+}
+
+export function sealedResponseBody(eventId: string, endpointId: string, body: Buffer): Buffer {
+  return Buffer.from(currentKeyring().encrypt(body, responseBodyContext(eventId, endpointId)), 'utf8');
+}
+
+export function openResponseBody(eventId: string, endpointId: string, stored: Buffer): Buffer {
+  return currentKeyring().decrypt(stored.toString('utf8'), responseBodyContext(eventId, endpointId));
 }

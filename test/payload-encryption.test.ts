@@ -47,6 +47,25 @@ describe('payload encryption at rest', () => {
     expect(payload.data).toEqual({ marker: MARKER, nested: { n: 1 } });
   });
 
+  it('seals what the receiver answered too, and the attempts API opens it', async () => {
+    rx.respond = () => ({ status: 200, body: `echo ${MARKER}` });
+    try {
+      const ep = await createEndpoint(h.app, { url: rx.url, eventTypes: ['sealed.answer'] });
+      const ev = await sendEvent(h.app, { type: 'sealed.answer', data: { n: 2 } });
+      const stored = () => h.pool.query<{ response_body: Buffer; response_body_sealed: boolean }>(
+        'SELECT response_body, response_body_sealed FROM attempts WHERE event_id = $1', [ev.id]);
+      await waitFor(async () => (await stored()).rowCount === 1, 30_000, 'the attempt recorded');
+      const [row] = (await stored()).rows;
+      expect(row.response_body_sealed).toBe(true);
+      expect(row.response_body.toString('utf8')).toMatch(/^enc:v1:/);
+      expect(row.response_body.toString('utf8')).not.toContain(MARKER);
+      const api = await h.app.inject({ method: 'GET', url: `/v1/deliveries/${ev.id}/${ep.id}/attempts` });
+      expect(api.json().data[0]).toMatchObject({ responseBody: `echo ${MARKER}`, responseBodyEncoding: 'utf8' });
+    } finally {
+      rx.respond = () => ({ status: 200 });
+    }
+  });
+
   it('idempotent resubmissions compare the decrypted data', async () => {
     const body = { id: 'evt_sealed_idem', type: 'sealed.idem', data: { b: 2, a: 1 } };
     const first = await h.app.inject({ method: 'POST', url: '/v1/events', payload: body });
@@ -93,7 +112,8 @@ describe('payload encryption at rest', () => {
     const freshId = Keyring.fromText(fresh).primaryId;
     const keyIds = async () => {
       const { rows } = await h.pool.query<{ v: string | null }>(
-        'SELECT secret AS v FROM endpoint_secrets UNION ALL SELECT data_encrypted FROM events',
+        `SELECT secret AS v FROM endpoint_secrets UNION ALL SELECT data_encrypted FROM events
+         UNION ALL SELECT convert_from(response_body, 'UTF8') FROM attempts WHERE response_body_sealed`,
       );
       return new Set(rows.map((r) => (r.v === null ? 'plaintext' : sealedKeyId(r.v))));
     };
@@ -109,7 +129,7 @@ describe('payload encryption at rest', () => {
     const code = await new Promise((resolve) => run.on('exit', resolve));
     expect(output).toMatch(/re-encrypted/);
     expect(code).toBe(0);
-    expect(output).toMatch(new RegExp(`re-encrypted \\d+ secret\\(s\\) and \\d+ payload\\(s\\) with key ${freshId}`));
+    expect(output).toMatch(new RegExp(`re-encrypted \\d+ secret\\(s\\), \\d+ payload\\(s\\) and [1-9]\\d* response bod\\(ies\\) with key ${freshId}`));
     expect(await keyIds()).toEqual(new Set([freshId]));
 
     // The new key alone reads everything.

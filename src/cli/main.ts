@@ -80,7 +80,7 @@ async function main(argv: string[]): Promise<void> {
       try {
         await migrate(pool);
         const r = await reencryptAll(pool, config);
-        console.log(`re-encrypted ${r.secrets} secret(s) and ${r.payloads} payload(s) with key ${r.keyId}; older keys can now be removed`);
+        console.log(`re-encrypted ${r.secrets} secret(s), ${r.payloads} payload(s) and ${r.responseBodies} response bod(ies) with key ${r.keyId}; older keys can now be removed`);
       } finally {
         await pool.end();
       }

@@ -2,6 +2,7 @@
 // activities write.
 import { isUtf8 } from 'node:buffer';
 import type { Pool, PoolClient } from './pool';
+import { currentKeyring, openResponseBody, sealedResponseBody, sealResponseBody } from '../at-rest';
 
 type Queryable = Pool | PoolClient;
 
@@ -87,6 +88,8 @@ export function responseBodyOut(bytes: Buffer | null): Pick<AttemptRow, 'respons
  */
 export async function recordAttempt(db: Queryable, a: NewAttempt): Promise<number> {
   const status: DeliveryStatus = a.outcome === 'delivered' ? 'delivered' : 'delivering';
+  const raw = toBytes(a.responseBody);
+  const body = raw === null ? null : sealResponseBody(a.eventId, a.endpointId, raw);
   const { rows } = await db.query(
     `WITH d AS (
        UPDATE deliveries SET attempts = attempts + 1, last_status_code = $5, last_error = $6, status = $8,
@@ -94,9 +97,9 @@ export async function recordAttempt(db: Queryable, a: NewAttempt): Promise<numbe
          delivered_at = CASE WHEN $8 = 'delivered' THEN now() ELSE delivered_at END
        WHERE event_id = $1 AND endpoint_id = $2 RETURNING attempts
      )
-     INSERT INTO attempts (event_id, endpoint_id, attempt, started_at, latency_ms, status_code, error, outcome, response_body)
-     SELECT $1, $2, d.attempts, $3, $4, $5, $6, $7, $9 FROM d RETURNING attempt`,
-    [a.eventId, a.endpointId, a.startedAt, a.latencyMs, a.statusCode, storableText(a.error), a.outcome, status, toBytes(a.responseBody)],
+     INSERT INTO attempts (event_id, endpoint_id, attempt, started_at, latency_ms, status_code, error, outcome, response_body, response_body_sealed)
+     SELECT $1, $2, d.attempts, $3, $4, $5, $6, $7, $9, $10 FROM d RETURNING attempt`,
+    [a.eventId, a.endpointId, a.startedAt, a.latencyMs, a.statusCode, storableText(a.error), a.outcome, status, body?.bytes ?? null, body?.sealed ?? false],
   );
   return rows[0]?.attempt ?? 0;
 }
@@ -207,12 +210,41 @@ export async function allDeadLetters(
 
 export async function listAttempts(db: Queryable, eventId: string, endpointId: string): Promise<AttemptRow[]> {
   const { rows } = await db.query(
-    `SELECT attempt, started_at, latency_ms, status_code, error, outcome, response_body FROM attempts
+    `SELECT attempt, started_at, latency_ms, status_code, error, outcome, response_body, response_body_sealed FROM attempts
      WHERE event_id = $1 AND endpoint_id = $2 ORDER BY id`,
     [eventId, endpointId],
   );
   return rows.map((r) => ({
     attempt: r.attempt, startedAt: r.started_at, latencyMs: r.latency_ms, statusCode: r.status_code,
-    error: r.error, outcome: r.outcome, ...responseBodyOut(r.response_body),
+    error: r.error, outcome: r.outcome,
+    ...responseBodyOut(r.response_body_sealed ? openResponseBody(eventId, endpointId, r.response_body) : r.response_body),
   }));
+}
+
+/**
+ * `hookline reencrypt`: seals stored response bodies under the newest key, so older keys can be
+ * removed. Only bodies already sealed are touched (plaintext ones stay as the receiver sent them).
+ */
+export async function resealResponseBodies(db: Pool, batchSize = 500): Promise<number> {
+  const prefix = `enc:v1:${currentKeyring().primaryId}:`;
+  let after = 0;
+  let resealed = 0;
+  for (;;) {
+    const { rows } = await db.query<{ id: string; event_id: string; endpoint_id: string; response_body: Buffer }>(
+      `SELECT id, event_id, endpoint_id, response_body FROM attempts
+       WHERE id > $1 AND response_body_sealed AND NOT starts_with(convert_from(response_body, 'UTF8'), $2)
+       ORDER BY id LIMIT $3`,
+      [after, prefix, batchSize],
+    );
+    if (rows.length === 0) return resealed;
+    after = Number(rows[rows.length - 1].id);
+    for (const r of rows) {
+      const body = openResponseBody(r.event_id, r.endpoint_id, r.response_body);
+      const { rowCount } = await db.query(
+        'UPDATE attempts SET response_body = $2 WHERE id = $1 AND response_body = $3',
+        [r.id, sealedResponseBody(r.event_id, r.endpoint_id, body), r.response_body],
+      );
+      resealed += rowCount ?? 0;
+    }
+  }
 }
