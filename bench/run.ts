@@ -25,6 +25,8 @@
 // --submit-seconds/BENCH_SUBMIT_SECONDS (10), --connections/BENCH_CONNECTIONS (32, autocannon),
 // --pragmas/BENCH_PRAGMAS (both | default | wal), --phases/BENCH_PHASES (comma list of
 // raw,empty,local,bare,e2e,latency,fanout,submit,https; default all), --payload-bytes/BENCH_PAYLOAD_BYTES (512).
+// --workers/BENCH_WORKERS (1; a list such as 1,2 runs the Hookline phases once per count of worker
+// processes on one task queue, to see how delivery scales with workers against one Temporal).
 // HOOKLINE_* variables (HOOKLINE_WORKER_MAX_ACTIVITIES, HOOKLINE_RELAY_BATCH_SIZE,
 // HOOKLINE_LOG_LEVEL, …) pass through to the roles and are recorded with the results.
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -64,6 +66,7 @@ function options() {
       pragmas: { type: 'string' },
       phases: { type: 'string' },
       'payload-bytes': { type: 'string' },
+      workers: { type: 'string' },
     },
   });
   const env = process.env;
@@ -76,7 +79,11 @@ function options() {
   if (!['both', 'default', 'wal'].includes(pragmas)) throw new Error('BENCH_PRAGMAS: both, default or wal');
   const phases = (values.phases ?? env.BENCH_PHASES ?? PHASES.join(',')).split(',').map((s) => s.trim()) as Phase[];
   for (const p of phases) if (!PHASES.includes(p)) throw new Error(`BENCH_PHASES: unknown phase ${p}`);
+  // Worker processes for the Hookline phases, one run per count: --workers 1,2 compares scaling.
+  const workers = String(values.workers ?? env.BENCH_WORKERS ?? '1').split(',').map(Number);
+  if (workers.some((n) => !Number.isInteger(n) || n < 1)) throw new Error('BENCH_WORKERS: a list of worker counts >= 1');
   return {
+    workers,
     events: num(values.events, 'BENCH_EVENTS', 2000),
     concurrency: num(values.concurrency, 'BENCH_CONCURRENCY', 32),
     latencyEvents: num(values['latency-events'], 'BENCH_LATENCY_EVENTS', 500),
@@ -126,7 +133,10 @@ function cpuMeter(procs: () => Array<{ name: string; pid: number }>, database?: 
   // An external server on this machine (bench/temporal-postgres.sh): its process and its databases.
   const ext = () => ({
     temporal: cpuSecondsOfExecutable('temporal-server'),
-    temporalPostgres: postgresCpuSeconds('temporal') + postgresCpuSeconds('temporal_visibility'),
+    // Its databases: the names scripts/temporal-postgres.sh was given (TEMPORAL_DB, …) or its defaults.
+    temporalPostgres:
+      postgresCpuSeconds(process.env.TEMPORAL_DB || 'temporal') +
+      postgresCpuSeconds(process.env.TEMPORAL_VISIBILITY_DB || 'temporal_visibility'),
   });
   const ext0 = external ? ext() : null;
   const self0 = process.cpuUsage();
@@ -294,7 +304,7 @@ async function runBare(o: Options, rx: BenchReceiver, temporal: TemporalHandle, 
   }
 }
 
-async function runHookline(o: Options, rx: BenchReceiver, temporal: TemporalHandle, client: Awaited<ReturnType<typeof connectTemporal>>['client'], tag: string, logDir: string, adminUrl: string) {
+async function runHookline(o: Options, rx: BenchReceiver, temporal: TemporalHandle, client: Awaited<ReturnType<typeof connectTemporal>>['client'], tag: string, logDir: string, adminUrl: string, workers = 1) {
   const db = await createDatabase(adminUrl, 'hookline_bench');
   const roles = new HooklineRoles({
     databaseUrl: db.url,
@@ -311,10 +321,12 @@ async function runHookline(o: Options, rx: BenchReceiver, temporal: TemporalHand
   const out: Record<string, unknown> = {};
   try {
     await roles.startAll(client);
+    for (let i = 1; i < workers; i++) await roles.addWorker(client);
     const api = roles.apiUrl;
     const data = samplePayload(o.payloadBytes);
     const procList = () => [
       ...(['api', 'relay', 'worker'] as const).flatMap((r) => (roles.procs[r] ? [{ name: r, pid: roles.procs[r]!.pid }] : [])),
+      ...roles.extraWorkers.map((w, i) => ({ name: `worker${i + 2}`, pid: w.pid })),
       ...(temporal.server ? [{ name: 'temporal', pid: temporal.server.pid }] : []),
     ];
 
@@ -452,6 +464,12 @@ function machine() {
   };
 }
 
+/** CPU the pipeline spent (every role process, Temporal, Postgres): not the bench, not unrelated load. */
+function pipelineCpu(cpu: Record<string, number>): number {
+  const pipeline = /^(api|relay|worker\d*|temporal|postgres|temporalPostgres)$/;
+  return Object.entries(cpu).reduce((a, [k, v]) => a + (pipeline.test(k) ? v : 0), 0);
+}
+
 async function main(): Promise<void> {
   const o = options();
   const adminUrl = process.env.DATABASE_URL || DEFAULT_ADMIN_URL;
@@ -479,13 +497,14 @@ async function main(): Promise<void> {
     }
     if (o.phases.has('submit')) fastify = await runSubmitBaseline(o, adminUrl, logDir);
 
-    for (const tag of configs) {
+    for (const [tag, workers] of configs.flatMap((c) => o.workers.map((w) => [c, w] as const))) {
       const pragmas = PRAGMA_SETS[tag] ?? {};
       log(`Temporal: ${external ? `external ${external}` : `dev server, SQLite file, pragmas ${JSON.stringify(pragmas)}`}`);
       const started = Date.now();
       const temporal = await startTemporal({ external, dbFile: path.join(tmp, `temporal-${tag}.db`), pragmas });
       const { client, connection } = await connectTemporal(temporal.address);
-      const run: Record<string, any> = { temporal: tag, pragmas, temporalStartMs: Date.now() - started };
+      const label = o.workers.length > 1 ? `${tag}, ${workers} worker${workers > 1 ? 's' : ''}` : tag;
+      const run: Record<string, any> = { temporal: label, workers, pragmas, temporalStartMs: Date.now() - started };
       try {
         for (const kind of ['empty', 'local', 'bare'] as const) {
           if (!o.phases.has(kind)) continue;
@@ -493,7 +512,10 @@ async function main(): Promise<void> {
           run[kind] = await runBare(o, rx, temporal, client, tag, logDir, kind);
           log(`${tag}: ${kind} ${run[kind].perSecond}/s`);
         }
-        Object.assign(run, await runHookline(o, rx, temporal, client, tag, logDir, adminUrl));
+        // Its own receiver path per worker count: the receiver keeps counting across runs.
+        const hooklineTag = o.workers.length > 1 ? `${tag}-w${workers}` : tag;
+        Object.assign(run, await runHookline(o, rx, temporal, client, hooklineTag, logDir, adminUrl, workers));
+        if (run.e2e) run.e2eCpuMsPerEvent = round((1000 * pipelineCpu(run.e2e.cpu)) / run.e2e.events, 1);
         if (o.phases.has('https')) {
           log(`${tag}: https receiver, ${o.events} POSTs with and without connection reuse, then Hookline e2e`);
           run.https = await runHttpsPhase({
@@ -505,9 +527,7 @@ async function main(): Promise<void> {
           run.ratioToBareTemporal = round(run.e2e.perSecond / run.bare.perSecond, 2);
           // Noise-resistant companion of the throughput ratio: CPU the pipeline spent per event
           // (everything but the bench process and unrelated load), bare over Hookline.
-          const pipeline = (cpu: Record<string, number>) =>
-            ['api', 'relay', 'worker', 'temporal', 'postgres', 'temporalPostgres'].reduce((a, k) => a + (cpu[k] ?? 0), 0);
-          run.cpuMsPerEvent = { hookline: round((1000 * pipeline(run.e2e.cpu)) / run.e2e.events, 1), bare: round((1000 * pipeline(run.bare.cpu)) / run.bare.events, 1) };
+          run.cpuMsPerEvent = { hookline: run.e2eCpuMsPerEvent, bare: round((1000 * pipelineCpu(run.bare.cpu)) / run.bare.events, 1) };
           run.cpuRatioToBareTemporal = round(run.cpuMsPerEvent.bare / run.cpuMsPerEvent.hookline, 2);
         }
         run.targets = floorTargets(run);
@@ -564,6 +584,11 @@ async function main(): Promise<void> {
   process.exitCode = failed ? 1 : 0;
 }
 
+/** Worker CPU seconds, one figure per worker process ("1.2 + 1.1" with two). */
+function workerCpu(cpu: Record<string, number>): string {
+  return Object.keys(cpu).filter((k) => /^worker\d*$/.test(k)).map((k) => cpu[k]).join(' + ') || '-';
+}
+
 function report(r: { machine: ReturnType<typeof machine> & { busyPctBeforeRun: number }; raw: any; fastify: SubmitResult | null; runs: any[]; options: any }): string {
   const cols = r.runs.map((x) => x.temporal);
   const row = (label: string, f: (x: any) => unknown) => [label, ...r.runs.map((x) => {
@@ -577,6 +602,8 @@ function report(r: { machine: ReturnType<typeof machine> & { busyPctBeforeRun: n
   const rows: Array<Array<string | number>> = [
     ['', ...cols.map((c) => `Temporal: ${c}`)],
     row(`Hookline e2e events/s (${r.options.events} events)`, (x) => x.e2e.perSecond),
+    row('  worker processes', (x) => x.workers),
+    row('  e2e pipeline CPU ms per event', (x) => x.e2eCpuMsPerEvent),
     row('  burst latency p50 / p95 / p99 ms', (x) => `${x.e2e.latencyMs.p50} / ${x.e2e.latencyMs.p95} / ${x.e2e.latencyMs.p99}`),
     row('  history events per workflow, Hookline / bare', (x) => `${x.e2e.historyEvents} / ${x.bare.historyEvents}`),
     row('empty workflows/s (returns at once)', (x) => x.empty.perSecond),
@@ -609,7 +636,8 @@ function report(r: { machine: ReturnType<typeof machine> & { busyPctBeforeRun: n
     row('  Hookline e2e over HTTPS events/s (TLS connections)', (x) => `${x.https.e2e.perSecond} (${x.https.e2e.tlsConnections} for ${x.https.e2e.events})`),
     row('peak RSS MiB api / relay / worker', (x) => `${x.peakRssMiB.api} / ${x.peakRssMiB.relay} / ${x.peakRssMiB.worker}`),
     row('peak RSS MiB Temporal server', (x) => x.peakRssMiB.temporal),
-    row('e2e CPU s api/relay/worker/temporal/bench', (x) => ['api', 'relay', 'worker', 'temporal', 'bench'].map((k) => x.e2e.cpu[k] ?? '-').join(' / ')),
+    row('e2e CPU s api/relay/worker(s)/temporal/bench', (x) => ['api', 'relay', 'worker', 'temporal', 'bench'].map((k) =>
+      k === 'worker' ? workerCpu(x.e2e.cpu) : x.e2e.cpu[k] ?? '-').join(' / ')),
     row('  CPU s postgres (this db) / other', (x) => `${x.e2e.cpu.postgres} / ${x.e2e.cpu.other}`),
     row('bare CPU s worker/temporal/other', (x) => ['worker', 'temporal', 'other'].map((k) => x.bare.cpu[k] ?? '-').join(' / ')),
     row('  machine busy during e2e %', (x) => x.e2e.cpu.machineBusyPct),

@@ -3,7 +3,9 @@
 # scripts/temporal-postgres.sh sets up throwaway databases and starts the server on a free port,
 # then vitest runs submit → deliver → retry → dead letter → replay (test/pipeline.test.ts,
 # test/retries.test.ts, including a worker killed mid-backoff) and 2 APIs + 2 relays + 2 workers
-# with a rolling restart (test/replicas.test.ts) through TEST_TEMPORAL_ADDRESS.
+# with a rolling restart (test/replicas.test.ts) through TEST_TEMPORAL_ADDRESS; then, last because
+# it kills and restarts the server (through TEMPORAL_PID_FILE), test/tpg/*.tpg.ts: chaos on
+# Temporal + Postgres (own vitest config, so plain `npm test` never runs them).
 # Needs the server binaries (scripts/temporal-postgres.sh install); .ci/run builds them.
 #   scripts/test-temporal-postgres.sh [vitest files…]
 set -euo pipefail
@@ -50,6 +52,12 @@ done
 grep -q ' is up: ' "$log" || { cat "$log" >&2; echo "Temporal on Postgres was not up after 120 s" >&2; exit 1; }
 echo "Temporal $TEMPORAL_DB on 127.0.0.1:$TEMPORAL_PORT is up; running the pipeline tests against it" >&2
 
-files=("$@")
-[[ ${#files[@]} -gt 0 ]] || files=(test/pipeline.test.ts test/retries.test.ts test/replicas.test.ts)
-TEST_TEMPORAL_ADDRESS="127.0.0.1:$TEMPORAL_PORT" npx vitest run "${files[@]}" --maxWorkers=1
+files=() tpg=()
+for f in "$@"; do if [[ $f == *.tpg.ts ]]; then tpg+=("$f"); else files+=("$f"); fi; done
+if [[ $# -eq 0 ]]; then
+  files=(test/pipeline.test.ts test/retries.test.ts test/replicas.test.ts)
+  tpg=(test/tpg/)
+fi
+export TEST_TEMPORAL_ADDRESS="127.0.0.1:$TEMPORAL_PORT" TEMPORAL_BIN_DIR
+if [[ ${#files[@]} -gt 0 ]]; then npx vitest run "${files[@]}" --maxWorkers=1; fi
+if [[ ${#tpg[@]} -gt 0 ]]; then npx vitest run --config test/tpg/vitest.config.ts "${tpg[@]}"; fi

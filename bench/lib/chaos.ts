@@ -18,7 +18,7 @@ import { findFreePort } from '../../src/temporal/devserver';
 import { sleep } from './procs';
 import { createEndpoint, postJson, samplePayload } from './producer';
 import { BenchReceiver, type VerifiedPath } from './receiver';
-import { connectTemporal, createDatabase, HooklineRoles, PRAGMA_SETS, startTemporal, type Pragmas } from './stack';
+import { connectTemporal, createDatabase, HooklineRoles, PRAGMA_SETS, startTemporal, type Pragmas, type TemporalHandle } from './stack';
 import { now, pool, round, table } from './stats';
 
 export const FAULTS = ['worker', 'relay', 'api', 'temporal', 'receiver'] as const;
@@ -32,6 +32,9 @@ export interface ChaosOptions {
   adminUrl: string;
   /** SQLite pragmas of the dev server; default WAL + synchronous=NORMAL. */
   pragmas?: Pragmas;
+  /** A Temporal server the caller started and owns (e.g. on Postgres, bench/lib/temporal-postgres.ts);
+   *  the temporal fault kills and restarts it through the handle. Default: a dev server of our own. */
+  temporal?: TemporalHandle;
   /** How long a round may take to deliver everything after its fault; default 180 s. */
   settleTimeoutMs?: number;
   /** How long the receiver stays down; default 5 s. */
@@ -85,7 +88,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
   rxPool.on('error', () => {});
   const verified = new Map<string, VerifiedPath>();
   const rx = new BenchReceiver(verified);
-  let temporal: Awaited<ReturnType<typeof startTemporal>> | null = null;
+  let temporal: TemporalHandle | null = null;
   let roles: HooklineRoles | null = null;
   let connection: Awaited<ReturnType<typeof connectTemporal>>['connection'] | null = null;
   const results: FaultResult[] = [];
@@ -93,7 +96,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
   try {
     await rxPool.query('CREATE TABLE chaos_effects (endpoint text NOT NULL, event_id text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())');
     await rx.up();
-    temporal = await startTemporal({
+    temporal = o.temporal ?? await startTemporal({
       dbFile: path.join(tmp, 'temporal.db'),
       pragmas: o.pragmas ?? PRAGMA_SETS.wal,
       port: await findFreePort(),
@@ -293,7 +296,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
   } finally {
     await roles?.stopAll().catch(() => {});
     await connection?.close().catch(() => {});
-    await temporal?.stop().catch(() => {});
+    if (!o.temporal) await temporal?.stop().catch(() => {});
     await rx.down().catch(() => {});
     await rxPool.end().catch(() => {});
     await db.drop().catch((err) => log(`could not drop ${db.name}: ${(err as Error).message}`));

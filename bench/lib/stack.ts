@@ -135,6 +135,8 @@ export interface RoleSettings {
 /** Hookline's three roles as child processes, restartable one by one. */
 export class HooklineRoles {
   readonly procs: Partial<Record<'api' | 'relay' | 'worker', ChildProc>> = {};
+  /** Workers beyond the first (bench --workers): same task queue, so Temporal spreads the load. */
+  readonly extraWorkers: ChildProc[] = [];
   readonly taskQueue: string;
   readonly apiUrl: string;
   private starts = 0;
@@ -187,6 +189,19 @@ export class HooklineRoles {
     await Promise.all([this.ready('api'), this.ready('relay'), this.ready('worker', client)]);
   }
 
+  /** One more worker process on the same task queue; resolves once it polls. */
+  async addWorker(client: Client): Promise<ChildProc> {
+    const proc = spawnRole('worker', this.env(), path.join(this.o.logDir, `worker-${++this.starts}.log`));
+    this.extraWorkers.push(proc);
+    const deadline = Date.now() + 90_000;
+    while (!(await hasPollers(client, this.taskQueue, proc.pid))) {
+      if (proc.child.exitCode !== null) throw new Error(`extra worker exited during start; see ${proc.logFile}`);
+      if (Date.now() > deadline) throw new Error(`extra worker not polling within 90 s; see ${proc.logFile}`);
+      await sleep(200);
+    }
+    return proc;
+  }
+
   /** Waits until a role does its job: API answers /healthz, relay logged, worker polls. */
   async ready(role: 'api' | 'relay' | 'worker', client?: Client, timeoutMs = 90_000): Promise<void> {
     const proc = this.procs[role]!;
@@ -229,7 +244,7 @@ export class HooklineRoles {
   }
 
   async stopAll(): Promise<void> {
-    await Promise.all(Object.values(this.procs).map((p) => p?.stop()));
+    await Promise.all([...Object.values(this.procs), ...this.extraWorkers].map((p) => p?.stop()));
   }
 }
 
