@@ -89,8 +89,20 @@ export type FirstAttemptResult =
   | { delivered: DeliverResult; failed?: undefined }
   | { delivered?: undefined; failed: { message: string; type: string; nonRetryable: boolean; retryDelayMs: number } };
 
-/** NewAttempt as it crosses the workflow boundary (dates as ISO strings). */
-export type AttemptRecord = Omit<NewAttempt, 'startedAt'> & { startedAt: string };
+/**
+ * NewAttempt as it crosses the workflow boundary, as plain JSON: the date as an ISO string, the
+ * receiver's bytes as base64 (a Buffer would come back from the payload converter as an object).
+ */
+export type AttemptRecord = Omit<NewAttempt, 'startedAt' | 'responseBody'> & { startedAt: string; responseBodyBase64: string | null };
+
+export function toAttemptRecord({ startedAt, responseBody, ...rest }: NewAttempt): AttemptRecord {
+  const bytes = responseBody === null || Buffer.isBuffer(responseBody) ? responseBody : Buffer.from(responseBody, 'utf8');
+  return { ...rest, startedAt: startedAt.toISOString(), responseBodyBase64: bytes?.toString('base64') ?? null };
+}
+
+function fromAttemptRecord({ startedAt, responseBodyBase64, ...rest }: AttemptRecord): NewAttempt {
+  return { ...rest, startedAt: new Date(startedAt), responseBody: responseBodyBase64 === null ? null : Buffer.from(responseBodyBase64, 'base64') };
+}
 
 export function createActivities(deps: ActivityDeps) {
   const { pool } = deps;
@@ -210,7 +222,7 @@ export function createActivities(deps: ActivityDeps) {
     try {
       return { statusCode, attempt: await recordAndReport(record) };
     } catch {
-      return { statusCode, attempt: 0, unrecorded: { ...record, startedAt: record.startedAt.toISOString() } };
+      return { statusCode, attempt: 0, unrecorded: toAttemptRecord(record) };
     }
   }
 
@@ -222,7 +234,7 @@ export function createActivities(deps: ActivityDeps) {
 
   /** The late record of a delivered attempt (see DeliverResult.unrecorded). */
   async function recordLateAttempt(a: AttemptRecord): Promise<void> {
-    await recordAndReport({ ...a, startedAt: new Date(a.startedAt) });
+    await recordAndReport(fromAttemptRecord(a));
   }
 
   async function markDelivery(input: { eventId: string; endpointId: string; status: DeliveryStatus; reason?: string }): Promise<void> {

@@ -5,7 +5,9 @@ import http from 'node:http';
 import { gzipSync } from 'node:zlib';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createActivities, toAttemptRecord } from '../activities';
 import { recordAttempt, ensureDeliveries, listAttempts } from '../src/db/deliveries';
+import { createTargetPolicy } from '../src/net/address-policy';
 import { createEndpoint, createHarness, FAST_RETRY, sendEvent, waitFor, type Harness } from './helpers';
 
 /** A receiver that answers every POST with 200 and these exact bytes. */
@@ -81,5 +83,20 @@ describe('receiver response bytes', () => {
     const api = await h.app.inject({ method: 'GET', url: `/v1/deliveries/${ev.id}/ep_bytes/attempts` });
     expect(api.statusCode).toBe(200);
     expect(api.json().data[0]).toMatchObject({ responseBodyEncoding: 'base64', responseBody: gz.toString('base64') });
+  });
+
+  it('a delivered attempt recorded late (through the workflow, as JSON) keeps its bytes', async () => {
+    const ev = await sendEvent(h.app, { type: 'bytes.late', data: {} });
+    await ensureDeliveries(h.pool, ev.id, 'bytes.late', ['ep_late']);
+    const bytes = Buffer.from([0, 1, 0xff, 0x1f, 0x8b]);
+    const record = toAttemptRecord({
+      eventId: ev.id, endpointId: 'ep_late', startedAt: new Date(), latencyMs: 1, statusCode: 200, error: null,
+      outcome: 'delivered', responseBody: bytes,
+    });
+    const activities = createActivities({ pool: h.pool, requestTimeoutMs: 1_000, responseBodyMaxBytes: 1_024, targetPolicy: createTargetPolicy([]) });
+    // What the workflow hands back: the record after Temporal's JSON payload converter.
+    await activities.recordLateAttempt(JSON.parse(JSON.stringify(record)));
+    const [late] = await listAttempts(h.pool, ev.id, 'ep_late');
+    expect(late).toMatchObject({ statusCode: 200, outcome: 'delivered', responseBodyEncoding: 'base64', responseBody: bytes.toString('base64') });
   });
 });

@@ -183,7 +183,7 @@ describe('deliverEvent against stub activities', () => {
       known: [ep],
       attempt: () => 'ok',
       unrecorded: (id) => ({
-        eventId, endpointId: id, startedAt: new Date().toISOString(), latencyMs: 1, statusCode: 200, error: null, outcome: 'delivered', responseBody: null,
+        eventId, endpointId: id, startedAt: new Date().toISOString(), latencyMs: 1, statusCode: 200, error: null, outcome: 'delivered', responseBodyBase64: null,
       }),
       recordLate: async () => {
         if (recordFailures-- > 0) throw new Error('database down');
