@@ -132,7 +132,8 @@ export const eventRoutes: FastifyPluginAsync = async (fastify) => {
       description:
         'A registered type checks `data` against the JSON Schema of `version` (default: the latest) and answers 422 ' +
         'when it breaks it. A deprecated type is still accepted; the answer then carries `Deprecation` (RFC 9745) ' +
-        'and `Warning: 299` headers and a `warning` field.',
+        'and `Warning: 299` headers and a `warning` field. The `hookline.` type prefix is reserved for Hookline\'s own ' +
+        'operational events (400 naming `type`).',
     },
   }, async (req, reply) => {
     const b = req.body;
