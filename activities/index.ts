@@ -9,6 +9,7 @@ import { getEvent } from '../src/db/events';
 import { ensureDeliveries, recordAttempt, setDeliveryStatus, type DeliveryStatus, type NewAttempt } from '../src/db/deliveries';
 import { nextDelayMs, parseRetryAfter, type RetrySettings } from '../src/retry';
 import { signatureHeader } from '../src/signing';
+import { activityEventId, disableEndpoint, emitDeliveryEvent, type OpsEventLimit } from '../src/ops-events';
 import { hostOf, subscribersOf, toResolved, type ResolvedEndpoint } from '../src/subscriptions';
 import { USER_AGENT } from '../src/version';
 import type { TargetPolicy } from '../src/net/address-policy';
@@ -26,6 +27,8 @@ export interface ActivityDeps {
   onAttempt?: (a: AttemptReport) => void;
   /** Called when the workflow moves a delivery on (delivering, dead_lettered, dropped), after it is recorded. */
   onDeliveryStatus?: (s: DeliveryStatusReport) => void;
+  /** The operational webhooks' storm cap (src/ops-events.ts); tests shorten it. */
+  opsEventLimit?: OpsEventLimit;
 }
 
 export interface DeliveryStatusReport {
@@ -184,7 +187,7 @@ export function createActivities(deps: ActivityDeps) {
     const attempt = await recordAndReport(record);
 
     if (statusCode === 410) {
-      await updateEndpoint(pool, endpointId, { disabled: true, disabledReason: 'receiver answered 410 Gone' });
+      await disableEndpoint(pool, endpoint, { reason: 'receiver answered 410 Gone', eventId, statusCode }, deps.opsEventLimit);
       throw ApplicationFailure.nonRetryable(`HTTP 410 from ${hostOf(endpoint.url)}: endpoint disabled`, FailureTypes.gone);
     }
     if (permanent) {
@@ -239,6 +242,11 @@ export function createActivities(deps: ActivityDeps) {
 
   async function markDelivery(input: { eventId: string; endpointId: string; status: DeliveryStatus; reason?: string }): Promise<void> {
     await setDeliveryStatus(pool, input.eventId, input.endpointId, input.status, input.reason ?? null);
+    if (input.status === 'dead_lettered' || input.status === 'dropped') {
+      // The id names this activity, not the attempt: a retry after the insert emits nothing new.
+      const d = { ...input, status: input.status, reason: input.reason ?? null };
+      await emitDeliveryEvent(pool, d, { id: activityEventId(Context.current().info), limit: deps.opsEventLimit });
+    }
     deps.onDeliveryStatus?.({ eventId: input.eventId, endpointId: input.endpointId, status: input.status, reason: input.reason ?? null });
   }
 

@@ -2,6 +2,7 @@
 // a new row with the next number, never an update.
 import type { ClientBase } from 'pg';
 import { newEventTypeVersionId } from '../ids';
+import { isOperationalType, OPERATIONAL_EVENT_CATALOGUE } from '../ops-events';
 import type { Pool, PoolClient } from './pool';
 
 /** ClientBase, not PoolClient: the producer library passes its own pg.Client. */
@@ -72,18 +73,32 @@ export async function insertEventType(db: PoolClient, t: NewEventType): Promise<
   return getEventType(db, t.name);
 }
 
+// Hookline's own hookline.* types (src/ops-events.ts): listed with the registered ones so the
+// API and console show their schemas, but defined in code, never stored, never changed.
+const BUILTIN_SINCE = new Date('2026-11-29T00:00:00.000Z');
+const builtinEventTypes: EventTypeRow[] = Object.entries(OPERATIONAL_EVENT_CATALOGUE)
+  .map(([name, t]) => ({
+    name, description: t.description, deprecated: false, deprecatedAt: null, createdAt: BUILTIN_SINCE, updatedAt: BUILTIN_SINCE,
+    versions: [{ version: 1, schema: t.schema, createdAt: BUILTIN_SINCE }],
+  }))
+  .sort((a, b) => (a.name < b.name ? -1 : 1));
+
 export async function getEventType(db: Queryable, name: string): Promise<EventTypeRow | null> {
+  if (isOperationalType(name)) return builtinEventTypes.find((t) => t.name === name) ?? null;
   const { rows } = await db.query(`SELECT ${COLUMNS} FROM event_types WHERE name = $1`, [name]);
   return (await withVersions(db, rows))[0] ?? null;
 }
 
-/** By name, A→Z; `after` is the previous page's last name. */
+/** By name, A→Z, the built-in hookline.* types among them; `after` is the previous page's last name. */
 export async function listEventTypes(db: Queryable, limit: number, after?: string): Promise<EventTypeRow[]> {
   const { rows } = await db.query(
-    `SELECT ${COLUMNS} FROM event_types WHERE ($1::text IS NULL OR name > $1) ORDER BY name LIMIT $2`,
+    `SELECT ${COLUMNS} FROM event_types WHERE ($1::text IS NULL OR name > $1 COLLATE "C") AND NOT starts_with(name, 'hookline.')
+     ORDER BY name COLLATE "C" LIMIT $2`,
     [after ?? null, limit],
   );
-  return withVersions(db, rows);
+  const builtins = builtinEventTypes.filter((t) => after === undefined || t.name > after);
+  // Byte order on both sides (COLLATE "C" above), so the merge and the cursor agree in any locale.
+  return [...(await withVersions(db, rows)), ...builtins].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)).slice(0, limit);
 }
 
 export interface EventTypePatch {

@@ -15,6 +15,7 @@
 import type { ClientBase } from 'pg';
 import { insertEventWithOutbox } from '../db/events';
 import { notifyOutboxOnCommit } from '../db/outbox-notify';
+import { isOperationalType, OPERATIONAL_PREFIX } from '../ops-events';
 import { CHANNEL_PATTERN, EVENT_ID_PATTERN, EVENT_TYPE_PATTERN, newEventId } from '../ids';
 import type { EventContractError } from '../contracts';
 
@@ -51,6 +52,9 @@ const SAVEPOINT = 'hookline_enqueue';
 function checkShape(e: ProducerEvent): void {
   if (typeof e.type !== 'string' || e.type.length > 255 || !EVENT_TYPE_PATTERN.test(e.type)) {
     throw new TypeError(`type: expected a dotted name such as invoice.paid, got ${JSON.stringify(e.type)}`);
+  }
+  if (isOperationalType(e.type)) {
+    throw new TypeError(`type: the ${OPERATIONAL_PREFIX} prefix is reserved for Hookline's own events, got ${JSON.stringify(e.type)}`);
   }
   if (e.data === null || typeof e.data !== 'object' || Array.isArray(e.data)) {
     throw new TypeError('data: expected a JSON object');

@@ -8,6 +8,7 @@ import { assertUsableSchema, EventContractError } from '../../contracts';
 import * as eventTypes from '../../db/event-types';
 import { withTransaction } from '../../db/pool';
 import { ApiError, notFound } from '../errors';
+import { isOperationalType, OPERATIONAL_PREFIX } from '../../ops-events';
 import { eventTypeOut } from '../serialize';
 import { EventTypeIn, EventTypeOut, EventTypePatch, PageQuery, pageOf } from '../schemas';
 
@@ -20,6 +21,13 @@ async function assertValidSchema(schema: unknown): Promise<void> {
     if (err instanceof EventContractError) throw new ApiError(422, err.code, err.message, err.details);
     throw err;
   }
+}
+
+/** The hookline.* types are Hookline's own, defined in code (src/ops-events.ts). */
+function assertNotReserved(name: string, path: string): void {
+  if (!isOperationalType(name)) return;
+  const message = `the ${OPERATIONAL_PREFIX} prefix is reserved for Hookline's own event types, which cannot be registered or changed`;
+  throw new ApiError(400, 'validation_error', `${path}: ${message}`, [{ path, message }]);
 }
 
 export const eventTypeRoutes: FastifyPluginAsync = async (fastify) => {
@@ -35,6 +43,7 @@ export const eventTypeRoutes: FastifyPluginAsync = async (fastify) => {
     },
   }, async (req, reply) => {
     const b = req.body;
+    assertNotReserved(b.name, 'body.name');
     if (b.schema !== undefined) await assertValidSchema(b.schema);
     const row = await withTransaction(pool, (db) =>
       eventTypes.insertEventType(db, { name: b.name, description: b.description ?? '', deprecated: b.deprecated ?? false, schema: b.schema }),
@@ -75,6 +84,7 @@ export const eventTypeRoutes: FastifyPluginAsync = async (fastify) => {
     },
   }, async (req) => {
     const b = req.body;
+    assertNotReserved(req.params.name, 'params.name');
     if (b.schema !== undefined) await assertValidSchema(b.schema);
     const row = await withTransaction(pool, (db) => eventTypes.updateEventType(db, req.params.name, b));
     eventTypes.invalidateEventContracts(); // after the commit: the submit path's cache must see it

@@ -14,6 +14,7 @@ import { notifyOutbox } from '../../db/outbox-notify';
 import { claimIdempotencyKey, getEvent, insertEventWithOutbox, type EventRow } from '../../db/events';
 import { deliveriesForEvent } from '../../db/deliveries';
 import { newEventId } from '../../ids';
+import { isOperationalType, OPERATIONAL_PREFIX } from '../../ops-events';
 import { ApiError, notFound } from '../errors';
 import { deliveryOut, eventOut } from '../serialize';
 import { EventIn, EventOut, EventWithDeliveriesOut } from '../schemas';
@@ -108,6 +109,12 @@ async function recordEventOnce(pool: Pool, config: Config, b: z.output<typeof Ev
   });
 }
 
+/** Only Hookline emits hookline.* events (src/ops-events.ts): an operator must be able to trust them. */
+const reservedType = () => {
+  const message = `type: the ${OPERATIONAL_PREFIX} prefix is reserved for Hookline's own events`;
+  return new ApiError(400, 'validation_error', `body.${message}`, [{ path: 'body.type', message: message.slice('type: '.length) }]);
+};
+
 const eventIdConflict = (id: string) => new ApiError(409, 'event_id_conflict', `id: event ${id} already exists with different content`);
 
 export const eventRoutes: FastifyPluginAsync = async (fastify) => {
@@ -125,10 +132,12 @@ export const eventRoutes: FastifyPluginAsync = async (fastify) => {
       description:
         'A registered type checks `data` against the JSON Schema of `version` (default: the latest) and answers 422 ' +
         'when it breaks it. A deprecated type is still accepted; the answer then carries `Deprecation` (RFC 9745) ' +
-        'and `Warning: 299` headers and a `warning` field.',
+        'and `Warning: 299` headers and a `warning` field. The `hookline.` type prefix is reserved for Hookline\'s own ' +
+        'operational events (400 naming `type`).',
     },
   }, async (req, reply) => {
     const b = req.body;
+    if (isOperationalType(b.type)) throw reservedType();
     const key = req.headers['idempotency-key'];
     if (key !== undefined && !IDEMPOTENCY_KEY_PATTERN.test(key)) {
       throw new ApiError(400, 'validation_error', 'headers.idempotency-key: 1–255 printable ASCII characters');

@@ -1,0 +1,263 @@
+// Operational webhooks on the real stack: Hookline's own hookline.* events (a dead letter, a drop,
+// an endpoint disabled by a 410) reach an operator endpoint subscribed to `hookline.*`, signed
+// like any delivery and inspectable like any event; a catch-all endpoint never gets them; a
+// producer cannot publish them; the loop guard and the storm cap hold.
+import pg from 'pg';
+import { Webhook } from 'standardwebhooks';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import Ajv from 'ajv';
+import addFormats from 'ajv-formats';
+import { enqueueEvent } from '../src/producer';
+import { matchesEventType } from '../src/matching';
+import { OperationalEventTypes } from '../src/ops-events';
+import type { DeliveryStatusReport } from '../activities';
+import {
+  createEndpoint, createHarness, FAST_RETRY, sendEvent, startReceiver, startVerifyingReceiver, waitFor,
+  type Harness, type Receiver,
+} from './helpers';
+
+/** Small so a storm is a few events; long so a slow box never sees a window end mid-test. */
+const LIMIT = { perWindow: 3, windowMs: 60 * 60_000 };
+/** One request as the operator's receiver saw it, verified with the standardwebhooks library. */
+type OpsEvent = { id: string; type: string; timestamp: string; data: Record<string, any> };
+
+describe('operational webhooks', () => {
+  let h: Harness;
+  let operator: Awaited<ReturnType<typeof startVerifyingReceiver>>;
+  let operatorSecret = '';
+  let operatorEp: { id: string };
+  let catchAll: Receiver;
+  let star: Receiver;
+  const receivers: Receiver[] = [];
+  /** Event ids whose first markDelivery fails after its writes, so Temporal retries it. */
+  const failStatusOnce = new Set<string>();
+  const statusReports: DeliveryStatusReport[] = [];
+
+  beforeAll(async () => {
+    h = await createHarness({
+      activities: {
+        opsEventLimit: LIMIT,
+        onDeliveryStatus: (s) => {
+          statusReports.push(s);
+          if (s.status === 'dead_lettered' && failStatusOnce.delete(s.eventId)) throw new Error('worker lost after the writes');
+        },
+      },
+    });
+    operator = await startVerifyingReceiver(() => [operatorSecret]);
+    receivers.push(operator);
+    operatorEp = await createEndpoint(h.app, { url: operator.url, eventTypes: ['hookline.*'], retry: FAST_RETRY });
+    operatorSecret = (operatorEp as any).secret;
+    // Two catch-alls: no eventTypes at all, and `*`.
+    catchAll = await startReceiver();
+    star = await startReceiver();
+    receivers.push(catchAll, star);
+    await createEndpoint(h.app, { url: catchAll.url });
+    await createEndpoint(h.app, { url: star.url, eventTypes: ['*'] });
+  });
+  afterAll(async () => {
+    for (const r of receivers) await r.close();
+    await h?.close();
+  });
+
+  /** What the operator received, each request verified by the standardwebhooks library. */
+  function received(): OpsEvent[] {
+    const wh = new Webhook(operatorSecret);
+    return operator.requests.map((r) => wh.verify(r.body, {
+      'webhook-id': r.headers['webhook-id'] as string,
+      'webhook-timestamp': r.headers['webhook-timestamp'] as string,
+      'webhook-signature': r.headers['webhook-signature'] as string,
+    }) as OpsEvent);
+  }
+  const about = (type: string, pred: (d: Record<string, any>) => boolean) => () => received().filter((e) => e.type === type && pred(e.data));
+  const waitOne = async (type: string, pred: (d: Record<string, any>) => boolean, what: string) =>
+    (await waitFor(() => about(type, pred)()[0], 60_000, what));
+
+  /** An endpoint whose receiver answers `status` to everything, for `types`. */
+  async function failing(status: number, types: string[], retry: Record<string, unknown> = {}) {
+    const rx = await startReceiver();
+    receivers.push(rx);
+    rx.respond = () => ({ status });
+    const ep = await createEndpoint(h.app, { url: rx.url, eventTypes: types, retry: { ...FAST_RETRY, maxAttempts: 1, ...retry } });
+    return { rx, ep };
+  }
+
+  /** Operational events stored about `eventId`'s deliveries (payloads are not encrypted in tests). */
+  const storedAbout = async (type: string, eventId: string) =>
+    (await h.pool.query("SELECT id FROM events WHERE type = $1 AND data->>'eventId' = $2", [type, eventId])).rows.map((r) => r.id as string);
+
+  it('sends hookline.delivery.dead_lettered, signed, inspectable in the API and the Web UI as any event', async () => {
+    const { ep } = await failing(400, ['ops.dead']);
+    const ev = await sendEvent(h.app, { type: 'ops.dead', data: { card: 'PAYLOAD-SECRET-4242' } });
+    const got = await waitOne('hookline.delivery.dead_lettered', (d) => d.eventId === ev.id, 'the dead-letter event');
+
+    expect(got.data).toMatchObject({ eventId: ev.id, eventType: 'ops.dead', endpointId: ep.id, attempts: 1, lastStatusCode: 400 });
+    expect(got.data.reason).toMatch(/400/);
+    expect(Date.parse(got.data.deadLetteredAt)).not.toBeNaN();
+    // Ids, type, reason, timestamps — never the payload or a secret.
+    const raw = operator.requests.find((r) => r.headers['webhook-id'] === got.id)!.body;
+    expect(raw).not.toContain('PAYLOAD-SECRET-4242');
+    expect(raw).not.toMatch(/whsec_/);
+    expect(operator.verdicts.find((v) => v.id === got.id)?.ok).toBe(true);
+
+    // The event's data follows the schema its catalogue entry publishes.
+    const listed = await h.app.inject({ method: 'GET', url: '/v1/event-types?limit=100' });
+    const entry = listed.json().data.find((t: any) => t.name === 'hookline.delivery.dead_lettered');
+    const ajv = new Ajv({ strict: false });
+    addFormats(ajv);
+    expect(ajv.validate(entry.versions[0].schema, got.data)).toBe(true);
+
+    // Inspectable like any event: GET /v1/events/:id and its workflow, found by type in the Web UI.
+    const res = await h.app.inject({ method: 'GET', url: `/v1/events/${got.id}` });
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toMatchObject({ id: got.id, type: 'hookline.delivery.dead_lettered' });
+    await waitFor(async () => (await h.app.inject({ method: 'GET', url: `/v1/events/${got.id}` })).json()
+      .deliveries.some((d: any) => d.endpointId === operatorEp.id && d.status === 'delivered'), 30_000, 'delivered status');
+    const desc = await h.client.workflow.getHandle(got.id).describe();
+    expect(desc.searchAttributes.EventType).toEqual(['hookline.delivery.dead_lettered']);
+  });
+
+  it('sends hookline.delivery.dropped when a dead letter outlives its retention', async () => {
+    const { ep } = await failing(400, ['ops.drop'], { deadLetterRetention: '1s' });
+    const ev = await sendEvent(h.app, { type: 'ops.drop', data: {} });
+    const dropped = await waitOne('hookline.delivery.dropped', (d) => d.eventId === ev.id, 'the drop event');
+    expect(dropped.data).toMatchObject({ eventId: ev.id, eventType: 'ops.drop', endpointId: ep.id });
+    expect(Date.parse(dropped.data.droppedAt)).not.toBeNaN();
+    expect(about('hookline.delivery.dead_lettered', (d) => d.eventId === ev.id)()).toHaveLength(1);
+  });
+
+  it('sends hookline.endpoint.disabled with the reason when a 410 disables an endpoint', async () => {
+    const { ep } = await failing(410, ['ops.gone'], { maxAttempts: 5 });
+    const ev = await sendEvent(h.app, { type: 'ops.gone', data: {} });
+    const got = await waitOne('hookline.endpoint.disabled', (d) => d.endpointId === ep.id, 'the disabled event');
+    expect(got.data).toMatchObject({ endpointId: ep.id, reason: 'receiver answered 410 Gone', statusCode: 410, eventId: ev.id });
+    expect(Date.parse(got.data.disabledAt)).not.toBeNaN();
+    const row = await h.app.inject({ method: 'GET', url: `/v1/endpoints/${ep.id}` });
+    expect(row.json().disabled).toBe(true);
+    // The delivery the 410 ended is a dead letter too, and says why.
+    const dl = await waitOne('hookline.delivery.dead_lettered', (d) => d.eventId === ev.id, 'its dead letter');
+    expect(dl.data.reason).toMatch(/EndpointGone/);
+  });
+
+  it('emits one event per transition when markDelivery is retried after its writes', async () => {
+    const { ep } = await failing(400, ['ops.retried']);
+    const ev = { id: `evt_retried_${Date.now()}` };
+    failStatusOnce.add(ev.id);
+    await sendEvent(h.app, { type: 'ops.retried', id: ev.id, data: {} });
+    await waitOne('hookline.delivery.dead_lettered', (d) => d.eventId === ev.id, 'the dead-letter event');
+    // The activity ran twice (the first failed after writing status and event)…
+    await waitFor(() => statusReports.filter((s) => s.eventId === ev.id && s.status === 'dead_lettered').length === 2, 30_000, 'the retry');
+    // …and the second found its event written: one in the database, one at the receiver.
+    expect(await storedAbout('hookline.delivery.dead_lettered', ev.id)).toHaveLength(1);
+    expect(about('hookline.delivery.dead_lettered', (d) => d.eventId === ev.id && d.endpointId === ep.id)()).toHaveLength(1);
+  });
+
+  it('keeps hookline.* events from catch-all endpoints, and keeps producers from publishing them', async () => {
+    // By now every earlier test's events went to the catch-alls; none of Hookline's own did.
+    expect(received().length).toBeGreaterThan(0);
+    for (const rx of [catchAll, star]) {
+      expect(rx.requests.length).toBeGreaterThan(0);
+      expect(rx.requests.filter((r) => JSON.parse(r.body).type.startsWith('hookline.'))).toEqual([]);
+    }
+    expect(matchesEventType(null, 'hookline.delivery.dropped')).toBe(false);
+    expect(matchesEventType(['*'], 'hookline.delivery.dropped')).toBe(false);
+    expect(matchesEventType(['hookline.delivery.*'], 'hookline.delivery.dropped')).toBe(true);
+    expect(matchesEventType(['hookline.endpoint.disabled'], 'hookline.endpoint.disabled')).toBe(true);
+
+    for (const type of ['hookline.delivery.dead_lettered', 'hookline.anything']) {
+      const res = await h.app.inject({ method: 'POST', url: '/v1/events', payload: { type, data: {} } });
+      expect(res.statusCode).toBe(400);
+      expect(res.json()).toMatchObject({ code: 'validation_error', details: [{ path: 'body.type' }] });
+      expect(res.json().message).toMatch(/^body\.type: .*reserved/);
+    }
+    const db = new pg.Client({ connectionString: h.config.DATABASE_URL });
+    await db.connect();
+    try {
+      await db.query('BEGIN');
+      await expect(enqueueEvent(db, { type: 'hookline.endpoint.disabled', data: {} })).rejects.toThrow(/^type: .*reserved/);
+      await db.query('ROLLBACK');
+    } finally {
+      await db.end();
+    }
+    const reg = await h.app.inject({ method: 'POST', url: '/v1/event-types', payload: { name: 'hookline.mine', description: 'x' } });
+    expect(reg.statusCode).toBe(400);
+    expect(reg.json().details[0].path).toBe('body.name');
+    const patch = await h.app.inject({ method: 'PATCH', url: '/v1/event-types/hookline.delivery.dropped', payload: { deprecated: true } });
+    expect(patch.statusCode).toBe(400);
+  });
+
+  it('lists every operational type in the catalogue with a description and a schema', async () => {
+    await h.app.inject({ method: 'POST', url: '/v1/event-types', payload: { name: 'zeta.thing', description: 'after hookline' } });
+    await h.app.inject({ method: 'POST', url: '/v1/event-types', payload: { name: 'alpha.thing', description: 'before hookline' } });
+    // Paged two at a time, so the built-ins merge into the registered ones across pages.
+    const names: string[] = [];
+    for (let cursor: string | null = ''; cursor !== null;) {
+      const res: { statusCode: number; json(): any } = await h.app.inject({ method: 'GET', url: `/v1/event-types?limit=2${cursor ? `&cursor=${cursor}` : ''}` });
+      expect(res.statusCode).toBe(200);
+      names.push(...res.json().data.map((t: any) => t.name));
+      cursor = res.json().nextCursor;
+    }
+    expect(names).toEqual(['alpha.thing', ...[...OperationalEventTypes].sort(), 'zeta.thing']);
+    for (const name of OperationalEventTypes) {
+      const t = (await h.app.inject({ method: 'GET', url: `/v1/event-types/${name}` })).json();
+      expect(t.description.length).toBeGreaterThan(20);
+      expect(t.versions[0]).toMatchObject({ version: 1, schema: { type: 'object', required: expect.arrayContaining(['endpointId']) } });
+    }
+  });
+
+  it('loop guard: an operator endpoint that fails its own events generates nothing more', async () => {
+    // A second operator endpoint that rejects everything it gets.
+    const { ep: broken } = await failing(400, ['hookline.*']);
+    const { ep } = await failing(400, ['ops.loop']);
+    const ev = await sendEvent(h.app, { type: 'ops.loop', data: {} });
+    const first = await waitOne('hookline.delivery.dead_lettered', (d) => d.eventId === ev.id, 'the dead-letter event');
+    expect(first.data.endpointId).toBe(ep.id);
+    // The broken operator endpoint dead-letters that event; wait until its markDelivery finished.
+    await waitFor(() => markDeliveryDone(h, first.id), 60_000, "the operator endpoint's dead letter");
+    const dl = await h.app.inject({ method: 'GET', url: `/v1/dead-letters?endpointId=${broken.id}` });
+    expect(dl.json().data.map((d: any) => d.eventId)).toContain(first.id);
+    // Nothing was emitted about it: no event about a hookline.* delivery exists at all.
+    const { rows } = await h.pool.query("SELECT id FROM events WHERE type LIKE 'hookline.%' AND data->>'eventType' LIKE 'hookline.%'");
+    expect(rows).toEqual([]);
+    expect(await storedAbout('hookline.delivery.dead_lettered', first.id)).toEqual([]);
+  });
+
+  it('storm cap: a burst of dead letters on one endpoint sends perWindow events, then counts the rest', async () => {
+    const { ep } = await failing(400, ['ops.storm']);
+    const burst = 8;
+    for (let i = 0; i < burst; i++) await sendEvent(h.app, { type: 'ops.storm', data: { i } });
+    const window = async () => (await h.pool.query(
+      "SELECT seen, suppressed FROM ops_event_windows WHERE endpoint_id = $1 AND type = 'hookline.delivery.dead_lettered'", [ep.id],
+    )).rows[0];
+    const mine = about('hookline.delivery.dead_lettered', (d) => d.endpointId === ep.id);
+    // All counted, and the ones let through arrived (suppressed ones are never written).
+    await waitFor(async () => (await window())?.seen === burst && mine().length >= LIMIT.perWindow, 60_000, 'the burst');
+    const stored = await h.pool.query("SELECT count(*)::int AS n FROM events WHERE type = 'hookline.delivery.dead_lettered' AND data->>'endpointId' = $1", [ep.id]);
+    expect(stored.rows[0].n).toBe(LIMIT.perWindow);
+    expect(await window()).toEqual({ seen: burst, suppressed: burst - LIMIT.perWindow });
+    expect(mine()).toHaveLength(LIMIT.perWindow);
+    // The last one the window allows says more are held back.
+    expect(mine().filter((e) => e.data.moreSuppressedUntil)).toHaveLength(1);
+    // Every dead letter itself is still listed.
+    const dl = await h.app.inject({ method: 'GET', url: `/v1/dead-letters?endpointId=${ep.id}` });
+    expect(dl.json().data).toHaveLength(burst);
+
+    // When the window ends, the next event carries the count held back.
+    await h.pool.query("UPDATE ops_event_windows SET window_start = now() - interval '2 hours' WHERE endpoint_id = $1", [ep.id]);
+    const next = await sendEvent(h.app, { type: 'ops.storm', data: { i: burst } });
+    const got = await waitOne('hookline.delivery.dead_lettered', (d) => d.eventId === next.id, 'the next window');
+    expect(got.data.suppressedSinceLast).toBe(burst - LIMIT.perWindow);
+    expect(await window()).toEqual({ seen: 1, suppressed: 0 });
+  });
+});
+
+/** True once the workflow `workflowId` has completed a markDelivery activity. */
+async function markDeliveryDone(h: Harness, workflowId: string): Promise<boolean> {
+  const history = await h.client.workflow.getHandle(workflowId).fetchHistory();
+  const scheduled = new Set<string>();
+  for (const e of history.events ?? []) {
+    if (e.activityTaskScheduledEventAttributes?.activityType?.name === 'markDelivery') scheduled.add(String(e.eventId));
+    const done = e.activityTaskCompletedEventAttributes;
+    if (done && scheduled.has(String(done.scheduledEventId))) return true;
+  }
+  return false;
+}
