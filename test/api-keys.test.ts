@@ -19,7 +19,8 @@ describe('scoped API keys and portal sessions', () => {
 
   const call = async (key: string | null, method: 'GET' | 'POST' | 'PATCH' | 'DELETE', url: string, payload?: unknown) => {
     const res = await app.inject({ method, url, payload: payload as never, headers: key ? { authorization: `Bearer ${key}` } : {} });
-    return { status: res.statusCode, body: res.body ? res.json() : null, raw: res.body };
+    const json = res.headers['content-type']?.toString().startsWith('application/json') && res.body;
+    return { status: res.statusCode, body: json ? res.json() : null, raw: res.body };
   };
   const mint = async (body: Record<string, unknown>) => {
     const r = await call(ADMIN, 'POST', '/v1/api-keys', body);
@@ -189,6 +190,15 @@ describe('scoped API keys and portal sessions', () => {
     await call(k.key, 'GET', '/v1/tenants/acme/endpoints');
     await waitForValue(async () => ((await lastUsed())!.getTime() > stale ? true : null));
     expect((await call(ADMIN, 'GET', `/v1/api-keys/${k.id}`)).body.lastUsedAt).not.toBeNull();
+  });
+
+  it("labels the API's per-endpoint gauges with the endpoint's tenant (no new series), and /metrics is not a tenant's", async () => {
+    const { key } = await mint({ name: 'metrics?', tenantId: 'acme', scopes: ['read'] });
+    expect((await call(key, 'GET', '/metrics')).status).toBe(401);
+    const text = (await call(ADMIN, 'GET', '/metrics')).raw;
+    const lines = text.split('\n').filter((l) => l.startsWith('hookline_dead_letters_open{'));
+    expect(lines).toContain(`hookline_dead_letters_open{tenant_id="acme",endpoint_id="${ids.epAcme}"} 1`);
+    expect(lines).toContain(`hookline_dead_letters_open{tenant_id="globex",endpoint_id="${ids.epGlobex}"} 1`);
   });
 
   describe('portal sessions', () => {
