@@ -4,6 +4,7 @@
 import { Validator } from '@seriousme/openapi-schema-validator';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EndpointRow } from '../src/db/endpoints';
+import { enqueueEvent } from '../src/producer';
 import { subscribersOf } from '../src/subscriptions';
 import { createHarness, FAST_RETRY, startReceiver, waitFor, type Harness, type Receiver } from './helpers';
 
@@ -139,6 +140,24 @@ describe('tenants', () => {
     expect((await call('GET', `/v1/tenants/acme/events/${ev.id}`)).status).toBe(404);
     const described = await h.client.workflow.getHandle(ev.id).describe();
     expect(described.searchAttributes.TenantId).toEqual(['default']);
+  });
+
+  it('publishes to a tenant from the producer library too, in the caller\'s transaction', async () => {
+    const client = await h.pool.connect();
+    try {
+      await client.query('BEGIN');
+      const { id } = await enqueueEvent(client, { type: 'order.created', data: { via: 'producer' }, tenantId: 'acme' });
+      await client.query('COMMIT');
+      await waitFor(() => rxA.requests.some((r) => r.headers['webhook-id'] === id), 30_000, 'acme delivery from the producer');
+      await waitFor(async () => (await h.client.workflow.getHandle(id).describe()).status.name === 'COMPLETED', 30_000, 'done');
+      expect(rxB.requests.some((r) => r.headers['webhook-id'] === id)).toBe(false);
+      expect(rxDefault.requests.some((r) => r.headers['webhook-id'] === id)).toBe(false);
+      await client.query('BEGIN');
+      await expect(enqueueEvent(client, { type: 'x.y', data: {}, tenantId: 'no/such' })).rejects.toThrow(/^tenantId: /);
+      await client.query('ROLLBACK');
+    } finally {
+      client.release();
+    }
   });
 
   it('keeps Idempotency-Keys and producer-chosen event ids apart between tenants', async () => {
