@@ -244,6 +244,9 @@ describe('tenants', () => {
       await waitFor(async () => (await h.client.workflow.getHandle(sent.body.id).describe()).status.name === 'COMPLETED', 30_000, 'done');
       expect(other.requests).toHaveLength(0);
       expect(JSON.parse(one.requests[0].body)).toMatchObject({ type: 'invoice.paid', data: { example: true } });
+      const reserved = await call('POST', `/v1/tenants/tester/endpoints/${target.id}/test`, { eventType: 'hookline.endpoint.disabled' });
+      expect(reserved.status).toBe(400);
+      expect(reserved.body.message).toMatch(/^body\.eventType: /);
       const dflt = await call('POST', `/v1/tenants/tester/endpoints/${target.id}/test`);
       expect(dflt.body.type, JSON.stringify(dflt.body)).toBe('webhook.test');
       // Another tenant's endpoint cannot be tested from here.
