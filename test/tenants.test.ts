@@ -5,6 +5,7 @@ import { Validator } from '@seriousme/openapi-schema-validator';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EndpointRow } from '../src/db/endpoints';
 import { enqueueEvent } from '../src/producer';
+import { FANOUT_CHILD_BATCH } from '../workflows/deliver-event';
 import { subscribersOf } from '../src/subscriptions';
 import { createHarness, FAST_RETRY, startReceiver, waitFor, type Harness, type Receiver } from './helpers';
 
@@ -130,6 +131,23 @@ describe('tenants', () => {
     const described = await h.client.workflow.getHandle(ev.id).describe();
     expect(described.searchAttributes.TenantId).toEqual(['acme']);
     expect(described.searchAttributes.DeliveryStatus).toEqual(['delivered']);
+  });
+
+  it('carries TenantId to the child workflows of a wide fan-out', async () => {
+    await mustCreate('/v1/tenants', { id: 'wide-co' });
+    const rx = await startReceiver();
+    try {
+      const n = FANOUT_CHILD_BATCH + 1;
+      for (let i = 0; i < n; i++) await mustCreate('/v1/tenants/wide-co/endpoints', { url: `${rx.url}/${i}`, retry: FAST_RETRY });
+      const ev = (await call('POST', '/v1/tenants/wide-co/events', { type: 'wide.event', data: {} })).body;
+      await waitFor(async () => (await h.client.workflow.getHandle(ev.id).describe()).status.name === 'COMPLETED', 60_000, 'fan-out done');
+      expect(rx.requests).toHaveLength(n);
+      for (const id of [ev.id, `${ev.id}/1`, `${ev.id}/2`]) {
+        expect((await h.client.workflow.getHandle(id).describe()).searchAttributes.TenantId, id).toEqual(['wide-co']);
+      }
+    } finally {
+      await rx.close();
+    }
   });
 
   it('publishes to the default tenant through the routes without one, as before tenants', async () => {
