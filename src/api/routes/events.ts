@@ -1,5 +1,6 @@
 // /v1/events: the producer's door. Records the event and its outbox row in one transaction and
-// answers 202; it never calls Temporal — the relay does.
+// answers 202; it never calls Temporal — the relay does. An event is published to req.tenantId
+// (mounted per tenant, tenant-routes.ts) and only that tenant's endpoints receive it.
 import { createHash } from 'node:crypto';
 import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
@@ -17,7 +18,11 @@ import { newEventId } from '../../ids';
 import { isOperationalType, OPERATIONAL_PREFIX } from '../../ops-events';
 import { ApiError, notFound } from '../errors';
 import { deliveryOut, eventOut } from '../serialize';
-import { EventIn, EventOut, EventWithDeliveriesOut } from '../schemas';
+import { EventIn, EventOut, EventWithDeliveriesOut, TestEventIn } from '../schemas';
+import { getEndpoint } from '../../db/endpoints';
+
+/** What a test event is called when the caller names no type. */
+const TEST_EVENT_TYPE = 'webhook.test';
 
 const IDEMPOTENCY_KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
 // An Idempotency-Key is remembered for HOOKLINE_IDEMPOTENCY_TTL_HOURS (default 24 h, as Stripe):
@@ -79,32 +84,32 @@ function contractOf(verdict: Verdict): ContractResult {
  * Without an Idempotency-Key: the event and its outbox row are one INSERT statement, atomic on
  * its own, so no BEGIN/COMMIT round trips around it.
  */
-async function recordEvent(pool: Pool, b: z.output<typeof EventIn>, verdict: Verdict): Promise<Recorded> {
+async function recordEvent(pool: Pool, tenantId: string, b: z.output<typeof EventIn>, verdict: Verdict, onlyEndpointId?: string): Promise<Recorded> {
   const contract = contractOf(verdict);
   const id = b.id ?? newEventId();
-  const { event, created } = await insertEventWithOutbox(pool, { id, type: b.type, data: b.data, channels: b.channels, version: contract.version });
-  if (!created && !sameEvent(event, b)) throw eventIdConflict(id);
+  const { event, created } = await insertEventWithOutbox(pool, { id, tenantId, onlyEndpointId, type: b.type, data: b.data, channels: b.channels, version: contract.version });
+  if (!created && (event.tenantId !== tenantId || !sameEvent(event, b))) throw eventIdConflict(id);
   return { event, contract };
 }
 
 /** With an Idempotency-Key: the key claim and the insert commit together or not at all. */
-async function recordEventOnce(pool: Pool, config: Config, b: z.output<typeof EventIn>, key: string, verdict: Verdict): Promise<Recorded> {
+async function recordEventOnce(pool: Pool, config: Config, tenantId: string, b: z.output<typeof EventIn>, key: string, verdict: Verdict): Promise<Recorded> {
   const hash = requestHash(b);
   return withTransaction(pool, async (db): Promise<Recorded> => {
     const id = b.id ?? newEventId();
-    const claim = await claimIdempotencyKey(db, key, hash, id, config.HOOKLINE_IDEMPOTENCY_TTL_HOURS);
+    const claim = await claimIdempotencyKey(db, tenantId, key, hash, id, config.HOOKLINE_IDEMPOTENCY_TTL_HOURS);
     if (!claim.claimed) {
       if (claim.requestHash !== hash) {
         throw new ApiError(409, 'idempotency_key_reused', 'idempotency-key: already used for a different request');
       }
-      const first = await getEvent(db, claim.eventId);
+      const first = await getEvent(db, claim.eventId, tenantId);
       if (!first) throw new ApiError(409, 'idempotency_key_reused', 'idempotency-key: its event no longer exists');
       return { event: first, contract: null };
     }
     // After the key claim, so a repeated key returns the first event even if the type changed since.
     const contract = contractOf(verdict);
-    const { event, created } = await insertEventWithOutbox(db, { id, type: b.type, data: b.data, channels: b.channels, version: contract.version });
-    if (!created && !sameEvent(event, b)) throw eventIdConflict(id);
+    const { event, created } = await insertEventWithOutbox(db, { id, tenantId, type: b.type, data: b.data, channels: b.channels, version: contract.version });
+    if (!created && (event.tenantId !== tenantId || !sameEvent(event, b))) throw eventIdConflict(id);
     return { event, contract };
   });
 }
@@ -115,13 +120,16 @@ const reservedType = () => {
   return new ApiError(400, 'validation_error', `body.${message}`, [{ path: 'body.type', message: message.slice('type: '.length) }]);
 };
 
+// Event ids are global (each is a workflow id): an id another tenant used conflicts too, with the
+// same words, so the answer shows neither that tenant nor its content.
 const eventIdConflict = (id: string) => new ApiError(409, 'event_id_conflict', `id: event ${id} already exists with different content`);
 
 export const eventRoutes: FastifyPluginAsync = async (fastify) => {
   const app = fastify.withTypeProvider<ZodTypeProvider>();
   const { pool, config } = app.hookline;
 
-  app.post('/v1/events', {
+  app.post('/events', {
+    config: { auth: 'publish' },
     bodyLimit: config.HOOKLINE_MAX_EVENT_BYTES,
     schema: {
       tags: ['events'],
@@ -144,7 +152,7 @@ export const eventRoutes: FastifyPluginAsync = async (fastify) => {
     }
     const verdict = await checkContract(pool, config, b);
     const { event, contract } =
-      key === undefined ? await recordEvent(pool, b, verdict) : await recordEventOnce(pool, config, b, key, verdict);
+      key === undefined ? await recordEvent(pool, req.tenantId, b, verdict) : await recordEventOnce(pool, config, req.tenantId, b, key, verdict);
     notifyOutbox(pool);
     const deprecatedAt = contract?.deprecatedAt;
     if (deprecatedAt) {
@@ -155,7 +163,8 @@ export const eventRoutes: FastifyPluginAsync = async (fastify) => {
     return reply.code(202).send(eventOut(event));
   });
 
-  app.get('/v1/events/:id', {
+  app.get('/events/:id', {
+    config: { auth: 'read' },
     schema: {
       tags: ['events'],
       summary: 'Read an event with one delivery status per endpoint',
@@ -163,12 +172,37 @@ export const eventRoutes: FastifyPluginAsync = async (fastify) => {
       response: { 200: EventWithDeliveriesOut },
     },
   }, async (req) => {
-    const event = await getEvent(pool, req.params.id);
+    const event = await getEvent(pool, req.params.id, req.tenantId);
     if (!event) throw notFound('event', req.params.id);
     const [deliveries, outbox] = await Promise.all([
       deliveriesForEvent(pool, event.id),
       pool.query('SELECT 1 FROM outbox WHERE event_id = $1', [event.id]),
     ]);
     return { ...eventOut(event), relayed: outbox.rowCount === 0, deliveries: deliveries.map(deliveryOut) };
+  });
+
+  // The portal's (and the console's) "send a test event": a real event through the real
+  // pipeline — outbox, relay, workflow, signature — that only this endpoint receives.
+  app.post('/endpoints/:id/test', {
+    config: { auth: 'manage' },
+    schema: {
+      tags: ['endpoints'],
+      summary: 'Send a test event to this endpoint only (its event-type filter does not apply); 202 with the event',
+      params: z.object({ id: z.string().max(128) }),
+      body: TestEventIn.nullish(),
+      response: { 202: EventOut },
+    },
+  }, async (req, reply) => {
+    const endpoint = await getEndpoint(pool, req.params.id, req.tenantId);
+    if (!endpoint) throw notFound('endpoint', req.params.id);
+    if (endpoint.disabled) throw new ApiError(409, 'endpoint_disabled', `id: endpoint ${endpoint.id} is disabled; enable it (PATCH disabled: false) to test it`);
+    const b = { type: req.body?.eventType ?? TEST_EVENT_TYPE, data: req.body?.data ?? {} };
+    // Hookline's own operational events (hookline.*) are never sent by anyone else, not even as a test.
+    if (b.type.startsWith('hookline.')) {
+      throw new ApiError(400, 'validation_error', 'body.eventType: the hookline. prefix is reserved for Hookline\'s own events');
+    }
+    const { event } = await recordEvent(pool, req.tenantId, b, await checkContract(pool, config, b), endpoint.id);
+    notifyOutbox(pool);
+    return reply.code(202).send(eventOut(event));
   });
 };
