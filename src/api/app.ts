@@ -18,6 +18,7 @@ import { deliveryRoutes } from './routes/deliveries';
 import { statsRoutes } from './routes/stats';
 import { uiRoutes } from './routes/ui';
 import { registerDocs } from './docs';
+import { registerRequestSpans } from '../telemetry';
 
 export interface AppDeps {
   pool: Pool;
@@ -87,6 +88,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // Before the routes: the OpenAPI document and the request metrics must see every one of them.
   await registerDocs(app, deps.config);
   registerApiMetrics(app, createApiMetrics(deps.pool));
+  // A span per /v1 request when tracing is on (OTEL_EXPORTER_OTLP_ENDPOINT); nothing otherwise.
+  registerRequestSpans(app);
   await app.register(endpointRoutes);
   await app.register(eventRoutes);
   await app.register(eventTypeRoutes);

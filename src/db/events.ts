@@ -23,6 +23,8 @@ export interface NewEvent {
   version?: number | null;
   channels?: string[] | null;
   data: unknown;
+  /** The W3C trace context of the request that recorded it, for the relay (src/telemetry). */
+  traceContext?: Record<string, string> | null;
 }
 
 const COLUMNS = 'id, type, version, channels, data, data_encrypted, created_at';
@@ -43,12 +45,12 @@ export async function insertEventWithOutbox(db: Queryable, e: NewEvent): Promise
        INSERT INTO events (id, type, version, channels, data, data_encrypted) VALUES ($1, $2, $3, $4, $5, $6)
        ON CONFLICT (id) DO NOTHING RETURNING ${COLUMNS}
      ), o AS (
-       INSERT INTO outbox (event_id) SELECT id FROM e
+       INSERT INTO outbox (event_id, trace_context) SELECT id, $7::jsonb FROM e
      )
      SELECT * FROM e`,
     payloadsEncrypted()
-      ? [e.id, e.type, e.version ?? null, e.channels ?? null, null, sealEventData(e.id, e.data)]
-      : [e.id, e.type, e.version ?? null, e.channels ?? null, JSON.stringify(e.data), null],
+      ? [e.id, e.type, e.version ?? null, e.channels ?? null, null, sealEventData(e.id, e.data), e.traceContext ?? null]
+      : [e.id, e.type, e.version ?? null, e.channels ?? null, JSON.stringify(e.data), null, e.traceContext ?? null],
   );
   if (inserted.rows[0]) return { event: toRow(inserted.rows[0]), created: true };
   const existing = await getEvent(db, e.id);

@@ -11,6 +11,7 @@ import type { ClientBase } from 'pg';
 import { withTransaction, type Pool } from '../../db/pool';
 import { lookupEventContractCached } from '../../db/event-types';
 import { notifyOutbox } from '../../db/outbox-notify';
+import { requestTraceContext } from '../../telemetry';
 import { claimIdempotencyKey, getEvent, insertEventWithOutbox, type EventRow } from '../../db/events';
 import { deliveriesForEvent } from '../../db/deliveries';
 import { newEventId } from '../../ids';
@@ -53,6 +54,7 @@ function contractError(err: unknown): unknown {
   return err instanceof EventContractError ? new ApiError(422, err.code, err.message, err.details) : err;
 }
 
+type TraceContext = Record<string, string> | null;
 type Recorded = { event: EventRow; contract: ContractResult | null };
 type Verdict = { result: ContractResult } | { err: unknown };
 
@@ -78,16 +80,18 @@ function contractOf(verdict: Verdict): ContractResult {
  * Without an Idempotency-Key: the event and its outbox row are one INSERT statement, atomic on
  * its own, so no BEGIN/COMMIT round trips around it.
  */
-async function recordEvent(pool: Pool, b: z.output<typeof EventIn>, verdict: Verdict): Promise<Recorded> {
+async function recordEvent(pool: Pool, b: z.output<typeof EventIn>, verdict: Verdict, traceContext: TraceContext): Promise<Recorded> {
   const contract = contractOf(verdict);
   const id = b.id ?? newEventId();
-  const { event, created } = await insertEventWithOutbox(pool, { id, type: b.type, data: b.data, channels: b.channels, version: contract.version });
+  const { event, created } = await insertEventWithOutbox(pool, { id, type: b.type, data: b.data, channels: b.channels, version: contract.version, traceContext });
   if (!created && !sameEvent(event, b)) throw eventIdConflict(id);
   return { event, contract };
 }
 
 /** With an Idempotency-Key: the key claim and the insert commit together or not at all. */
-async function recordEventOnce(pool: Pool, config: Config, b: z.output<typeof EventIn>, key: string, verdict: Verdict): Promise<Recorded> {
+async function recordEventOnce(
+  pool: Pool, config: Config, b: z.output<typeof EventIn>, key: string, verdict: Verdict, traceContext: TraceContext,
+): Promise<Recorded> {
   const hash = requestHash(b);
   return withTransaction(pool, async (db): Promise<Recorded> => {
     const id = b.id ?? newEventId();
@@ -102,7 +106,7 @@ async function recordEventOnce(pool: Pool, config: Config, b: z.output<typeof Ev
     }
     // After the key claim, so a repeated key returns the first event even if the type changed since.
     const contract = contractOf(verdict);
-    const { event, created } = await insertEventWithOutbox(db, { id, type: b.type, data: b.data, channels: b.channels, version: contract.version });
+    const { event, created } = await insertEventWithOutbox(db, { id, type: b.type, data: b.data, channels: b.channels, version: contract.version, traceContext });
     if (!created && !sameEvent(event, b)) throw eventIdConflict(id);
     return { event, contract };
   });
@@ -134,8 +138,10 @@ export const eventRoutes: FastifyPluginAsync = async (fastify) => {
       throw new ApiError(400, 'validation_error', 'headers.idempotency-key: 1–255 printable ASCII characters');
     }
     const verdict = await checkContract(pool, config, b);
+    // The request's trace context rides with the outbox row, so the relay's span joins its trace.
+    const trace = requestTraceContext(req);
     const { event, contract } =
-      key === undefined ? await recordEvent(pool, b, verdict) : await recordEventOnce(pool, config, b, key, verdict);
+      key === undefined ? await recordEvent(pool, b, verdict, trace) : await recordEventOnce(pool, config, b, key, verdict, trace);
     notifyOutbox(pool);
     const deprecatedAt = contract?.deprecatedAt;
     if (deprecatedAt) {
