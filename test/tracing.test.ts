@@ -3,7 +3,12 @@
 // process; the receiver here verifies with the receiver kit, its spans caught by an in-memory
 // exporter. One trace per event must hold API → relay → workflow → activity → POST → receiver,
 // each span under the right parent. With tracing off nothing is exported and no traceparent sent.
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { ChildProcess } from 'node:child_process';
@@ -150,6 +155,34 @@ describe('tracingRequested', () => {
     expect(tracingRequested({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318', OTEL_SDK_DISABLED: 'true' })).toBe(false);
     expect(tracingRequested({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318', OTEL_TRACES_EXPORTER: 'none' })).toBe(false);
   });
+});
+
+/** The OpenTelemetry SDK and Temporal's interceptor modules a fresh process has loaded, after `setup`. */
+async function sdkModulesLoaded(env: Record<string, string>): Promise<string[]> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'hookline-otel-'));
+  const script = path.join(dir, 'probe.ts');
+  const repo = path.join(__dirname, '..');
+  writeFileSync(script, `
+    for (const m of ['src/worker/worker', 'src/relay/run', 'src/api/server', 'activities', 'src/receiver']) require(${JSON.stringify(repo)} + '/' + m);
+    require(${JSON.stringify(repo)} + '/src/telemetry').startTracing('worker');
+    const sdk = Object.keys(require.cache).filter((k) => /@opentelemetry[\\/](sdk|exporter|resources)|interceptors-opentelemetry/.test(k));
+    console.log(JSON.stringify(sdk));
+    process.exit(0);
+  `);
+  try {
+    const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', script], { env: { PATH: process.env.PATH!, ...env } });
+    return JSON.parse(stdout.trim().split('\n').pop()!);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+describe('tracing off costs nothing', () => {
+  it('loads no SDK, exporter or Temporal interceptor module without an OTLP endpoint', async () => {
+    expect(await sdkModulesLoaded({})).toEqual([]);
+    // The probe sees them when tracing is on, so the empty list above means something.
+    expect((await sdkModulesLoaded({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:9' })).length).toBeGreaterThan(10);
+  }, 60_000);
 });
 
 describe('traces with OTEL_EXPORTER_OTLP_ENDPOINT set', () => {
