@@ -20,6 +20,7 @@ import dns from 'node:dns';
 import type { LookupFunction } from 'node:net';
 import { isIP } from 'node:net';
 import { isLocalHostname, type TargetPolicy } from '../src/net/address-policy';
+import { tracedPost } from '../src/telemetry';
 
 /** Sockets per origin: enough for a busy endpoint, bounded so one origin cannot take every fd. */
 export const MAX_SOCKETS_PER_ORIGIN = 64;
@@ -120,7 +121,12 @@ export function closeIdleConnections(): void {
   agents.clear();
 }
 
-export async function post(opts: PostOptions): Promise<PostResult> {
+/** One POST; with tracing on, in a client span whose traceparent the receiver gets (src/telemetry). */
+export function post(opts: PostOptions): Promise<PostResult> {
+  return tracedPost(opts, send);
+}
+
+async function send(opts: PostOptions): Promise<PostResult> {
   const started = performance.now();
   let url: URL;
   try {

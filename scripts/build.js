@@ -28,7 +28,12 @@ async function main() {
   writeFileSync(path.join(out, 'package.json'), `${JSON.stringify({ name: pkg.name, version: pkg.version, private: true, type: 'commonjs' }, null, 2)}\n`);
 
   const { bundleWorkflowCode } = require('@temporalio/worker');
-  const { code } = await bundleWorkflowCode({ workflowsPath: path.join(out, 'workflows', 'index.js'), logger: quietLogger });
+  const { workflowInterceptorModules } = require(path.join(out, 'src', 'telemetry', 'bundle.js'));
+  const { code } = await bundleWorkflowCode({
+    workflowsPath: path.join(out, 'workflows', 'index.js'),
+    workflowInterceptorModules: workflowInterceptorModules(),
+    logger: quietLogger,
+  });
   mkdirSync(out, { recursive: true });
   writeFileSync(path.join(out, 'workflow-bundle.js'), code);
   console.log(`built ${path.relative(process.cwd(), out) || '.'}: run with node ${path.join(path.relative(process.cwd(), out), 'src/cli/main.js')} <command>`);

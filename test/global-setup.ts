@@ -14,6 +14,7 @@ import path from 'node:path';
 import pg from 'pg';
 import type { TestProject } from 'vitest/node';
 import { bundleWorkflowCode } from '@temporalio/worker';
+import { workflowInterceptorModules } from '../src/telemetry/bundle';
 import { migrate } from '../src/db/migrate';
 import { createPool } from '../src/db/pool';
 import { findTemporalCli } from '../src/temporal/cli';
@@ -107,6 +108,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
       if (!existsSync(workflowsPath)) throw new Error(`${workflowsPath} is missing: nothing to bundle`);
       const { code } = await bundleWorkflowCode({
         workflowsPath: require.resolve(workflowsPath),
+        workflowInterceptorModules: workflowInterceptorModules(),
         logger: quietBundlerLogger,
       });
       const dir = mkdtempSync(path.join(tmpdir(), 'hookline-workflows-'));

@@ -22,6 +22,7 @@ import { portalSessionInfoRoutes, portalSessionRoutes } from './routes/portal-se
 import { registerTenantRoutes } from './tenant-routes';
 import { uiRoutes } from './routes/ui';
 import { registerDocs } from './docs';
+import { registerRequestSpans } from '../telemetry';
 
 export interface AppDeps {
   pool: Pool;
@@ -91,6 +92,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // Before the routes: the OpenAPI document and the request metrics must see every one of them.
   await registerDocs(app, deps.config);
   registerApiMetrics(app, createApiMetrics(deps.pool));
+  // A span per /v1 request when tracing is on (OTEL_EXPORTER_OTLP_ENDPOINT); nothing otherwise.
+  registerRequestSpans(app);
   // A tenant's data: each route under /v1 (the default tenant) and /v1/tenants/:tenantId.
   await registerTenantRoutes(app, [endpointRoutes, eventRoutes, deliveryRoutes, statsRoutes, portalSessionRoutes]);
   await app.register(tenantRoutes);

@@ -7,6 +7,7 @@ import { createLogger } from '../logger';
 import { connectClient } from '../temporal/connection';
 import { checkExposure } from './access';
 import { buildApp } from './app';
+import { startTracing, stopTracing } from '../telemetry';
 
 export async function runApi(config: Config): Promise<void> {
   // First: an API the network can reach without a key must not start by accident.
@@ -14,6 +15,8 @@ export async function runApi(config: Config): Promise<void> {
   if (!config.DATABASE_URL || !config.TEMPORAL_ADDRESS) {
     throw new Error('hookline api needs DATABASE_URL and TEMPORAL_ADDRESS (or run `hookline dev`)');
   }
+  // Before the Temporal client and the app are made: tracing adds interceptors and request hooks.
+  startTracing('api');
   const pool = createPool(config.DATABASE_URL, 20);
   // Every role migrates at start (under an advisory lock), so any one of them can come up first.
   await migrate(pool);
@@ -23,6 +26,7 @@ export async function runApi(config: Config): Promise<void> {
   app.addHook('onClose', async () => {
     await connection.close();
     await pool.end();
+    await stopTracing();
   });
   const stop = async () => {
     await app.close();

@@ -4,6 +4,7 @@
 // gives back, and the worker runs for as long as `hookline dev` does.
 import { writeFileSync } from 'node:fs';
 import { bundleWorkflowCode } from '@temporalio/worker';
+import { workflowInterceptorModules } from '../telemetry/bundle';
 
 async function main(): Promise<void> {
   const out = process.argv[2];
@@ -11,6 +12,7 @@ async function main(): Promise<void> {
   const quiet = () => {};
   const { code } = await bundleWorkflowCode({
     workflowsPath: require.resolve('../../workflows'),
+    workflowInterceptorModules: workflowInterceptorModules(),
     logger: { log: quiet, trace: quiet, debug: quiet, info: quiet, warn: console.warn, error: console.error },
   });
   writeFileSync(out, code);

@@ -32,6 +32,8 @@ export interface NewEvent {
   version?: number | null;
   channels?: string[] | null;
   data: unknown;
+  /** The W3C trace context of the request that recorded it, for the relay (src/telemetry). */
+  traceContext?: Record<string, string> | null;
 }
 
 const COLUMNS = 'id, tenant_id, only_endpoint_id, type, version, channels, data, data_encrypted, created_at';
@@ -53,12 +55,12 @@ export async function insertEventWithOutbox(db: Queryable, e: NewEvent): Promise
        INSERT INTO events (id, type, version, channels, data, data_encrypted, tenant_id, only_endpoint_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
        ON CONFLICT (id) DO NOTHING RETURNING ${COLUMNS}
      ), o AS (
-       INSERT INTO outbox (event_id) SELECT id FROM e
+       INSERT INTO outbox (event_id, trace_context) SELECT id, $9::jsonb FROM e
      )
      SELECT * FROM e`,
     payloadsEncrypted()
-      ? [e.id, e.type, e.version ?? null, e.channels ?? null, null, sealEventData(e.id, e.data), e.tenantId ?? DEFAULT_TENANT, e.onlyEndpointId ?? null]
-      : [e.id, e.type, e.version ?? null, e.channels ?? null, JSON.stringify(e.data), null, e.tenantId ?? DEFAULT_TENANT, e.onlyEndpointId ?? null],
+      ? [e.id, e.type, e.version ?? null, e.channels ?? null, null, sealEventData(e.id, e.data), e.tenantId ?? DEFAULT_TENANT, e.onlyEndpointId ?? null, e.traceContext ?? null]
+      : [e.id, e.type, e.version ?? null, e.channels ?? null, JSON.stringify(e.data), null, e.tenantId ?? DEFAULT_TENANT, e.onlyEndpointId ?? null, e.traceContext ?? null],
   );
   if (inserted.rows[0]) return { event: toRow(inserted.rows[0]), created: true };
   const existing = await getEvent(db, e.id);

@@ -3,6 +3,7 @@
 // points an endpoint at to watch deliveries, retries and rejections during development.
 import Fastify from 'fastify';
 import { webhookReceiver } from './fastify';
+import { startTracing, stopTracing } from '../telemetry';
 
 export interface ExampleReceiverOptions {
   /** One key or several during a rotation: `whsec_` secrets (prefix optional) and/or `whpk_` public keys. */
@@ -24,6 +25,8 @@ const SEEN_IDS_MAX = 10_000;
 
 export async function startExampleReceiver(options: ExampleReceiverOptions): Promise<ExampleReceiver> {
   const { secret, port, host = '127.0.0.1', log = console.log } = options;
+  // With OTEL_EXPORTER_OTLP_ENDPOINT set, each verification is a span in the delivery's trace.
+  startTracing('receiver');
   const seen = new Set<string>();
   const app = Fastify({ logger: false });
 
@@ -49,6 +52,9 @@ export async function startExampleReceiver(options: ExampleReceiverOptions): Pro
   const address = await app.listen({ port, host });
   return {
     url: `${address}/`,
-    close: () => app.close(),
+    close: async () => {
+      await app.close();
+      await stopTracing();
+    },
   };
 }

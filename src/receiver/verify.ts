@@ -1,7 +1,8 @@
 // Receiver side of Standard Webhooks: checks that a request came from the holder of a shared
 // secret (v1, HMAC) or of the private half of a `whpk_` public key (v1a, ed25519), recently, and
-// hands back the parsed event. Depends on src/signing.ts (node:crypto)
-// only, so a receiver can use it without Fastify, Postgres, Temporal or the rest of Hookline.
+// hands back the parsed event. Depends on src/signing.ts (node:crypto) and, when the app has it,
+// @opentelemetry/api (./tracing), so a receiver can use it without Fastify, Postgres, Temporal or
+// the rest of Hookline.
 //
 // Accepted on the wire, as the `standardwebhooks` and `svix` libraries accept it:
 //   webhook-id, webhook-timestamp (unix seconds), webhook-signature ("v1,<b64> v1a,<b64> …"),
@@ -10,6 +11,7 @@ import type { KeyObject } from 'node:crypto';
 import {
   ed25519PublicKey, PRIVATE_KEY_PREFIX, PUBLIC_KEY_PREFIX, safeEqual, secretKey, sign, verifyEd25519,
 } from '../signing';
+import { traceVerification } from './tracing';
 
 // Standard Webhooks recommends five minutes, and both reference libraries use it: long enough
 // for clock skew and a slow proxy, short enough that a captured request cannot be replayed later.
@@ -78,6 +80,11 @@ export interface VerifiedWebhook<T = unknown> {
  * is unusable (the receiver's configuration is wrong, not the request).
  */
 export function verifyWebhook<T = unknown>(input: VerifyWebhookInput): VerifiedWebhook<T> {
+  // In a span of the sender's trace when the app has OpenTelemetry (./tracing).
+  return traceVerification(input.headers, () => verifyUntraced<T>(input));
+}
+
+function verifyUntraced<T>(input: VerifyWebhookInput): VerifiedWebhook<T> {
   const secrets = normalizeSecrets(input.secrets);
   const tolerance = input.toleranceSeconds ?? DEFAULT_TOLERANCE_SECONDS;
 

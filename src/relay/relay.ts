@@ -14,6 +14,7 @@ import type { Pool } from '../db/pool';
 import type { Logger } from '../logger';
 import { subscribersOf, toResolved, type ResolvedEndpoint } from '../subscriptions';
 import { workflowStartMetadata } from '../temporal/workflow-details';
+import { traceRelayStart } from '../telemetry';
 import type { deliverEvent } from '../../workflows';
 
 export interface RelayOptions {
@@ -37,6 +38,8 @@ export interface ClaimedEvent {
   type: string;
   channels: string[] | null;
   relay_attempts: number;
+  /** The recording request's W3C trace context (tracing on), else null. */
+  trace_context: Record<string, string> | null;
 }
 
 // A failed start (Temporal down) is retried after this, doubling per failure up to the cap.
@@ -119,7 +122,7 @@ export class Relay {
     try {
       await db.query('BEGIN');
       const { rows } = await db.query<ClaimedEvent>(
-        `SELECT o.event_id, e.tenant_id, e.only_endpoint_id, e.type, e.channels, o.relay_attempts FROM outbox o JOIN events e ON e.id = o.event_id
+        `SELECT o.event_id, e.tenant_id, e.only_endpoint_id, e.type, e.channels, o.relay_attempts, o.trace_context FROM outbox o JOIN events e ON e.id = o.event_id
          WHERE o.available_at <= now()
          ORDER BY o.created_at, o.event_id
          LIMIT $1 FOR UPDATE OF o SKIP LOCKED`,
@@ -164,7 +167,9 @@ export class Relay {
     return Promise.allSettled(rows.map(async (r) => {
       const endpoints = subscribersOf(active, { tenantId: r.tenant_id, onlyEndpointId: r.only_endpoint_id, type: r.type, channels: r.channels }).map(toResolved);
       await ensureDeliveries(this.o.pool, r.event_id, r.type, endpoints.map((e) => e.id), r.tenant_id);
-      await this.startWorkflow(r.event_id, r.type, endpoints, r.tenant_id);
+      // In a span of the event's trace when tracing is on (src/telemetry); a plain call when off.
+      await traceRelayStart({ eventId: r.event_id, eventType: r.type, carrier: r.trace_context },
+        () => this.startWorkflow(r.event_id, r.type, endpoints, r.tenant_id));
     }));
   }
 

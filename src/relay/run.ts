@@ -8,6 +8,7 @@ import { Relay } from './relay';
 import { purgeExpiredIdempotencyKeys } from '../db/events';
 import { prepareDataAtRest } from '../at-rest-start';
 import { startRetention } from './retention';
+import { startTracing, stopTracing } from '../telemetry';
 
 const IDEMPOTENCY_PURGE_INTERVAL_MS = 10 * 60 * 1000;
 
@@ -16,6 +17,8 @@ export async function runRelay(config: Config): Promise<void> {
     throw new Error('hookline relay needs DATABASE_URL and TEMPORAL_ADDRESS (or run `hookline dev`)');
   }
   const log = createLogger(config, 'relay');
+  // Before the Temporal client is made: tracing adds its interceptors.
+  if (startTracing('relay')) log.info('tracing on: exporting spans over OTLP');
   const pool = createPool(config.DATABASE_URL, 5);
   // Every role migrates at start (under an advisory lock), so any one of them can come up first.
   await migrate(pool);
@@ -48,5 +51,6 @@ export async function runRelay(config: Config): Promise<void> {
   await relay.stop();
   await connection.close();
   await pool.end();
+  await stopTracing();
   log.info('relay stopped');
 }

@@ -1,6 +1,7 @@
 // One Temporal client per process (api, relay, tests): connect, retrying for a while so a role that
 // starts alongside its Temporal server (docker compose, `hookline dev`) does not die on the race.
 import { Client, Connection } from '@temporalio/client';
+import { tracing } from '../telemetry';
 
 export interface ConnectClientOptions {
   /** Keep retrying an unreachable server this long; default 30 s. 0 = one attempt. */
@@ -17,7 +18,8 @@ export async function connectClient(
   for (;;) {
     try {
       const connection = await Connection.connect({ address, connectTimeout: '5s' });
-      return { client: new Client({ connection, namespace }), connection };
+      // Tracing on: workflow starts and signals carry the caller's trace context in their headers.
+      return { client: new Client({ connection, namespace, interceptors: tracing()?.clientInterceptors() }), connection };
     } catch (err) {
       if (Date.now() + delay > deadline) {
         throw new Error(`cannot reach Temporal at ${address}: ${err instanceof Error ? err.message : String(err)}`);

@@ -11,6 +11,8 @@ import { createLogger } from '../logger';
 import { createWorkerMetrics, serveMetrics, type MetricsServer } from '../metrics';
 import { targetPolicyFromConfig } from '../net/address-policy';
 import { installRuntimeLogger, logAttempt, logDeliveryStatus } from './logging';
+import { workflowInterceptorModules } from '../telemetry/bundle';
+import { startTracing, stopTracing, tracing } from '../telemetry';
 
 export interface HooklineWorkerOptions {
   connection: NativeConnection;
@@ -34,8 +36,22 @@ export async function createHooklineWorker(o: HooklineWorkerOptions): Promise<Wo
     // Unset (in-process tests): the SDK's default, cancel in-flight tasks at once.
     ...(o.shutdownGraceTimeMs !== undefined ? { shutdownGraceTime: o.shutdownGraceTimeMs } : {}),
     ...workflowSource(o.workflowBundlePath),
+    ...tracingOptions(),
   };
+  // Bundling at start: the same interceptor modules as every prebuilt bundle (telemetry/bundle).
+  if (options.workflowsPath) options.interceptors = { ...options.interceptors, workflowModules: workflowInterceptorModules() };
   return Worker.create(options);
+}
+
+/**
+ * Tracing on: the activity span interceptors and the sink that exports the spans made inside
+ * workflows. Off: only a sink that drops them, for a workflow started by a traced relay while
+ * this worker traces nothing (the sandbox would otherwise warn of an unregistered sink).
+ */
+function tracingOptions(): Pick<WorkerOptions, 'interceptors' | 'sinks'> {
+  const t = tracing();
+  if (t) return t.workerOptions();
+  return { sinks: { exporter: { export: { fn: () => {} } } } };
 }
 
 // `npm run build` writes the bundle next to the compiled code (dist/workflow-bundle.js): a
@@ -53,6 +69,7 @@ export async function runWorker(config: Config): Promise<void> {
     throw new Error('hookline worker needs DATABASE_URL and TEMPORAL_ADDRESS (or run `hookline dev`)');
   }
   installRuntimeLogger(log);
+  if (startTracing('worker')) log.info('tracing on: exporting spans over OTLP');
   const metrics = createWorkerMetrics();
   const pool = createPool(config.DATABASE_URL, 20);
   // Every role migrates at start (under an advisory lock), so any one of them can come up first.
@@ -104,5 +121,6 @@ export async function runWorker(config: Config): Promise<void> {
     await metricsServer?.close();
     await connection.close();
     await pool.end();
+    await stopTracing();
   }
 }

@@ -12,6 +12,7 @@ import type { ClientBase } from 'pg';
 import { withTransaction, type Pool } from '../../db/pool';
 import { lookupEventContractCached } from '../../db/event-types';
 import { notifyOutbox } from '../../db/outbox-notify';
+import { requestTraceContext } from '../../telemetry';
 import { claimIdempotencyKey, getEvent, insertEventWithOutbox, type EventRow } from '../../db/events';
 import { deliveriesForEvent } from '../../db/deliveries';
 import { newEventId } from '../../ids';
@@ -59,6 +60,7 @@ function contractError(err: unknown): unknown {
   return err instanceof EventContractError ? new ApiError(422, err.code, err.message, err.details) : err;
 }
 
+type TraceContext = Record<string, string> | null;
 type Recorded = { event: EventRow; contract: ContractResult | null };
 type Verdict = { result: ContractResult } | { err: unknown };
 
@@ -84,16 +86,20 @@ function contractOf(verdict: Verdict): ContractResult {
  * Without an Idempotency-Key: the event and its outbox row are one INSERT statement, atomic on
  * its own, so no BEGIN/COMMIT round trips around it.
  */
-async function recordEvent(pool: Pool, tenantId: string, b: z.output<typeof EventIn>, verdict: Verdict, onlyEndpointId?: string): Promise<Recorded> {
+async function recordEvent(
+  pool: Pool, tenantId: string, b: z.output<typeof EventIn>, verdict: Verdict, traceContext: TraceContext, onlyEndpointId?: string,
+): Promise<Recorded> {
   const contract = contractOf(verdict);
   const id = b.id ?? newEventId();
-  const { event, created } = await insertEventWithOutbox(pool, { id, tenantId, onlyEndpointId, type: b.type, data: b.data, channels: b.channels, version: contract.version });
+  const { event, created } = await insertEventWithOutbox(pool, { id, tenantId, onlyEndpointId, type: b.type, data: b.data, channels: b.channels, version: contract.version, traceContext });
   if (!created && (event.tenantId !== tenantId || !sameEvent(event, b))) throw eventIdConflict(id);
   return { event, contract };
 }
 
 /** With an Idempotency-Key: the key claim and the insert commit together or not at all. */
-async function recordEventOnce(pool: Pool, config: Config, tenantId: string, b: z.output<typeof EventIn>, key: string, verdict: Verdict): Promise<Recorded> {
+async function recordEventOnce(
+  pool: Pool, config: Config, tenantId: string, b: z.output<typeof EventIn>, key: string, verdict: Verdict, traceContext: TraceContext,
+): Promise<Recorded> {
   const hash = requestHash(b);
   return withTransaction(pool, async (db): Promise<Recorded> => {
     const id = b.id ?? newEventId();
@@ -108,7 +114,7 @@ async function recordEventOnce(pool: Pool, config: Config, tenantId: string, b: 
     }
     // After the key claim, so a repeated key returns the first event even if the type changed since.
     const contract = contractOf(verdict);
-    const { event, created } = await insertEventWithOutbox(db, { id, tenantId, type: b.type, data: b.data, channels: b.channels, version: contract.version });
+    const { event, created } = await insertEventWithOutbox(db, { id, tenantId, type: b.type, data: b.data, channels: b.channels, version: contract.version, traceContext });
     if (!created && (event.tenantId !== tenantId || !sameEvent(event, b))) throw eventIdConflict(id);
     return { event, contract };
   });
@@ -151,8 +157,10 @@ export const eventRoutes: FastifyPluginAsync = async (fastify) => {
       throw new ApiError(400, 'validation_error', 'headers.idempotency-key: 1–255 printable ASCII characters');
     }
     const verdict = await checkContract(pool, config, b);
+    // The request's trace context rides with the outbox row, so the relay's span joins its trace.
+    const trace = requestTraceContext(req);
     const { event, contract } =
-      key === undefined ? await recordEvent(pool, req.tenantId, b, verdict) : await recordEventOnce(pool, config, req.tenantId, b, key, verdict);
+      key === undefined ? await recordEvent(pool, req.tenantId, b, verdict, trace) : await recordEventOnce(pool, config, req.tenantId, b, key, verdict, trace);
     notifyOutbox(pool);
     const deprecatedAt = contract?.deprecatedAt;
     if (deprecatedAt) {
@@ -201,7 +209,7 @@ export const eventRoutes: FastifyPluginAsync = async (fastify) => {
     if (b.type.startsWith('hookline.')) {
       throw new ApiError(400, 'validation_error', 'body.eventType: the hookline. prefix is reserved for Hookline\'s own events');
     }
-    const { event } = await recordEvent(pool, req.tenantId, b, await checkContract(pool, config, b), endpoint.id);
+    const { event } = await recordEvent(pool, req.tenantId, b, await checkContract(pool, config, b), requestTraceContext(req), endpoint.id);
     notifyOutbox(pool);
     return reply.code(202).send(eventOut(event));
   });
