@@ -13,6 +13,8 @@ import { hostOf, subscribersOf, toResolved, type ResolvedEndpoint } from '../src
 import { USER_AGENT } from '../src/version';
 import type { TargetPolicy } from '../src/net/address-policy';
 import { post } from './http';
+import { createListenTransport } from './listen-transport';
+import { isListenUrl } from '../src/listen/sessions';
 
 export type { ResolvedEndpoint } from '../src/subscriptions';
 
@@ -106,6 +108,8 @@ function fromAttemptRecord({ startedAt, responseBodyBase64, ...rest }: AttemptRe
 
 export function createActivities(deps: ActivityDeps) {
   const { pool } = deps;
+  // `listen://` endpoints (hookline listen) travel over the listener's connection, not HTTP.
+  const listen = createListenTransport(pool);
 
   /** Looks up the endpoints of a replay that starts a new run, or of an endpoint adopted after continue-as-new. */
   async function resolveEndpoints(input: { eventId: string; onlyEndpointIds?: string[] }): Promise<{
@@ -154,7 +158,7 @@ export function createActivities(deps: ActivityDeps) {
     const { endpoint, event, secrets, body } = await load(eventId, endpointId);
     const startedAt = new Date();
     const timestamp = Math.floor(startedAt.getTime() / 1000);
-    const result = await post({
+    const result = await (isListenUrl(endpoint.url) ? listen.post : post)({
       url: endpoint.url,
       body,
       headers: {
