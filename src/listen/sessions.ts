@@ -76,8 +76,10 @@ export async function sweepSessions(db: Queryable, graceMs: number): Promise<str
   const { rows } = await db.query<{ id: string }>(
     `DELETE FROM endpoints e USING listen_sessions s
      WHERE s.endpoint_id = e.id AND s.last_seen_at < now() - make_interval(secs => $1::double precision / 1000)
+       -- never one a live stream holds, however short the grace
+       AND (s.holder IS NULL OR s.last_seen_at < now() - make_interval(secs => $2::double precision / 1000))
      RETURNING e.id`,
-    [graceMs],
+    [graceMs, CONNECTED_STALE_MS],
   );
   await db.query(`DELETE FROM listen_requests WHERE deadline < now() - interval '1 minute'`);
   return rows.map((r) => r.id);
