@@ -7,10 +7,12 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Webhook } from 'standardwebhooks';
 import { checkTargetUrl } from '../src/api/url-policy';
-import { sweepSessions } from '../src/listen/sessions';
+import { configureDataAtRest } from '../src/at-rest';
+import { answerRequest, claimRequests, enqueueRequest, takeAnswer } from '../src/listen/requests';
+import { sweepSessions, takeSession } from '../src/listen/sessions';
 import { createTargetPolicy } from '../src/net/address-policy';
 import {
-  createApiOnly, createEndpoint, createHarness, sendEvent, startReceiver, waitFor, workflowHistoryText,
+  createApiOnly, createEndpoint, createHarness, sendEvent, startReceiver, TEST_ENCRYPTION_KEY, waitFor, workflowHistoryText,
   type Harness, type Receiver,
 } from './helpers';
 
@@ -218,6 +220,26 @@ describe('hookline listen', () => {
       statusCode: 422, message: expect.stringMatching(/url: listen:\/\/ endpoints are made by `hookline listen` only/),
     });
     await expect(checkTargetUrl('ftp://127.0.0.1/x', 'url', createTargetPolicy(['loopback']))).rejects.toMatchObject({ statusCode: 422 });
+  });
+
+  it('seals the payload and the answer in flight when HOOKLINE_ENCRYPT_PAYLOADS is on', async () => {
+    configureDataAtRest({ HOOKLINE_ENCRYPTION_KEY: TEST_ENCRYPTION_KEY, HOOKLINE_ENCRYPT_PAYLOADS: true });
+    try {
+      expect((await h.app.inject({ method: 'POST', url: '/v1/listen/sessions', payload: { session: 'sealed' } })).statusCode).toBe(201);
+      await takeSession(h.pool, 'sealed', 'test-stream');
+      const body = JSON.stringify({ data: { word: 'plaintext-marker' } });
+      const id = (await enqueueRequest(h.pool, 'sealed', { 'webhook-id': 'evt_sealed' }, body, 10_000))!;
+      const stored = async () => (await h.pool.query('SELECT body, response_body FROM listen_requests WHERE id = $1', [id])).rows[0];
+      expect((await stored()).body).not.toContain('plaintext-marker');
+      const [claimed] = await claimRequests(h.pool, 'sealed', 'test-stream');
+      expect(claimed.body).toBe(body);
+      const answer = { status: 200, headers: {}, body: Buffer.from('echo plaintext-marker'), errorCode: null, errorMessage: null };
+      expect(await answerRequest(h.pool, 'sealed', id, answer)).toBe(true);
+      expect((await stored()).response_body.toString()).not.toContain('plaintext-marker');
+      expect((await takeAnswer(h.pool, id))!.body!.toString()).toBe('echo plaintext-marker');
+    } finally {
+      configureDataAtRest({ HOOKLINE_ENCRYPTION_KEY: TEST_ENCRYPTION_KEY, HOOKLINE_ENCRYPT_PAYLOADS: false });
+    }
   });
 });
 

@@ -23,12 +23,15 @@ CREATE TABLE listen_requests (
   session_id       text NOT NULL REFERENCES listen_sessions(id) ON DELETE CASCADE,
   headers          jsonb NOT NULL,
   body             text NOT NULL,
+  -- Sealed like events' data when HOOKLINE_ENCRYPT_PAYLOADS is on (src/listen/requests.ts).
+  body_sealed      boolean NOT NULL DEFAULT false,
   deadline         timestamptz NOT NULL,
   claimed_by       text,
   answered_at      timestamptz,
   status           integer,
   response_headers jsonb,
   response_body    bytea,
+  response_sealed  boolean NOT NULL DEFAULT false,
   error_code       text,
   error_message    text,
   created_at       timestamptz NOT NULL DEFAULT now()
