@@ -5,6 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import fc from 'fast-check';
 import { Webhook } from 'standardwebhooks';
 import { checkTargetUrl } from '../src/api/url-policy';
 import { configureDataAtRest } from '../src/at-rest';
@@ -220,6 +221,29 @@ describe('hookline listen', () => {
       statusCode: 422, message: expect.stringMatching(/url: listen:\/\/ endpoints are made by `hookline listen` only/),
     });
     await expect(checkTargetUrl('ftp://127.0.0.1/x', 'url', createTargetPolicy(['loopback']))).rejects.toMatchObject({ statusCode: 422 });
+  });
+
+  it('answers hostile input to its routes with a 4xx that names the field, never a 5xx', async () => {
+    const hostile = fc.oneof(fc.string({ maxLength: 80 }), fc.jsonValue({ maxDepth: 2 }), fc.constantFrom('', '\u0000', '../x', 'a'.repeat(65), '*', 'invoice.*', '1', '-1', '99999999999999999999'));
+    const cases = [
+      { url: '/v1/listen/sessions', fields: ['session', 'eventTypes'] },
+      { url: '/v1/listen/sessions/first/results', fields: ['requestId', 'status', 'headers', 'bodyBase64', 'error'] },
+    ];
+    const started = new Date();
+    for (const c of cases) {
+      await fc.assert(
+        fc.asyncProperty(fc.subarray(c.fields), fc.array(hostile, { minLength: 5, maxLength: 5 }), async (keys, values) => {
+          const payload = Object.fromEntries(keys.map((k, i) => [k, values[i]]));
+          const res = await h.app.inject({ method: 'POST', url: c.url, payload });
+          const what = `${c.url} ${JSON.stringify(payload).slice(0, 200)} → ${res.statusCode} ${res.body.slice(0, 200)}`;
+          expect(res.statusCode, what).toBeLessThan(500);
+          if (res.statusCode >= 400 && res.statusCode !== 404) expect(res.json().message, what).toMatch(/^body\b/);
+        }),
+        { numRuns: 40 },
+      );
+    }
+    // The sessions it opened would take every later event (they subscribe to all types).
+    await h.pool.query(`DELETE FROM endpoints WHERE url LIKE 'listen://%' AND created_at >= $1`, [started]);
   });
 
   it('seals the payload and the answer in flight when HOOKLINE_ENCRYPT_PAYLOADS is on', async () => {

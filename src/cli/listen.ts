@@ -58,9 +58,13 @@ function parseOptions(args: string[], env: NodeJS.ProcessEnv): Options {
     args,
     options: {
       'forward-to': { type: 'string' }, events: { type: 'string' }, api: { type: 'string' },
-      session: { type: 'string' }, key: { type: 'string' },
+      session: { type: 'string' }, key: { type: 'string' }, help: { type: 'boolean', short: 'h' },
     },
   });
+  if (values.help) {
+    console.log(LISTEN_USAGE);
+    process.exit(0);
+  }
   const forwardTo = values['forward-to'];
   if (!forwardTo) throw new ListenError(`--forward-to is required\n\n${LISTEN_USAGE}`, null, true);
   const url = (raw: string, flag: string) => {
