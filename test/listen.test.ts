@@ -12,8 +12,9 @@ import { configureDataAtRest } from '../src/at-rest';
 import { answerRequest, claimRequests, enqueueRequest, takeAnswer } from '../src/listen/requests';
 import { sweepSessions, takeSession } from '../src/listen/sessions';
 import { createTargetPolicy } from '../src/net/address-policy';
+import { findFreePort } from '../src/temporal/devserver';
 import {
-  createApiOnly, createEndpoint, createHarness, sendEvent, startReceiver, TEST_ENCRYPTION_KEY, waitFor, workflowHistoryText,
+  createApiOnly, createEndpoint, createHarness, sendEvent, spawnRole, startReceiver, TEST_ENCRYPTION_KEY, waitFor, workflowHistoryText,
   type Harness, type Receiver,
 } from './helpers';
 
@@ -193,6 +194,28 @@ describe('hookline listen', () => {
     const ev = await sendEvent(h.app, { type: 'listen.after-takeover', data: {} });
     await waitFor(delivered(ev.id), 60_000, 'delivered through the second listener');
     await b.line(new RegExp(`${ev.id}  listen.after-takeover  -> 200`));
+  });
+
+  it('across API replicas: a listener on another API takes the session over, and deliveries follow it', async () => {
+    const port = await findFreePort();
+    const api2 = spawnRole(h, 'api', { PORT: String(port), HOOKLINE_LOG_LEVEL: 'silent' });
+    const api2Exited = new Promise((resolve) => api2.on('exit', resolve));
+    try {
+      await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => null))?.ok, 60_000, 'second API up');
+      const a = listen(['--forward-to', local.url, '--api', base, '--session', 'first']);
+      await a.line(/^connected to /);
+      const b = listen(['--forward-to', local.url, '--api', `http://127.0.0.1:${port}`, '--session', 'first']);
+      await b.line(/^connected to /);
+      // The first API learns of the takeover from the session row, at its next heartbeat.
+      expect(await a.exited).toBe(1);
+      expect(a.err.join('\n')).toMatch(/took over session first/);
+      const ev = await sendEvent(h.app, { type: 'listen.replica', data: {} });
+      await waitFor(delivered(ev.id), 60_000, 'delivered through the other API');
+      await b.line(new RegExp(`${ev.id}  listen.replica  -> 200`));
+    } finally {
+      api2.kill('SIGTERM');
+      await api2Exited;
+    }
   });
 
   it('sweeps the endpoint of a session gone longer than the grace period, not a connected one', async () => {
