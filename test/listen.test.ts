@@ -231,6 +231,15 @@ describe('hookline listen', () => {
     expect((await h.app.inject({ method: 'GET', url: `/v1/endpoints/${kept}` })).statusCode).toBe(200);
   });
 
+  it('stops the listener when its endpoint is deleted', async () => {
+    const l = listen(['--forward-to', local.url, '--api', base, '--session', 'deleted']);
+    const endpointId = (await l.line(/^session deleted \(endpoint (ep_\w+)/))[1];
+    await l.line(/^connected to /);
+    expect((await h.app.inject({ method: 'DELETE', url: `/v1/endpoints/${endpointId}` })).statusCode).toBe(204);
+    expect(await l.exited).toBe(1);
+    expect(l.err.join('\n')).toMatch(/session deleted was removed on the API/);
+  });
+
   it('refuses listen:// endpoints made by hand', async () => {
     const created = await h.app.inject({ method: 'POST', url: '/v1/endpoints', payload: { url: 'listen://first' } });
     expect(created.statusCode).toBe(400);

@@ -5,7 +5,7 @@
 // attempt's result. Self-contained: it speaks to the API with fetch and nothing else from src/.
 //
 // Protocol (src/api/routes/listen.ts): POST /v1/listen/sessions, then GET …/stream (Server-Sent
-// Events: ready, delivery, replaced), and one POST …/results per delivery. A dropped stream is
+// Events: ready, delivery, replaced, removed), and one POST …/results per delivery. A dropped stream is
 // reopened with the same session; the API keeps the session's deliveries retrying meanwhile.
 import http from 'node:http';
 import https from 'node:https';
@@ -26,6 +26,7 @@ const REPORT_MARGIN_MS = 500;
 /** The API pings every 15 s; this long without a byte means the connection is dead. */
 const STREAM_IDLE_MS = 45_000;
 const RECONNECT_MIN_MS = 500;
+const ANSWER_HEADERS = ['retry-after', 'content-type'] as const;
 const RECONNECT_MAX_MS = 10_000;
 
 class ListenError extends Error {
@@ -133,16 +134,20 @@ class ListenClient {
   /** Streams until stopped; a dropped stream is reopened with backoff, a refused one ends the command. */
   async run(): Promise<void> {
     let delay = RECONNECT_MIN_MS;
+    let reopen = false;
     while (!this.stopped) {
       try {
+        if (reopen) await this.open();
+        reopen = false;
         await this.stream(() => (delay = RECONNECT_MIN_MS));
         if (this.stopped) return;
         console.error('disconnected from the API; reconnecting');
       } catch (err) {
         if (this.stopped) return;
-        if (err instanceof ListenError && err.status === 404) {
+        if (err instanceof ListenError && err.status === 404 && !reopen) {
+          // Removed after the grace period (or its endpoint deleted): a new one, with a new secret.
           console.error(`session ${this.session} no longer exists on the API; opening it again`);
-          await this.open();
+          reopen = true;
           continue;
         }
         if (err instanceof ListenError && err.fatal) throw err;
@@ -211,8 +216,10 @@ class ListenClient {
       console.log(`connected to ${this.o.api.origin}, waiting for deliveries`);
     } else if (event === 'delivery') {
       void this.handle(payload as Delivery);
-    } else if (event === 'replaced') {
-      console.error(`another hookline listen took over session ${this.session}; stopping`);
+    } else if (event === 'replaced' || event === 'removed') {
+      console.error(event === 'replaced'
+        ? `another hookline listen took over session ${this.session}; stopping`
+        : `session ${this.session} was removed on the API (its endpoint was deleted); stopping`);
       this.stop();
       process.exitCode = 1;
     }
@@ -253,8 +260,13 @@ function forward(target: URL, headers: Record<string, string>, body: string, tim
           size += c.length;
         });
         res.on('end', () => {
+          // Only what the attempt's judgement reads (Retry-After on 429/503) and what describes the
+          // body; a local app's cookies or huge headers have no business in the attempt record.
           const h: Record<string, string> = {};
-          for (const [k, v] of Object.entries(res.headers)) if (v !== undefined) h[k] = Array.isArray(v) ? v.join(', ') : v;
+          for (const name of ANSWER_HEADERS) {
+            const v = res.headers[name];
+            if (typeof v === 'string') h[name] = v.slice(0, 1024);
+          }
           done({ status: res.statusCode ?? 0, headers: h, bodyBase64: Buffer.concat(chunks).toString('base64') });
         });
         res.on('error', (err: NodeJS.ErrnoException) => done({ error: { code: err.code ?? 'ERESPONSE', message: err.message.slice(0, 500) } }));

@@ -10,7 +10,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { Pool } from '../db/pool';
 import { PgChannel } from './channel';
 import { claimRequests, REQUEST_CHANNEL, type ClaimedRequest } from './requests';
-import { HEARTBEAT_MS, heartbeat, releaseSession, sweepSessions, takeSession } from './sessions';
+import { existingSessions, HEARTBEAT_MS, heartbeat, releaseSession, sweepSessions, takeSession } from './sessions';
 
 /** SSE comment lines keep proxies (nginx's proxy_read_timeout is 30 s) from closing a quiet stream. */
 const PING_MS = 15_000;
@@ -115,8 +115,11 @@ export class ListenHub {
   private async tick(): Promise<void> {
     const entries = [...this.held.values()];
     let still: Set<string>;
+    let exist: Set<string>;
     try {
       still = await heartbeat(this.opts.pool, entries.map((e) => ({ id: e.sessionId, holder: e.holder })));
+      const lost = entries.filter((e) => !still.has(e.sessionId)).map((e) => e.sessionId);
+      exist = lost.length > 0 ? await existingSessions(this.opts.pool, lost) : new Set();
     } catch (err) {
       this.opts.log.warn({ err: (err as Error).message }, 'listen: heartbeat failed');
       return;
@@ -126,9 +129,13 @@ export class ListenHub {
     for (const e of entries) {
       if (this.held.get(e.sessionId) !== e) continue;
       if (!still.has(e.sessionId)) {
-        // Taken over by a newer stream (here or on another replica), or the session was swept.
         this.held.delete(e.sessionId);
-        this.replaced(e);
+        if (exist.has(e.sessionId)) {
+          this.replaced(e); // a newer stream holds it, here or on another replica
+        } else {
+          e.stream.send('removed', { session: e.sessionId, message: 'the session was removed (its endpoint was deleted)' });
+          e.stream.end();
+        }
         continue;
       }
       if (ping) e.stream.ping();

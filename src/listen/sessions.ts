@@ -67,6 +67,12 @@ export async function heartbeat(db: Queryable, held: { id: string; holder: strin
   return new Set(rows.map((r) => r.id));
 }
 
+/** Which of these sessions still exist (a session goes with its endpoint). */
+export async function existingSessions(db: Queryable, ids: string[]): Promise<Set<string>> {
+  const { rows } = await db.query<{ id: string }>('SELECT id FROM listen_sessions WHERE id = ANY($1)', [ids]);
+  return new Set(rows.map((r) => r.id));
+}
+
 /**
  * Removes what sessions gone longer than `graceMs` left: their endpoints (the session row goes
  * with its endpoint) and request rows no worker came back for (a worker that died mid-wait).

@@ -121,7 +121,7 @@ export const listenRoutes: FastifyPluginAsync = async (fastify) => {
   });
 
   app.get('/v1/listen/sessions/:session/stream', {
-    schema: { tags: ['listen'], summary: 'The session\'s deliveries as Server-Sent Events (events: ready, delivery, replaced)', params: SessionParams },
+    schema: { tags: ['listen'], summary: 'The session\'s deliveries as Server-Sent Events (events: ready, delivery, replaced, removed)', params: SessionParams },
     config: { auth: 'manage' },
   }, async (req, reply) => {
     const session = await getSession(pool, req.params.session);
