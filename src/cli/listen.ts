@@ -5,8 +5,8 @@
 // attempt's result. Self-contained: it speaks to the API with fetch and nothing else from src/.
 //
 // Protocol (src/api/routes/listen.ts): POST /v1/listen/sessions, then GET …/stream (Server-Sent
-// Events: ready, delivery, replaced, removed), and one POST …/results per delivery. A dropped stream is
-// reopened with the same session; the API keeps the session's deliveries retrying meanwhile.
+// Events: ready, delivery, replaced, removed), and one POST …/results per delivery. A dropped
+// stream is reopened with the same session; the API keeps its deliveries retrying meanwhile.
 import http from 'node:http';
 import https from 'node:https';
 import { parseArgs } from 'node:util';
