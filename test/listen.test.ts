@@ -240,6 +240,15 @@ describe('hookline listen', () => {
     expect(l.err.join('\n')).toMatch(/session deleted was removed on the API/);
   });
 
+  it('warns a resumed listener that its endpoint is disabled', async () => {
+    const opened = (await h.app.inject({ method: 'POST', url: '/v1/listen/sessions', payload: { session: 'off', eventTypes: ['off.*'] } })).json();
+    expect(opened.disabledReason).toBeNull();
+    await h.app.inject({ method: 'PATCH', url: `/v1/endpoints/${opened.endpointId}`, payload: { disabled: true } });
+    const l = listen(['--forward-to', local.url, '--api', base, '--session', 'off']);
+    await l.line(/^connected to /);
+    expect(l.err.join('\n')).toMatch(new RegExp(`warning: endpoint ${opened.endpointId} is disabled`));
+  });
+
   it('refuses listen:// endpoints made by hand', async () => {
     const created = await h.app.inject({ method: 'POST', url: '/v1/endpoints', payload: { url: 'listen://first' } });
     expect(created.statusCode).toBe(400);

@@ -123,6 +123,9 @@ class ListenClient {
     const types = json.eventTypes ? json.eventTypes.join(', ') : 'all event types';
     if (json.resumed) {
       console.log(`resumed session ${json.session} (endpoint ${json.endpointId}, ${types})`);
+      if (json.disabledReason) {
+        console.error(`warning: endpoint ${json.endpointId} is disabled (${json.disabledReason}); nothing is delivered until it is enabled: PATCH /v1/endpoints/${json.endpointId} {"disabled":false}`);
+      }
     } else {
       console.log(`session ${json.session} (endpoint ${json.endpointId}, ${types})`);
       console.log(`secret: ${json.secret}`);

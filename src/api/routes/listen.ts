@@ -55,6 +55,7 @@ const SessionOut = z.object({
   eventTypes: z.array(z.string()).nullable(),
   graceMs: z.number(),
   resumed: z.boolean(),
+  disabledReason: z.string().nullable().describe('set when the endpoint is disabled (e.g. the local app answered 410)'),
   secret: z.string().optional().describe('only when the session is created'),
 });
 const SessionParams = z.object({ session: SessionId });
@@ -94,7 +95,8 @@ export const listenRoutes: FastifyPluginAsync = async (fastify) => {
         const ep = req.body.eventTypes
           ? await endpoints.updateEndpoint(db, existing.endpointId, { eventTypes })
           : await endpoints.getEndpoint(db, existing.endpointId);
-        return { resumed: true, endpointId: existing.endpointId, eventTypes: ep?.eventTypes ?? null, secret: undefined };
+        const disabledReason = ep?.disabled ? ep.disabledReason ?? 'disabled' : null;
+        return { resumed: true, endpointId: existing.endpointId, eventTypes: ep?.eventTypes ?? null, disabledReason, secret: undefined };
       }
       if (!hasEncryptionKey()) {
         throw new ApiError(503, 'encryption_key_missing', 'HOOKLINE_ENCRYPTION_KEY is not set: endpoint secrets cannot be stored');
@@ -112,7 +114,7 @@ export const listenRoutes: FastifyPluginAsync = async (fastify) => {
         secret,
       });
       await insertSession(db, id, ep.id);
-      return { resumed: false, endpointId: ep.id, eventTypes: ep.eventTypes, secret };
+      return { resumed: false, endpointId: ep.id, eventTypes: ep.eventTypes, disabledReason: null, secret };
     }).catch((err) => {
       if ((err as { code?: string }).code === '23505') throw new ApiError(409, 'conflict', `body.session: ${id} is being opened by another request`);
       throw err;
