@@ -13,7 +13,7 @@ import { hostOf, subscribersOf, toResolved, type ResolvedEndpoint } from '../src
 import { USER_AGENT } from '../src/version';
 import type { TargetPolicy } from '../src/net/address-policy';
 import { post } from './http';
-import { createListenTransport } from './listen-transport';
+import { createListenTransport, LISTENER_OFFLINE } from './listen-transport';
 import { isListenUrl } from '../src/listen/sessions';
 
 export type { ResolvedEndpoint } from '../src/subscriptions';
@@ -55,6 +55,8 @@ export const FailureTypes = {
   deleted: 'EndpointDeleted',
   privateTarget: 'PrivateTarget',
   retryable: 'RetryableDeliveryError',
+  /** Retryable: no `hookline listen` serves the endpoint now (the seam for pausing it instead). */
+  listenerOffline: 'ListenerOffline',
 } as const;
 
 // 3xx is retried rather than followed: following would let a receiver bounce a signed request
@@ -200,7 +202,8 @@ export function createActivities(deps: ActivityDeps) {
         ? parseRetryAfter(headerValue(result.headers['retry-after']), Date.now())
         : undefined;
     const retryDelayMs = nextDelayMs(input.retry, input.attemptsBefore + Context.current().info.attempt, retryAfter);
-    throw ApplicationFailure.create({ message: error!, type: FailureTypes.retryable, details: [{ statusCode }], nextRetryDelay: retryDelayMs });
+    const type = result.kind === 'error' && result.code === LISTENER_OFFLINE ? FailureTypes.listenerOffline : FailureTypes.retryable;
+    throw ApplicationFailure.create({ message: error!, type, details: [{ statusCode }], nextRetryDelay: retryDelayMs });
   }
 
   /**

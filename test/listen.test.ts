@@ -183,6 +183,27 @@ describe('hookline listen', () => {
     local.state.delayMs = 0;
   });
 
+  it('with nobody listening, a delivery fails retryably as ListenerOffline, dead-letters at its deadline, and a replay delivers it', async () => {
+    const opened = (await h.app.inject({ method: 'POST', url: '/v1/listen/sessions', payload: { session: 'away', eventTypes: ['away.*'] } })).json();
+    local.state.secrets.push(opened.secret);
+    const retry = { initialInterval: '100ms', maximumInterval: '200ms', deadline: '2s' };
+    expect((await h.app.inject({ method: 'PATCH', url: `/v1/endpoints/${opened.endpointId}`, payload: { retry } })).statusCode).toBe(200);
+    const ev = await sendEvent(h.app, { type: 'away.sent', data: {} });
+    await waitFor(async () => (await deliveryOf(ev.id))?.status === 'dead_lettered', 60_000, 'dead-lettered while offline');
+    const attempts = await attemptsOf(ev.id, opened.endpointId);
+    expect(attempts.length).toBeGreaterThan(1);
+    expect(attempts.every((a) => a.error?.startsWith('ELISTENEROFFLINE'))).toBe(true);
+    // The failure type a pause could key on, as the workflow saw it (the timeout's last failure).
+    expect(await workflowHistoryText(h.client, ev.id)).toContain('ListenerOffline');
+
+    const l = listen(['--forward-to', local.url, '--api', base, '--session', 'away']);
+    await l.line(/^connected to /);
+    const replay = await h.app.inject({ method: 'POST', url: `/v1/deliveries/${ev.id}/${opened.endpointId}/replay` });
+    expect(replay.statusCode).toBe(202);
+    await waitFor(delivered(ev.id), 60_000, 'delivered after the replay');
+    expect(local.verified).toContain(ev.id);
+  });
+
   it('a second listener on the same session takes it over; the first one stops', async () => {
     const args = ['--forward-to', local.url, '--api', base, '--session', 'first'];
     const a = listen(args);
