@@ -14,6 +14,8 @@ import { hostOf, subscribersOf, toResolved, type ResolvedEndpoint } from '../src
 import { USER_AGENT } from '../src/version';
 import type { TargetPolicy } from '../src/net/address-policy';
 import { post } from './http';
+import { createListenTransport, LISTENER_OFFLINE } from './listen-transport';
+import { isListenUrl } from '../src/listen/sessions';
 
 export type { ResolvedEndpoint } from '../src/subscriptions';
 
@@ -56,6 +58,8 @@ export const FailureTypes = {
   deleted: 'EndpointDeleted',
   privateTarget: 'PrivateTarget',
   retryable: 'RetryableDeliveryError',
+  /** Retryable: no `hookline listen` serves the endpoint now (the seam for pausing it instead). */
+  listenerOffline: 'ListenerOffline',
 } as const;
 
 // 3xx is retried rather than followed: following would let a receiver bounce a signed request
@@ -109,6 +113,8 @@ function fromAttemptRecord({ startedAt, responseBodyBase64, ...rest }: AttemptRe
 
 export function createActivities(deps: ActivityDeps) {
   const { pool } = deps;
+  // `listen://` endpoints (hookline listen) travel over the listener's connection, not HTTP.
+  const listen = createListenTransport(pool);
 
   /** Looks up the endpoints of a replay that starts a new run, or of an endpoint adopted after continue-as-new. */
   async function resolveEndpoints(input: { eventId: string; onlyEndpointIds?: string[] }): Promise<{
@@ -157,7 +163,7 @@ export function createActivities(deps: ActivityDeps) {
     const { endpoint, event, secrets, body } = await load(eventId, endpointId);
     const startedAt = new Date();
     const timestamp = Math.floor(startedAt.getTime() / 1000);
-    const result = await post({
+    const result = await (isListenUrl(endpoint.url) ? listen.post : post)({
       url: endpoint.url,
       body,
       headers: {
@@ -199,7 +205,8 @@ export function createActivities(deps: ActivityDeps) {
         ? parseRetryAfter(headerValue(result.headers['retry-after']), Date.now())
         : undefined;
     const retryDelayMs = nextDelayMs(input.retry, input.attemptsBefore + Context.current().info.attempt, retryAfter);
-    throw ApplicationFailure.create({ message: error!, type: FailureTypes.retryable, details: [{ statusCode }], nextRetryDelay: retryDelayMs });
+    const type = result.kind === 'error' && result.code === LISTENER_OFFLINE ? FailureTypes.listenerOffline : FailureTypes.retryable;
+    throw ApplicationFailure.create({ message: error!, type, details: [{ statusCode }], nextRetryDelay: retryDelayMs });
   }
 
   /**

@@ -114,6 +114,10 @@ const schema = z.object({
       error: 'each entry must be an IP, a CIDR, loopback, linklocal or uniquelocal',
     })).min(1))
     .optional(),
+  // `hookline listen`: how long a disconnected listen session keeps its endpoint (and its
+  // deliveries keep retrying) before the API removes it; reconnecting with the same session
+  // within it resumes. An hour covers a laptop lid closed over lunch.
+  HOOKLINE_LISTEN_GRACE_MS: positiveInt.default(60 * 60 * 1000),
   // SIGTERM on a worker: it stops polling and waits for in-flight tasks; after this grace the SDK
   // cancels activities still running. The delivery activity finishes its POST either way today
   // (bounded by HOOKLINE_REQUEST_TIMEOUT_MS), but an attempt that honoured cancellation would be

@@ -18,6 +18,7 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config';
 import { findFreePort } from '../src/temporal/devserver';
+import { enqueueRequest, takeAnswer } from '../src/listen/requests';
 import { createHarness, spawnRole, waitFor, type Harness } from './helpers';
 
 const SHIPPED = path.join(__dirname, '../deploy/nginx/hookline.conf');
@@ -217,6 +218,33 @@ describe('nginx in front of the API (deploy/nginx/hookline.conf)', () => {
     const direct = await request({ tls: false, port: ports.api, path: '/metrics', headers: { authorization: `Bearer ${API_KEY}` } });
     expect(direct.status).toBe(200);
     expect(direct.body).toContain('hookline_outbox_backlog');
+  });
+
+  it('carries a hookline listen stream and its answers (Server-Sent Events, not buffered)', async () => {
+    const received: string[] = [];
+    const local = http.createServer((req, res) => {
+      received.push(String(req.headers['webhook-id']));
+      req.resume().on('end', () => res.end('ok'));
+    });
+    await new Promise<void>((resolve) => local.listen(0, '127.0.0.1', resolve));
+    const cli = spawn(path.join(__dirname, '../bin/hookline'), [
+      'listen', '--api', `https://localhost:${ports.https}`, '--session', 'via-nginx',
+      '--forward-to', `http://127.0.0.1:${(local.address() as net.AddressInfo).port}/hook`,
+    ], { env: { ...process.env, HOOKLINE_API_KEY: API_KEY, NODE_EXTRA_CA_CERTS: path.join(dir, 'cert.pem') }, stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    cli.stdout!.on('data', (c) => (out += c));
+    try {
+      await waitFor(() => out.includes('connected to'), 30_000, 'the listener connected through nginx');
+      // What a worker does for a listen:// attempt; the answer comes back through nginx too.
+      const id = await enqueueRequest(h.pool, 'via-nginx', { 'webhook-id': 'evt_via_nginx', 'content-type': 'application/json' }, '{}', 10_000);
+      expect(id).not.toBeNull();
+      const answer = await waitFor(() => takeAnswer(h.pool, id!), 15_000, 'the answer through nginx');
+      expect(answer.status).toBe(200);
+      expect(received).toEqual(['evt_via_nginx']);
+    } finally {
+      cli.kill('SIGKILL');
+      local.close();
+    }
   });
 
   it('throttles a flood of submissions with 429, and every accepted event is stored exactly once', async () => {

@@ -1,6 +1,7 @@
 // Checks an endpoint URL when it is created or changed, so a user hears about a refused target at
-// once: no credentials in it, a port a web service uses, and an address the target policy allows
-// (src/net/address-policy). The deliver activity checks the address again on every attempt.
+// once: http(s) only (never listen://, which only `hookline listen` makes), no credentials in it,
+// a port a web service uses, and an address the target policy allows (src/net/address-policy).
+// The deliver activity checks the address again on every attempt.
 import dns from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { isLocalHostname, type TargetPolicy } from '../net/address-policy';
@@ -36,6 +37,12 @@ export async function checkTargetUrl(raw: string, field: string, policy: TargetP
   } catch {
     return refuse('invalid_url', 'not a URL');
   }
+  if (url.protocol === 'listen:') {
+    // Deliveries to listen:// travel over a `hookline listen` connection; only the listen route
+    // (src/api/routes/listen.ts) makes such endpoints, bound to a session it created.
+    refuse('invalid_url', 'listen:// endpoints are made by `hookline listen` only');
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') refuse('invalid_url', 'only http and https URLs are delivered to');
   if (url.username || url.password) {
     refuse('invalid_url', 'credentials in the URL are not allowed (they would be stored and logged); authenticate with the signature');
   }

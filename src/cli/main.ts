@@ -5,6 +5,7 @@
 //   hookline dead-letters …      list dead letters through the API
 //   hookline replay …            replay one delivery or every matching dead letter
 //   hookline receiver …          an example receiver that verifies and prints deliveries
+//   hookline listen …            receive an endpoint's deliveries on localhost, no tunnel
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig, type Config } from '../config';
 import { createPool } from '../db/pool';
@@ -25,6 +26,9 @@ commands:
                                replay every matching dead letter
   receiver --secret whsec_…|whpk_…[,…] [--port 4000]
                                example receiver: verify and print deliveries
+  listen --forward-to URL [--events LIST] [--api URL] [--session ID] [--key KEY]
+                               webhooks to localhost: receive deliveries over a connection
+                               to the API and re-POST them to URL (see README)
 
 The API-talking commands use HOOKLINE_URL (default http://HOST:PORT) and HOOKLINE_API_KEY.`;
 
@@ -49,6 +53,8 @@ async function main(argv: string[]): Promise<void> {
     console.log(USAGE);
     return;
   }
+  // Before loadConfig: a client on a laptop needs none of the server's settings.
+  if (command === 'listen') return (require('./listen') as typeof import('./listen')).runListen(rest);
   const config = loadConfig();
   switch (command) {
     // require(), not import(): `npm start` runs under tsx's CommonJS hook alone (no ESM loader

@@ -1,0 +1,113 @@
+// The wire for endpoints whose url is `listen://<session>` (made only by `hookline listen`,
+// src/api/routes/listen.ts): instead of an HTTP POST, the attempt is queued in Postgres for the
+// API process that holds that session's stream, which hands it to the CLI; the CLI re-POSTs it to
+// the local app and its answer comes back the same way. Going through Postgres works with any
+// number of API replicas and workers. The result has post()'s shape, so the deliver activity
+// judges a listener's 500 or timeout exactly like an HTTP endpoint's.
+//
+// No listener connected: a retryable error (ELISTENEROFFLINE) at once, without waiting. The
+// endpoint gate (circuit breaker / rate limits waiting in durable timers) can later turn this
+// code into a pause of the endpoint instead of a burnt attempt: `listenerConnected()` is the
+// condition to wait on.
+import type { Pool } from '../src/db/pool';
+import { PgChannel } from '../src/listen/channel';
+import { ANSWER_CHANNEL, dropRequest, enqueueRequest, takeAnswer, type ListenAnswer } from '../src/listen/requests';
+import { CONNECTED_STALE_MS, sessionOfUrl } from '../src/listen/sessions';
+import type { PostOptions, PostResult } from './http';
+
+/** The failure code of an attempt made while no `hookline listen` serves the session. */
+export const LISTENER_OFFLINE = 'ELISTENEROFFLINE';
+/** A lost notification costs at most this much delay. */
+const POLL_MS = 500;
+/** The LISTEN connection closes after this long without an attempt waiting on it. */
+const IDLE_CLOSE_MS = 30_000;
+
+export type ListenPost = Pick<PostOptions, 'url' | 'headers' | 'body' | 'timeoutMs' | 'maxResponseBytes'>;
+
+/** Whether a listener serves the session now (the condition a pause would wait on). */
+export async function listenerConnected(pool: Pool, sessionId: string): Promise<boolean> {
+  const { rows } = await pool.query(
+    `SELECT 1 FROM listen_sessions WHERE id = $1 AND holder IS NOT NULL
+       AND last_seen_at > now() - make_interval(secs => $2::double precision / 1000)`,
+    [sessionId, CONNECTED_STALE_MS],
+  );
+  return rows.length > 0;
+}
+
+export function createListenTransport(pool: Pool) {
+  const waiters = new Map<string, () => void>();
+  let channel: PgChannel | null = null;
+  let idle: NodeJS.Timeout | undefined;
+
+  async function openChannel(): Promise<void> {
+    clearTimeout(idle);
+    channel ??= new PgChannel(pool.options.connectionString!, ANSWER_CHANNEL, (id) => waiters.get(id)?.(), () => waiters.size > 0);
+    await channel.start();
+  }
+  function closeWhenIdle(): void {
+    if (waiters.size > 0) return;
+    clearTimeout(idle);
+    idle = setTimeout(() => {
+      const c = channel;
+      channel = null;
+      void c?.close();
+    }, IDLE_CLOSE_MS).unref();
+  }
+
+  /** Resolves on the request's notification or after `ms`, whichever is first. */
+  function wake(requestId: string, ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        waiters.delete(requestId);
+        resolve();
+      }
+      waiters.set(requestId, done);
+    });
+  }
+
+  async function waitForAnswer(requestId: string, deadline: number): Promise<ListenAnswer | null> {
+    for (;;) {
+      // Registered before looking, so an answer written between the look and the wait still wakes it.
+      const woken = wake(requestId, Math.max(0, Math.min(POLL_MS, deadline - performance.now())));
+      const answer = await takeAnswer(pool, requestId);
+      if (answer || performance.now() >= deadline) {
+        waiters.get(requestId)?.();
+        return answer ?? (await dropRequest(pool, requestId));
+      }
+      await woken;
+    }
+  }
+
+  async function post(opts: ListenPost): Promise<PostResult> {
+    const started = performance.now();
+    const latency = () => Math.round(performance.now() - started);
+    const sessionId = sessionOfUrl(opts.url);
+    await openChannel();
+    try {
+      const requestId = await enqueueRequest(pool, sessionId, opts.headers, opts.body, opts.timeoutMs);
+      if (!requestId) {
+        return { kind: 'error', code: LISTENER_OFFLINE, message: `no hookline listen is connected for session ${sessionId}`, latencyMs: latency() };
+      }
+      const answer = await waitForAnswer(requestId, started + opts.timeoutMs);
+      if (!answer) return { kind: 'error', code: 'ETIMEDOUT', message: `the listener did not answer within ${opts.timeoutMs} ms`, latencyMs: latency() };
+      if (answer.status === null) {
+        return { kind: 'error', code: answer.errorCode ?? 'ELISTENER', message: answer.errorMessage ?? 'the listener could not reach the local app', latencyMs: latency() };
+      }
+      const body = (answer.body ?? Buffer.alloc(0)).subarray(0, opts.maxResponseBytes);
+      return { kind: 'response', status: answer.status, headers: answer.headers ?? {}, body, latencyMs: latency() };
+    } finally {
+      closeWhenIdle();
+    }
+  }
+
+  async function close(): Promise<void> {
+    clearTimeout(idle);
+    const c = channel;
+    channel = null;
+    await c?.close();
+  }
+
+  return { post, close };
+}

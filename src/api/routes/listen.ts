@@ -1,0 +1,185 @@
+// /v1/listen: what `hookline listen` (src/cli/listen.ts) talks to. The only way to make a
+// `listen://` endpoint (src/api/url-policy.ts refuses that scheme on /v1/endpoints).
+//
+//   POST /v1/listen/sessions                   open a session (201, its endpoint and secret, once)
+//                                              or resume one by name (200, no secret)
+//   GET  /v1/listen/sessions/:session/stream   the deliveries, as Server-Sent Events
+//   POST /v1/listen/sessions/:session/results  the local app's answer to one delivery
+//
+// Server-Sent Events plus a POST per answer rather than a WebSocket: both halves are plain HTTP
+// requests through Fastify's router, so the access checks (Bearer key, Host allowlist, cross-site
+// refusal), body limits and zod validation apply as on any route; it passes the shipped nginx
+// config unchanged (X-Accel-Buffering: no turns off its buffering; pings every 15 s stay inside
+// its 30 s read timeout), where a WebSocket needs Upgrade headers there; and it needs no new
+// dependency on either side (the CLI reads the stream with fetch).
+import { DEFAULT_TENANT } from '../../db/tenants';
+import type { FastifyPluginAsync } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { hasEncryptionKey } from '../../at-rest';
+import { withTransaction } from '../../db/pool';
+import * as endpoints from '../../db/endpoints';
+import { EVENT_TYPE_PATTERN, newEndpointId } from '../../ids';
+import { generateSigningSecret } from '../../signing';
+import type { RetryOverrides } from '../../retry';
+import { ListenHub } from '../../listen/hub';
+import { answerRequest } from '../../listen/requests';
+import { getSession, insertSession, listenUrl, SESSION_ID_PATTERN } from '../../listen/sessions';
+import { ApiError, notFound } from '../errors';
+
+/**
+ * A listen endpoint's retries. Until the endpoint gate can pause it, an attempt while the CLI is
+ * away fails at once (no socket, one indexed query), so retries may come often: at most 5 s
+ * apart, a reconnected listener gets the backlog within seconds. The deadline is the grace
+ * period: past it the session and its endpoint are removed anyway.
+ */
+function listenRetry(graceMs: number): RetryOverrides {
+  return { initialIntervalMs: 1_000, backoffCoefficient: 2, maximumIntervalMs: 5_000, deadlineMs: graceMs, maxAttempts: 0 };
+}
+
+const SessionId = z.string().regex(SESSION_ID_PATTERN, 'letters, digits, _ and -, at most 64');
+const EventTypePattern = z
+  .string()
+  .max(255)
+  .refine((p) => p === '*' || EVENT_TYPE_PATTERN.test(p.endsWith('.*') ? p.slice(0, -2) : p), {
+    message: 'event type, "*" or a prefix pattern such as invoice.*',
+  });
+const SessionIn = z
+  .object({
+    session: SessionId.optional().describe('resume this session, or open it under this name; absent: a new random one'),
+    eventTypes: z.array(EventTypePattern).min(1).max(100).optional(),
+  })
+  .strict();
+const SessionOut = z.object({
+  session: z.string(),
+  endpointId: z.string(),
+  eventTypes: z.array(z.string()).nullable(),
+  graceMs: z.number(),
+  resumed: z.boolean(),
+  disabledReason: z.string().nullable().describe('set when the endpoint is disabled (e.g. the local app answered 410)'),
+  secret: z.string().optional().describe('only when the session is created'),
+});
+const SessionParams = z.object({ session: SessionId });
+// The answer the CLI reports: the local status (and body, for the attempt record), or why it
+// could not reach the local app.
+const ResultIn = z
+  .object({
+    requestId: z.string().regex(/^\d{1,18}$/),
+    status: z.number().int().min(100).max(599).optional(),
+    headers: z.record(z.string().max(256), z.string().max(8192)).optional(),
+    bodyBase64: z.string().max(200_000).optional(),
+    error: z.object({ code: z.string().max(64), message: z.string().max(1000) }).strict().optional(),
+  })
+  .strict()
+  .refine((r) => (r.status === undefined) !== (r.error === undefined), { message: 'exactly one of status and error', path: ['status'] });
+
+const randomSessionId = () => `lsn_${newEndpointId().slice('ep_'.length).toLowerCase()}`;
+
+export const listenRoutes: FastifyPluginAsync = async (fastify) => {
+  const app = fastify.withTypeProvider<ZodTypeProvider>();
+  const { pool, config } = app.hookline;
+  const graceMs = config.HOOKLINE_LISTEN_GRACE_MS;
+  const hub = new ListenHub({ pool, databaseUrl: config.DATABASE_URL ?? pool.options.connectionString!, graceMs, log: app.log });
+  hub.startSweeping();
+  // Before the server closes: an open stream would otherwise hold the close forever.
+  app.addHook('preClose', async () => hub.close());
+
+  app.post('/v1/listen/sessions', {
+    schema: { tags: ['listen'], summary: 'Open or resume a hookline listen session', body: SessionIn, response: { 200: SessionOut, 201: SessionOut } },
+    config: { auth: 'manage' },
+  }, async (req, reply) => {
+    const id = req.body.session ?? randomSessionId();
+    const eventTypes = req.body.eventTypes ?? null;
+    const result = await withTransaction(pool, async (db) => {
+      const existing = await getSession(db, id, true);
+      if (existing) {
+        const ep = req.body.eventTypes
+          ? await endpoints.updateEndpoint(db, existing.endpointId, { eventTypes })
+          : await endpoints.getEndpoint(db, existing.endpointId);
+        const disabledReason = ep?.disabled ? ep.disabledReason ?? 'disabled' : null;
+        return { resumed: true, endpointId: existing.endpointId, eventTypes: ep?.eventTypes ?? null, disabledReason, secret: undefined };
+      }
+      if (!hasEncryptionKey()) {
+        throw new ApiError(503, 'encryption_key_missing', 'HOOKLINE_ENCRYPTION_KEY is not set: endpoint secrets cannot be stored');
+      }
+      const secret = generateSigningSecret('hmac');
+      const ep = await endpoints.insertEndpoint(db, {
+        id: newEndpointId(),
+        tenantId: DEFAULT_TENANT,
+        url: listenUrl(id),
+        description: `hookline listen session ${id}`,
+        eventTypes,
+        channels: null,
+        retry: listenRetry(graceMs),
+        metadata: { 'hookline.listen': id },
+        disabled: false,
+        secret,
+      });
+      await insertSession(db, id, ep.id);
+      return { resumed: false, endpointId: ep.id, eventTypes: ep.eventTypes, disabledReason: null, secret };
+    }).catch((err) => {
+      if ((err as { code?: string }).code === '23505') throw new ApiError(409, 'conflict', `body.session: ${id} is being opened by another request`);
+      throw err;
+    });
+    return reply.code(result.resumed ? 200 : 201).send({ session: id, graceMs, ...result });
+  });
+
+  app.get('/v1/listen/sessions/:session/stream', {
+    schema: { tags: ['listen'], summary: 'The session\'s deliveries as Server-Sent Events (events: ready, delivery, replaced, removed)', params: SessionParams },
+    config: { auth: 'manage' },
+  }, async (req, reply) => {
+    const session = await getSession(pool, req.params.session);
+    if (!session) throw notFound('listen session', req.params.session);
+    reply.hijack();
+    const res = reply.raw;
+    res.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-store',
+      'x-accel-buffering': 'no',
+    });
+    // A CLI that vanished without closing (laptop asleep, network gone) is noticed by TCP.
+    req.raw.socket.setKeepAlive(true, 10_000);
+    let open = true;
+    const stream = {
+      send: (event: string, data: unknown) => {
+        if (open) res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+      },
+      ping: () => {
+        if (open) res.write(': ping\n\n');
+      },
+      end: () => {
+        open = false;
+        res.end();
+      },
+    };
+    stream.send('ready', { session: session.id, endpointId: session.endpointId });
+    const attached = hub.attach(session.id, stream);
+    res.on('close', () => {
+      open = false;
+      attached.then((release) => release(), () => {});
+    });
+    try {
+      await attached;
+    } catch (err) {
+      req.log.warn({ err: (err as Error).message }, 'listen: could not attach a stream');
+      stream.end(); // the CLI reconnects
+    }
+  });
+
+  app.post('/v1/listen/sessions/:session/results', {
+    schema: { tags: ['listen'], summary: 'Report the local app\'s answer to one delivery', params: SessionParams, body: ResultIn },
+    config: { auth: 'manage' },
+  }, async (req, reply) => {
+    const b = req.body;
+    const answered = await answerRequest(pool, req.params.session, b.requestId, {
+      status: b.status ?? null,
+      headers: b.headers ?? null,
+      body: b.bodyBase64 !== undefined ? Buffer.from(b.bodyBase64, 'base64') : null,
+      errorCode: b.error?.code ?? null,
+      errorMessage: b.error?.message ?? null,
+    });
+    // Gone: the attempt timed out and was given up (it retries), or it was answered already.
+    if (!answered) throw new ApiError(404, 'not_found', `body.requestId: request ${b.requestId} is not waiting for an answer in session ${req.params.session}`);
+    return reply.code(204).send();
+  });
+};
