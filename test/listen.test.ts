@@ -354,7 +354,7 @@ describe('hookline listen: who may connect', () => {
     for (const env of [{} as Record<string, string>, { HOOKLINE_API_KEY: METRICS_TOKEN }, { HOOKLINE_API_KEY: 'wrong-key-wrong-key-wrong' }]) {
       const l = listen(['--forward-to', local.url, '--api', base], env);
       expect(await l.exited).toBe(1);
-      expect(l.err.join('\n')).toMatch(/401 authorization: send "Bearer <HOOKLINE_API_KEY>"/);
+      expect(l.err.join('\n')).toMatch(/401 authorization: send "Bearer </);
     }
     for (const auth of [undefined, `Bearer ${METRICS_TOKEN}`]) {
       const headers = auth ? { authorization: auth } : {};
