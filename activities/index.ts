@@ -78,6 +78,8 @@ export interface DeliverInput {
   attemptsBefore: number;
   /** A rate-limit slot the gate reserved for this delivery while it waited. */
   slotMs?: number | null;
+  /** Its place in an open circuit's queue. */
+  ticket?: number | null;
 }
 
 /**
@@ -89,6 +91,8 @@ export interface GateWait {
   ms: number;
   /** A reserved rate-limit slot to pass back (DeliverInput.slotMs). */
   slotMs: number | null;
+  /** A place in an open circuit's queue to pass back (DeliverInput.ticket). */
+  ticket: number | null;
   /** Attempts this activity made (and failed) before the refused one: they count. */
   attemptsMade: number;
 }
@@ -158,10 +162,10 @@ export function createActivities(deps: ActivityDeps) {
    * Loads what one attempt needs and asks the endpoint's gate for a lease, in the same query; a
    * missing or disabled endpoint is a permanent failure. Refused: `wait` says for how long.
    */
-  async function load(eventId: string, endpointId: string, leaseId: string, slotMs: number | null) {
+  async function load(eventId: string, endpointId: string, leaseId: string, slotMs: number | null, ticket: number | null) {
     const [loaded, event, secrets] = await Promise.all([
       // The lease outlives the endpoint's response timeout by a margin.
-      loadEndpointAcquiring(pool, endpointId, { id: leaseId, defaultTimeoutMs: deps.requestTimeoutMs, marginMs: LEASE_MARGIN_MS, slotMs }, gate),
+      loadEndpointAcquiring(pool, endpointId, { id: leaseId, defaultTimeoutMs: deps.requestTimeoutMs, marginMs: LEASE_MARGIN_MS, slotMs, ticket }, gate),
       getEvent(pool, eventId),
       activeSecrets(pool, endpointId),
     ]);
@@ -194,11 +198,11 @@ export function createActivities(deps: ActivityDeps) {
   async function deliver(input: DeliverInput): Promise<DeliverResult> {
     const { eventId, endpointId } = input;
     const leaseId = randomUUID();
-    const { endpoint, event, secrets, body, gate: decision } = await load(eventId, endpointId, leaseId, input.slotMs ?? null);
+    const { endpoint, event, secrets, body, gate: decision } = await load(eventId, endpointId, leaseId, input.slotMs ?? null, input.ticket ?? null);
     const info = Context.current().info;
     if (!decision.admitted) {
       const attemptsMade = info.isLocal ? 0 : info.attempt - 1;
-      return { statusCode: 0, attempt: 0, wait: { reason: decision.reason ?? 'in_flight', ms: decision.waitMs, slotMs: decision.slotMs, attemptsMade } };
+      return { statusCode: 0, attempt: 0, wait: { reason: decision.reason ?? 'in_flight', ms: decision.waitMs, slotMs: decision.slotMs, ticket: decision.ticket, attemptsMade } };
     }
     let recordedLease = false;
     try {

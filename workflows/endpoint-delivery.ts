@@ -162,9 +162,9 @@ async function attemptRun(
       attemptsBefore = 1;
     }
   }
-  for (let refusals = 0; ; refusals++) {
+  for (;;) {
     if (wait) {
-      const ms = gateWaitMs(wait, refusals);
+      const ms = gateWaitMs(wait);
       // A wait past the deadline ends the delivery now, as a retry delay past it does.
       if (Date.now() + ms - startedAt >= r.deadlineMs) return `deadline exceeded: waiting for the endpoint (${WAIT_WORDS[wait.reason]})`;
       waiting(`waiting: ${WAIT_WORDS[wait.reason]}; next try in ${Math.ceil(ms / 1000)} s`);
@@ -173,7 +173,7 @@ async function attemptRun(
     }
     let result: DeliverResult;
     try {
-      const input = { eventId: ctx.eventId, endpointId: ep.id, retry: r, attemptsBefore, slotMs: wait?.slotMs ?? null };
+      const input = { eventId: ctx.eventId, endpointId: ep.id, retry: r, attemptsBefore, slotMs: wait?.slotMs ?? null, ticket: wait?.ticket ?? null };
       result = await retries(ep, ctx, r.deadlineMs - (Date.now() - startedAt), attemptsBefore).deliver(input);
     } catch (err) {
       return deadLetterReason(err);
@@ -192,17 +192,19 @@ const WAIT_WORDS: Record<GateWait['reason'], string> = {
   disabled: 'endpoint disabled',
 };
 
-// In-flight cap: nobody knows when a request ends, so back off (100 ms doubling to 10 s).
-const IN_FLIGHT_BACKOFF_MS = 100;
-const IN_FLIGHT_BACKOFF_MAX_MS = 10_000;
-// Circuit and Retry-After waits end at one instant for every waiter: spread them over up to 1 s.
+// A Retry-After pause ends at one instant for every waiter: spread them over up to 1 s.
 const WAKE_SPREAD_MAX_MS = 1_000;
 
-/** How long to sleep on a refusal: the reserved slot exactly, a backoff, or a spread wake-up. */
-function gateWaitMs(w: GateWait, refusals: number): number {
+/**
+ * How long to sleep on a refusal: a reserved rate-limit slot or an open circuit's queue place
+ * exactly as the gate computed it (oldest first), its estimate for the in-flight cap, a spread
+ * wake-up after a Retry-After.
+ */
+function gateWaitMs(w: GateWait): number {
   const ms = Math.max(1, w.ms);
-  if (w.reason === 'rate_limit') return ms;
-  if (w.reason === 'in_flight') return Math.max(1, Math.min(ms, withJitter(Math.min(IN_FLIGHT_BACKOFF_MAX_MS, IN_FLIGHT_BACKOFF_MS * 2 ** refusals))));
+  if (w.reason === 'rate_limit' || w.reason === 'circuit_open') return ms;
+  // In-flight cap: the gate's guess from how long requests take; jitter keeps waiters apart.
+  if (w.reason === 'in_flight') return Math.max(1, withJitter(ms));
   // Math.random is the workflow's seeded one: deterministic on replay.
   return ms + Math.round(Math.random() * Math.min(WAKE_SPREAD_MAX_MS, ms / 4));
 }

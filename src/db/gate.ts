@@ -20,6 +20,8 @@ export interface GateDecision {
   waitMs: number;
   /** Rate limit: the slot reserved for this caller; passing it back honours it. */
   slotMs: number | null;
+  /** Open circuit: this caller's place in the queue; passing it back keeps it. */
+  ticket: number | null;
 }
 
 /** How an attempt ended, as the circuit breaker counts it. */
@@ -61,19 +63,19 @@ export const DEFAULT_GATE: GateSettings = {
 export async function loadEndpointAcquiring(
   db: Queryable,
   endpointId: string,
-  lease: { id: string; defaultTimeoutMs: number; marginMs: number; slotMs: number | null },
+  lease: { id: string; defaultTimeoutMs: number; marginMs: number; slotMs: number | null; ticket: number | null },
   settings: GateSettings,
 ): Promise<{ endpoint: EndpointRow; gate: GateDecision } | null> {
   const { rows } = await db.query(
-    `SELECT ${COLUMNS}, g.admitted, g.reason, g.wait_ms, g.slot_ms
-     FROM endpoints e CROSS JOIN LATERAL gate_acquire(e.id, $2, $3, $4, $5, $6) g WHERE e.id = $1`,
-    [endpointId, lease.id, lease.defaultTimeoutMs, lease.marginMs, lease.slotMs, settings.defaultMaxInFlight],
+    `SELECT ${COLUMNS}, g.admitted, g.reason, g.wait_ms, g.slot_ms, g.ticket
+     FROM endpoints e CROSS JOIN LATERAL gate_acquire(e.id, $2, $3, $4, $5, $6, $7, $8, $9) g WHERE e.id = $1`,
+    [endpointId, lease.id, lease.defaultTimeoutMs, lease.marginMs, lease.slotMs, lease.ticket, settings.defaultMaxInFlight, settings.probeIntervalMs, settings.probeMaxIntervalMs],
   );
   const r = rows[0];
   if (!r) return null;
   return {
     endpoint: toRow(r),
-    gate: { admitted: r.admitted, reason: r.reason, waitMs: Math.max(0, Number(r.wait_ms ?? 0)), slotMs: r.slot_ms === null ? null : Number(r.slot_ms) },
+    gate: { admitted: r.admitted, reason: r.reason, waitMs: Math.max(0, Number(r.wait_ms ?? 0)), slotMs: r.slot_ms === null ? null : Number(r.slot_ms), ticket: r.ticket === null ? null : Number(r.ticket) },
   };
 }
 
@@ -94,6 +96,11 @@ export function releaseFragment(
 /** A release on its own: an attempt that ended before it could be recorded. Neutral to health. */
 export async function releaseLease(db: Queryable, endpointId: string, leaseId: string): Promise<void> {
   await db.query(`UPDATE endpoint_gates SET leases = leases - $2::text WHERE endpoint_id = $1`, [endpointId, leaseId]);
+}
+
+/** Re-enabled by an operator: the failure streak and the circuit start from nothing. */
+export async function resetGate(db: Queryable, endpointId: string): Promise<void> {
+  await db.query('SELECT gate_reset($1)', [endpointId]);
 }
 
 export type CircuitState = 'closed' | 'open' | 'half_open';

@@ -11,7 +11,7 @@ import { retryPolicyIssues, type RetryOverrides } from '../../retry';
 import { ApiError, notFound } from '../errors';
 import { endpointOut } from '../serialize';
 import { EndpointIn, EndpointOut, EndpointPatch, EndpointWithSecretOut, PageQuery, RotateIn, RotateOut, pageOf, RetryIn, TimeoutsIn } from '../schemas';
-import { endpointHealth, type EndpointHealth } from '../../db/gate';
+import { endpointHealth, resetGate, type EndpointHealth } from '../../db/gate';
 import type { Config } from '../../config';
 import { targetPolicyFromConfig } from '../../net/address-policy';
 import { checkTargetUrl } from '../url-policy';
@@ -161,6 +161,7 @@ export const endpointRoutes: FastifyPluginAsync = async (fastify) => {
       limits,
     });
     if (!row) throw notFound('endpoint', req.params.id);
+    if (b.disabled === false) await resetGate(pool, row.id);
     return withLimits(row, config);
   });
 

@@ -28,6 +28,11 @@ CREATE TABLE endpoint_gates (
   next_probe_at        timestamptz,
   probe_interval_ms    bigint NOT NULL DEFAULT 0,
   probe_lease          text,
+  -- Waiters on an open circuit take numbered tickets; they come back in ticket order, spaced
+  -- out, so a recovered endpoint drains its backlog oldest first. open_ticket: the counter when
+  -- the circuit opened.
+  tickets              bigint NOT NULL DEFAULT 0,
+  open_ticket          bigint NOT NULL DEFAULT 0,
   -- Auto-disable: the first failure since the last 2xx.
   failing_since        timestamptz,
   last_success_at      timestamptz
@@ -39,17 +44,21 @@ CREATE TYPE gate_decision AS (
   reason     text,
   wait_ms    bigint,
   -- Rate limit: the slot reserved for this caller (epoch ms); passed back, it is honoured.
-  slot_ms    bigint
+  slot_ms    bigint,
+  -- Open circuit: this caller's place in the queue; passed back, it is kept.
+  ticket     bigint
 );
 
 -- One attempt asks to go. p_now_ms is the database clock: every worker shares it.
 -- A lease lasts the endpoint's response timeout (or p_default_timeout_ms) plus p_margin_ms.
 CREATE FUNCTION gate_acquire(
   p_endpoint text, p_lease text, p_default_timeout_ms bigint, p_margin_ms bigint, p_slot_ms bigint,
-  p_default_max_in_flight integer
+  p_ticket bigint, p_default_max_in_flight integer, p_probe_ms bigint, p_probe_max_ms bigint
 ) RETURNS gate_decision LANGUAGE plpgsql AS $$
 DECLARE
   p_lease_ms bigint;
+  ticket   bigint;
+  behind   bigint;
   now_ms   bigint := (extract(epoch FROM clock_timestamp()) * 1000)::bigint;
   g        endpoint_gates%ROWTYPE;
   lim      jsonb;
@@ -64,7 +73,7 @@ DECLARE
 BEGIN
   SELECT limits, disabled INTO lim, dis FROM endpoints WHERE id = p_endpoint;
   IF NOT FOUND OR dis THEN
-    RETURN ROW(false, 'disabled', 0, NULL)::gate_decision;
+    RETURN ROW(false, 'disabled', 0, NULL, NULL)::gate_decision;
   END IF;
   INSERT INTO endpoint_gates (endpoint_id) VALUES (p_endpoint) ON CONFLICT DO NOTHING;
   SELECT * INTO g FROM endpoint_gates WHERE endpoint_id = p_endpoint FOR UPDATE;
@@ -77,27 +86,34 @@ BEGIN
 
   IF g.pause_until IS NOT NULL AND g.pause_until > clock_timestamp() THEN
     UPDATE endpoint_gates SET leases = live WHERE endpoint_id = p_endpoint;
-    RETURN ROW(false, 'paused', (extract(epoch FROM g.pause_until) * 1000)::bigint - now_ms, p_slot_ms)::gate_decision;
+    RETURN ROW(false, 'paused', (extract(epoch FROM g.pause_until) * 1000)::bigint - now_ms, p_slot_ms, p_ticket)::gate_decision;
   END IF;
 
-  -- Open circuit: one probe per interval; everyone else waits for the probe's time.
+  -- Open circuit: one probe per interval; everyone else waits for the probe's time, then comes
+  -- back in ticket order, one drain step apart (the rate limit's spacing, or 10 ms).
   IF g.circuit <> 'closed' THEN
+    ticket := coalesce(p_ticket, g.tickets + 1);
+    behind := greatest(0, ticket - g.open_ticket - 1)
+      * greatest(10, coalesce(ceil(1000 / nullif((lim->>'rateLimit')::double precision, 0)), 10))::bigint;
     IF g.circuit = 'half_open' AND g.probe_lease IS NOT NULL AND live ? g.probe_lease THEN
-      UPDATE endpoint_gates SET leases = live WHERE endpoint_id = p_endpoint;
       -- The probe is in flight: come back when it must have ended, or at the next probe time.
+      UPDATE endpoint_gates SET leases = live, tickets = greatest(tickets, ticket) WHERE endpoint_id = p_endpoint;
       RETURN ROW(false, 'circuit_open', greatest(250, least((live->>g.probe_lease)::bigint,
-        (extract(epoch FROM g.next_probe_at) * 1000)::bigint) - now_ms), NULL)::gate_decision;
+        (extract(epoch FROM g.next_probe_at) * 1000)::bigint) - now_ms) + behind, NULL, ticket)::gate_decision;
     END IF;
     IF g.next_probe_at > clock_timestamp() THEN
-      UPDATE endpoint_gates SET leases = live WHERE endpoint_id = p_endpoint;
-      RETURN ROW(false, 'circuit_open', (extract(epoch FROM g.next_probe_at) * 1000)::bigint - now_ms, NULL)::gate_decision;
+      UPDATE endpoint_gates SET leases = live, tickets = greatest(tickets, ticket) WHERE endpoint_id = p_endpoint;
+      RETURN ROW(false, 'circuit_open', (extract(epoch FROM g.next_probe_at) * 1000)::bigint - now_ms + behind, NULL, ticket)::gate_decision;
     END IF;
   END IF;
 
   IF (SELECT count(*) FROM jsonb_object_keys(live)) >= max_in THEN
     UPDATE endpoint_gates SET leases = live WHERE endpoint_id = p_endpoint;
+    -- Nobody knows when a request ends; the oldest one's age is how long they take here: a
+    -- fast endpoint's waiters come back in tens of ms, a hanging one's in seconds (50 ms–10 s).
     RETURN ROW(false, 'in_flight',
-      (SELECT min(value::bigint) FROM jsonb_each(live)) - now_ms, p_slot_ms)::gate_decision;
+      greatest(50, least(10000, now_ms - ((SELECT min(value::bigint) FROM jsonb_each(live)) - p_lease_ms))),
+      p_slot_ms, NULL)::gate_decision;
   END IF;
 
   win := ARRAY(SELECT x FROM unnest(g.recent) x WHERE x > now_ms - 1000 ORDER BY x);
@@ -107,18 +123,18 @@ BEGIN
     IF p_slot_ms IS NOT NULL AND p_slot_ms > now_ms THEN
       -- Woken early (clock skew): the slot stays this caller's.
       UPDATE endpoint_gates SET leases = live WHERE endpoint_id = p_endpoint;
-      RETURN ROW(false, 'rate_limit', p_slot_ms - now_ms, p_slot_ms)::gate_decision;
+      RETURN ROW(false, 'rate_limit', p_slot_ms - now_ms, p_slot_ms, NULL)::gate_decision;
     ELSIF p_slot_ms IS NULL AND tat_ms > now_ms THEN
       -- Reserve the next slot: the caller sleeps until it, in arrival order, and no one polls.
       UPDATE endpoint_gates SET leases = live, tat = to_timestamp((tat_ms + step_ms) / 1000.0)
         WHERE endpoint_id = p_endpoint;
-      RETURN ROW(false, 'rate_limit', tat_ms - now_ms, tat_ms)::gate_decision;
+      RETURN ROW(false, 'rate_limit', tat_ms - now_ms, tat_ms, NULL)::gate_decision;
     END IF;
     -- The hard cap: never more than the limit in any second, however late timers fire.
     IF cardinality(win) >= greatest(1, floor(rate)) THEN
       UPDATE endpoint_gates SET leases = live WHERE endpoint_id = p_endpoint;
       RETURN ROW(false, 'rate_limit', win[cardinality(win) - greatest(1, floor(rate))::integer + 1] + 1000 - now_ms,
-        p_slot_ms)::gate_decision;
+        p_slot_ms, NULL)::gate_decision;
     END IF;
     IF p_slot_ms IS NULL THEN
       g.tat := to_timestamp((greatest(tat_ms, now_ms) + step_ms) / 1000.0);
@@ -132,10 +148,14 @@ BEGIN
     recent = CASE WHEN rate IS NULL THEN '{}' ELSE win || now_ms END,
     circuit = CASE WHEN g.circuit = 'closed' THEN 'closed' ELSE 'half_open' END,
     probe_lease = CASE WHEN g.circuit = 'closed' THEN NULL ELSE p_lease END,
+    -- The probe's time is also the next probe's: if it fails, the interval has doubled. Every
+    -- waiter anchors on this one instant, so their tickets keep them in order.
+    probe_interval_ms = CASE WHEN g.circuit = 'closed' THEN g.probe_interval_ms
+      ELSE least(p_probe_max_ms, greatest(p_probe_ms, g.probe_interval_ms * 2)) END,
     next_probe_at = CASE WHEN g.circuit = 'closed' THEN g.next_probe_at
-      ELSE clock_timestamp() + make_interval(secs => g.probe_interval_ms / 1000.0) END
+      ELSE clock_timestamp() + make_interval(secs => least(p_probe_max_ms, greatest(p_probe_ms, g.probe_interval_ms * 2)) / 1000.0) END
   WHERE endpoint_id = p_endpoint;
-  RETURN ROW(true, NULL, 0, NULL)::gate_decision;
+  RETURN ROW(true, NULL, 0, NULL, NULL)::gate_decision;
 END $$;
 
 -- The attempt's outcome: frees its lease and moves the circuit. Returns the transition an
@@ -170,16 +190,15 @@ BEGIN
   IF p_outcome = 'failure' THEN
     g.consecutive_failures := g.consecutive_failures + 1;
     IF probe THEN
-      -- The probe failed: stay open, and wait longer before the next one.
+      -- The probe failed: stay open; the next probe time (its interval doubled) was set when it went.
       g.circuit := 'open';
       g.probe_lease := NULL;
-      g.probe_interval_ms := least(p_probe_max_ms, greatest(p_probe_ms, g.probe_interval_ms * 2));
-      g.next_probe_at := clock_timestamp() + make_interval(secs => g.probe_interval_ms / 1000.0);
     ELSIF g.circuit = 'closed' AND p_threshold > 0 AND g.consecutive_failures >= p_threshold THEN
       g.circuit := 'open';
       g.circuit_since := clock_timestamp();
       g.probe_interval_ms := p_probe_ms;
       g.next_probe_at := clock_timestamp() + make_interval(secs => p_probe_ms / 1000.0);
+      g.open_ticket := g.tickets;
       transition := 'opened';
     END IF;
   ELSIF p_outcome = 'success' OR probe THEN
@@ -198,7 +217,7 @@ BEGIN
   UPDATE endpoint_gates SET leases = g.leases, pause_until = g.pause_until, circuit = g.circuit,
     circuit_since = g.circuit_since, consecutive_failures = g.consecutive_failures,
     next_probe_at = g.next_probe_at, probe_interval_ms = g.probe_interval_ms, probe_lease = g.probe_lease,
-    failing_since = g.failing_since, last_success_at = g.last_success_at
+    failing_since = g.failing_since, last_success_at = g.last_success_at, open_ticket = g.open_ticket
   WHERE endpoint_id = p_endpoint;
 
   IF p_outcome <> 'success' AND p_disable_after_ms > 0
@@ -213,3 +232,11 @@ BEGIN
   END IF;
   RETURN transition;
 END $$;
+
+-- An operator re-enabled the endpoint: its failure streak starts again from nothing, so the
+-- next failure does not disable it at once.
+CREATE FUNCTION gate_reset(p_endpoint text) RETURNS void LANGUAGE sql AS $$
+  UPDATE endpoint_gates SET circuit = 'closed', circuit_since = clock_timestamp(), consecutive_failures = 0,
+    next_probe_at = NULL, probe_interval_ms = 0, probe_lease = NULL, failing_since = NULL, pause_until = NULL
+  WHERE endpoint_id = p_endpoint;
+$$;
