@@ -76,6 +76,8 @@ describe('rate limit across two worker processes', () => {
     expect(rows[0].n).toBe(EVENTS);
     const spanS = (times[times.length - 1] - times[0]) / 1000;
     // Reported, not asserted (a busy box may be slower): the rate achieved over the whole run.
+    const perSecond = Array.from({ length: Math.ceil(spanS) }, (_, k) => times.filter((t) => t >= times[0] + k * 1000 && t < times[0] + (k + 1) * 1000).length);
+    console.log(`per second: ${perSecond.join(' ')}`);
     console.log(`rate limit ${RATE}/s: ${EVENTS} requests in ${spanS.toFixed(1)} s = ${(EVENTS / spanS).toFixed(2)}/s; worst 1 s window ${worst}; max in flight ${maxOpen}`);
     expect(EVENTS / spanS).toBeLessThanOrEqual(RATE * 1.1);
   });
