@@ -78,7 +78,7 @@ export interface DeliverInput {
   attemptsBefore: number;
   /** A rate-limit slot the gate reserved for this delivery while it waited. */
   slotMs?: number | null;
-  /** Its place in an open circuit's queue. */
+  /** Its place in the endpoint's queue, once it has waited. */
   ticket?: number | null;
 }
 
@@ -91,7 +91,7 @@ export interface GateWait {
   ms: number;
   /** A reserved rate-limit slot to pass back (DeliverInput.slotMs). */
   slotMs: number | null;
-  /** A place in an open circuit's queue to pass back (DeliverInput.ticket). */
+  /** Its place in the endpoint's queue (in-flight cap, open circuit), to pass back (DeliverInput.ticket). */
   ticket: number | null;
   /** Attempts this activity made (and failed) before the refused one: they count. */
   attemptsMade: number;

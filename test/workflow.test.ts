@@ -310,7 +310,7 @@ describe('deliverEvent against stub activities', () => {
   });
 
   describe('waiting for the endpoint (gate refusals)', () => {
-    it('waits in durable timers while refused, passing back its reserved slot and ticket, and sends once', async () => {
+    it('waits in durable timers while refused, passing back its reserved slot and its ticket (kept), and sends once', async () => {
       const ep = endpoint('ep_gated');
       const seen: DeliverInput[] = [];
       let waitingShown: string | undefined;
@@ -332,7 +332,7 @@ describe('deliverEvent against stub activities', () => {
       expect(waitingShown).toMatch(/^waiting: /);
       expect(await handle.result()).toEqual({ [ep.id]: 'delivered' });
       expect(postsTo(eventId, ep.id)).toBe(1);
-      expect(seen.map((i) => [i.slotMs ?? null, i.ticket ?? null, i.attemptsBefore])).toEqual([[null, null, 0], [null, 7, 0], [123_456, null, 0]]);
+      expect(seen.map((i) => [i.slotMs ?? null, i.ticket ?? null, i.attemptsBefore])).toEqual([[null, null, 0], [null, 7, 0], [123_456, 7, 0]]);
       const { events } = await handle.fetchHistory();
       expect(events!.filter((e) => e.timerStartedEventAttributes)).toHaveLength(2);
       // The wait was a timer, never a failed activity: no retry burned.

@@ -162,6 +162,8 @@ async function attemptRun(
       attemptsBefore = 1;
     }
   }
+  // The endpoint queue's ticket this delivery holds once it has waited: kept until it goes.
+  let ticket: number | null = wait?.ticket ?? null;
   for (;;) {
     if (wait) {
       const ms = gateWaitMs(wait);
@@ -173,7 +175,7 @@ async function attemptRun(
     }
     let result: DeliverResult;
     try {
-      const input = { eventId: ctx.eventId, endpointId: ep.id, retry: r, attemptsBefore, slotMs: wait?.slotMs ?? null, ticket: wait?.ticket ?? null };
+      const input = { eventId: ctx.eventId, endpointId: ep.id, retry: r, attemptsBefore, slotMs: wait?.slotMs ?? null, ticket };
       result = await retries(ep, ctx, r.deadlineMs - (Date.now() - startedAt), attemptsBefore).deliver(input);
     } catch (err) {
       return deadLetterReason(err);
@@ -181,6 +183,7 @@ async function attemptRun(
     if (!result.wait) return recorded(result);
     attemptsBefore += result.wait.attemptsMade;
     wait = result.wait;
+    ticket = wait.ticket ?? ticket;
   }
 }
 
@@ -203,7 +206,8 @@ const WAKE_SPREAD_MAX_MS = 1_000;
 function gateWaitMs(w: GateWait): number {
   const ms = Math.max(1, w.ms);
   if (w.reason === 'rate_limit' || w.reason === 'circuit_open') return ms;
-  // In-flight cap: the gate's guess from how long requests take; jitter keeps waiters apart.
+  // In-flight cap: the gate's guess from how long requests take and the queue ahead; jitter
+  // keeps waiters with the same guess apart.
   if (w.reason === 'in_flight') return Math.max(1, withJitter(ms));
   // Math.random is the workflow's seeded one: deterministic on replay.
   return ms + Math.round(Math.random() * Math.min(WAKE_SPREAD_MAX_MS, ms / 4));

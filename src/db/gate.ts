@@ -20,7 +20,7 @@ export interface GateDecision {
   waitMs: number;
   /** Rate limit: the slot reserved for this caller; passing it back honours it. */
   slotMs: number | null;
-  /** Open circuit: this caller's place in the queue; passing it back keeps it. */
+  /** In-flight cap or open circuit: this caller's place in the queue; passing it back keeps it. */
   ticket: number | null;
 }
 

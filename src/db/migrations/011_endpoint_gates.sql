@@ -28,10 +28,12 @@ CREATE TABLE endpoint_gates (
   next_probe_at        timestamptz,
   probe_interval_ms    bigint NOT NULL DEFAULT 0,
   probe_lease          text,
-  -- Waiters on an open circuit take numbered tickets; they come back in ticket order, spaced
-  -- out, so a recovered endpoint drains its backlog oldest first. open_ticket: the counter when
-  -- the circuit opened.
+  -- A delivery refused by the in-flight cap or an open circuit takes a numbered ticket, kept
+  -- until it goes: its place in the endpoint's queue. Waiters are told to come back according to
+  -- their place, so they return in order and a long queue does not poll. served_ticket: the
+  -- highest ticket admitted; open_ticket: the counter when the circuit opened.
   tickets              bigint NOT NULL DEFAULT 0,
+  served_ticket        bigint NOT NULL DEFAULT 0,
   open_ticket          bigint NOT NULL DEFAULT 0,
   -- Auto-disable: the first failure since the last 2xx.
   failing_since        timestamptz,
@@ -108,12 +110,15 @@ BEGIN
   END IF;
 
   IF (SELECT count(*) FROM jsonb_object_keys(live)) >= max_in THEN
-    UPDATE endpoint_gates SET leases = live WHERE endpoint_id = p_endpoint;
-    -- Nobody knows when a request ends; the oldest one's age is how long they take here: a
-    -- fast endpoint's waiters come back in tens of ms, a hanging one's in seconds (50 ms–10 s).
+    -- Nobody knows when a request ends. The oldest one's age is a guess of how long requests
+    -- take here (tens of ms for a fast receiver, seconds for a hanging one), and a waiter with
+    -- n × maxInFlight others ahead of it needs about n + 1 such rounds (50 ms – 30 s).
+    ticket := coalesce(p_ticket, g.tickets + 1);
+    behind := greatest(0, ticket - g.served_ticket - 1);
+    UPDATE endpoint_gates SET leases = live, tickets = greatest(tickets, ticket) WHERE endpoint_id = p_endpoint;
     RETURN ROW(false, 'in_flight',
-      greatest(50, least(10000, now_ms - ((SELECT min(value::bigint) FROM jsonb_each(live)) - p_lease_ms))),
-      p_slot_ms, NULL)::gate_decision;
+      least(30000, greatest(50, now_ms - ((SELECT min(value::bigint) FROM jsonb_each(live)) - p_lease_ms)) * (1 + behind / max_in)),
+      p_slot_ms, ticket)::gate_decision;
   END IF;
 
   win := ARRAY(SELECT x FROM unnest(g.recent) x WHERE x > now_ms - 1000 ORDER BY x);
@@ -123,18 +128,18 @@ BEGIN
     IF p_slot_ms IS NOT NULL AND p_slot_ms > now_ms THEN
       -- Woken early (clock skew): the slot stays this caller's.
       UPDATE endpoint_gates SET leases = live WHERE endpoint_id = p_endpoint;
-      RETURN ROW(false, 'rate_limit', p_slot_ms - now_ms, p_slot_ms, NULL)::gate_decision;
+      RETURN ROW(false, 'rate_limit', p_slot_ms - now_ms, p_slot_ms, p_ticket)::gate_decision;
     ELSIF p_slot_ms IS NULL AND tat_ms > now_ms THEN
       -- Reserve the next slot: the caller sleeps until it, in arrival order, and no one polls.
       UPDATE endpoint_gates SET leases = live, tat = to_timestamp((tat_ms + step_ms) / 1000.0)
         WHERE endpoint_id = p_endpoint;
-      RETURN ROW(false, 'rate_limit', tat_ms - now_ms, tat_ms, NULL)::gate_decision;
+      RETURN ROW(false, 'rate_limit', tat_ms - now_ms, tat_ms, p_ticket)::gate_decision;
     END IF;
     -- The hard cap: never more than the limit in any second, however late timers fire.
     IF cardinality(win) >= greatest(1, floor(rate)) THEN
       UPDATE endpoint_gates SET leases = live WHERE endpoint_id = p_endpoint;
       RETURN ROW(false, 'rate_limit', win[cardinality(win) - greatest(1, floor(rate))::integer + 1] + 1000 - now_ms,
-        p_slot_ms, NULL)::gate_decision;
+        p_slot_ms, p_ticket)::gate_decision;
     END IF;
     IF p_slot_ms IS NULL THEN
       g.tat := to_timestamp((greatest(tat_ms, now_ms) + step_ms) / 1000.0);
@@ -148,6 +153,7 @@ BEGIN
     recent = CASE WHEN rate IS NULL THEN '{}' ELSE win || now_ms END,
     circuit = CASE WHEN g.circuit = 'closed' THEN 'closed' ELSE 'half_open' END,
     probe_lease = CASE WHEN g.circuit = 'closed' THEN NULL ELSE p_lease END,
+    served_ticket = greatest(g.served_ticket, coalesce(p_ticket, 0)),
     -- The probe's time is also the next probe's: if it fails, the interval has doubled. Every
     -- waiter anchors on this one instant, so their tickets keep them in order.
     probe_interval_ms = CASE WHEN g.circuit = 'closed' THEN g.probe_interval_ms
