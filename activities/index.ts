@@ -240,7 +240,7 @@ export function createActivities(deps: ActivityDeps) {
           ? parseRetryAfter(headerValue(result.headers['retry-after']), Date.now())
           : undefined;
       // The release goes with the record: the lease frees and the circuit moves in one statement.
-      const release = releaseFragment(endpointId, leaseId, healthOutcome(ok, statusCode), Math.min(retryAfter ?? 0, RETRY_AFTER_MAX_MS), gate);
+      const release = releaseFragment(endpointId, leaseId, healthOutcome(ok, statusCode), Math.min(retryAfter ?? 0, RETRY_AFTER_MAX_MS), result.latencyMs, gate);
       recordedLease = true;
       if (ok) return await recordDelivered(record, statusCode!, release);
       const attempt = await recordAndReport(record, release);

@@ -385,15 +385,19 @@ async function runHookline(o: Options, rx: BenchReceiver, temporal: TemporalHand
 
     if (o.phases.has('isolation')) {
       const rate = LIGHT_LOAD_PER_SECOND;
-      log(`${tag}: isolation, ${o.isolationBacklog} deliveries queued at a receiver that never answers, ${rate * 10} healthy events at ${rate}/s`);
+      log(`${tag}: isolation, ${rate * 10} healthy events at ${rate}/s alone, then again with ${o.isolationBacklog} deliveries queued at a receiver that never answers`);
       const r = await runIsolationPhase({
         api, backlog: o.isolationBacklog, healthyEvents: rate * 10, ratePerSecond: rate, concurrency: o.concurrency, payload: data, rx,
         healthyPath: e2ePath, waitCount: (what, count, target) => waitCount(what, count, target),
       });
-      arrived += r.healthy.length;
+      arrived += r.alone.length + r.healthy.length;
       const m = measure(r.healthy, rx, e2ePath);
-      out.isolation = { backlog: r.backlog, hangingMaxOpen: r.hangingMaxOpen, hangingReceived: r.hangingReceived, healthyEvents: r.healthy.length, ratePerSecond: rate, latencyMs: m.latencyMs };
-      log(`${tag}: isolation: healthy p50 ${m.latencyMs.p50} ms, p99 ${m.latencyMs.p99} ms; hanging receiver held ${r.hangingMaxOpen} at most`);
+      const alone = measure(r.alone, rx, e2ePath);
+      out.isolation = {
+        backlog: r.backlog, hangingMaxOpen: r.hangingMaxOpen, hangingReceived: r.hangingReceived, healthyEvents: r.healthy.length,
+        ratePerSecond: rate, latencyMs: m.latencyMs, aloneLatencyMs: alone.latencyMs,
+      };
+      log(`${tag}: isolation: healthy p50 ${m.latencyMs.p50} ms, p99 ${m.latencyMs.p99} ms (alone: ${alone.latencyMs.p50} / ${alone.latencyMs.p99}); hanging receiver held ${r.hangingMaxOpen} at most`);
     }
 
     if (o.phases.has('submit')) {
@@ -643,6 +647,7 @@ function report(r: { machine: ReturnType<typeof machine> & { busyPctBeforeRun: n
     row('  p50 / p95 / p99 ms', (x) => `${x.latency.latencyMs.p50} / ${x.latency.latencyMs.p95} / ${x.latency.latencyMs.p99}`),
     row(`fan-out to ${r.options.fanout}: ms until all delivered`, (x) => x.fanout.msUntilAllDelivered.join(' / ')),
     row('isolation: healthy p50 / p99 ms while another endpoint hangs', (x) => `${x.isolation.latencyMs.p50} / ${x.isolation.latencyMs.p99}`),
+    row('  the same load with nothing hanging, p50 / p99 ms', (x) => `${x.isolation.aloneLatencyMs.p50} / ${x.isolation.aloneLatencyMs.p99}`),
     row('  hanging backlog / connections it held at most', (x) => `${x.isolation.backlog} / ${x.isolation.hangingMaxOpen}`),
     row('POST /v1/events req/s (autocannon)', (x) => x.submit.requestsPerSecond),
     row('  p50 / p99 ms', (x) => `${x.submit.latencyMs.p50} / ${x.submit.latencyMs.p99}`),

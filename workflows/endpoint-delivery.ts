@@ -166,9 +166,12 @@ async function attemptRun(
   let ticket: number | null = wait?.ticket ?? null;
   for (;;) {
     if (wait) {
-      const ms = gateWaitMs(wait);
-      // A wait past the deadline ends the delivery now, as a retry delay past it does.
-      if (Date.now() + ms - startedAt >= r.deadlineMs) return `deadline exceeded: waiting for the endpoint (${WAIT_WORDS[wait.reason]})`;
+      const remainingMs = r.deadlineMs - (Date.now() - startedAt);
+      // The in-flight wait is a guess: it never outlasts the deadline, the delivery tries once
+      // more before it. The others are certain: a wait past the deadline ends the delivery now,
+      // as a retry delay past it does.
+      const ms = wait.reason === 'in_flight' ? Math.min(gateWaitMs(wait), remainingMs - DEADLINE_MARGIN_MS) : gateWaitMs(wait);
+      if (ms <= 0 || ms >= remainingMs) return `deadline exceeded: waiting for the endpoint (${WAIT_WORDS[wait.reason]})`;
       waiting(`waiting: ${WAIT_WORDS[wait.reason]}; next try in ${Math.ceil(ms / 1000)} s`);
       await sleep(ms);
       waiting(undefined);
@@ -194,6 +197,9 @@ const WAIT_WORDS: Record<GateWait['reason'], string> = {
   circuit_open: 'circuit open, endpoint failing',
   disabled: 'endpoint disabled',
 };
+
+// An in-flight wait ends this long before the deadline, to leave the last try time to run.
+const DEADLINE_MARGIN_MS = 1_000;
 
 // A Retry-After pause ends at one instant for every waiter: spread them over up to 1 s.
 const WAKE_SPREAD_MAX_MS = 1_000;

@@ -28,10 +28,15 @@ export interface IsolationResult {
   backlog: number;
   hangingMaxOpen: number;
   hangingReceived: number;
+  /** The same healthy load with nothing hanging, just before: the baseline on this (busy) box. */
+  alone: Submitted[];
   healthy: Submitted[];
 }
 
 export async function runIsolationPhase(o: IsolationOptions): Promise<IsolationResult> {
+  const start = o.rx.distinct.get(o.healthyPath) ?? 0;
+  const alone = await submitPaced(o.api, 'bench.e2e', o.healthyEvents, o.ratePerSecond, o.payload);
+  await o.waitCount('isolation baseline', () => o.rx.distinct.get(o.healthyPath) ?? 0, start + alone.length);
   let open = 0;
   let maxOpen = 0;
   let received = 0;
@@ -48,19 +53,41 @@ export async function runIsolationPhase(o: IsolationOptions): Promise<IsolationR
   // so every healthy delivery is measured while the hanging one holds its slots.
   const ep = await createEndpoint(o.api, { url, eventTypes: ['bench.hang'], timeouts: { response: '60s' }, retry: { deadline: '1 hour' } });
   try {
-    await submitBurst(o.api, 'bench.hang', o.backlog, o.concurrency, o.payload);
-    const until = Date.now() + 30_000;
-    while (received === 0 && Date.now() < until) await sleep(100);
+    const queued = await submitBurst(o.api, 'bench.hang', o.backlog, o.concurrency, o.payload);
+    // Measure once the backlog is queued at the endpoint (every workflow started), not while the
+    // relay is still starting it: the relay's own throughput is the e2e phase's subject.
+    const until = Date.now() + 120_000;
+    while (queued.length > 0 && Date.now() < until && !(await relayed(o.api, queued))) await sleep(250);
+    while (queued.length > 0 && received === 0 && Date.now() < until) await sleep(100);
     const before = o.rx.distinct.get(o.healthyPath) ?? 0;
     const healthy = await submitPaced(o.api, 'bench.e2e', o.healthyEvents, o.ratePerSecond, o.payload);
     await o.waitCount('isolation', () => o.rx.distinct.get(o.healthyPath) ?? 0, before + healthy.length);
-    return { backlog: o.backlog, hangingMaxOpen: maxOpen, hangingReceived: received, healthy };
+    return { backlog: o.backlog, hangingMaxOpen: maxOpen, hangingReceived: received, alone, healthy };
   } finally {
     // Its waiting deliveries dead-letter on their next wake-up instead of running into later phases.
     await patch(`${o.api}/v1/endpoints/${ep.id}`, { disabled: true }).catch(() => {});
     hanging.closeAllConnections();
     await new Promise<void>((r) => hanging.close(() => r()));
   }
+}
+
+/** Every queued event has left the outbox (its workflow started). */
+async function relayed(api: string, queued: Submitted[]): Promise<boolean> {
+  for (const q of [queued[queued.length - 1], ...queued]) {
+    const r = await get(`${api}/v1/events/${q.id}`);
+    if (!r?.relayed) return false;
+  }
+  return true;
+}
+
+function get(url: string): Promise<any> {
+  return new Promise((resolve, reject) => {
+    http.get(url, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve(res.statusCode === 200 ? JSON.parse(Buffer.concat(chunks).toString('utf8')) : null));
+    }).on('error', reject);
+  });
 }
 
 function patch(url: string, body: unknown): Promise<number> {

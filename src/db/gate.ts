@@ -85,11 +85,12 @@ export function releaseFragment(
   leaseId: string,
   outcome: GateOutcome,
   retryAfterMs: number,
+  latencyMs: number,
   s: GateSettings,
 ): { sql: string; values: unknown[] } {
   return {
-    sql: 'gate_release($1, $2, $3, $4, $5, $6, $7, $8)',
-    values: [endpointId, leaseId, outcome, Math.round(retryAfterMs), s.failureThreshold, s.probeIntervalMs, s.probeMaxIntervalMs, s.autoDisableAfterMs],
+    sql: 'gate_release($1, $2, $3, $4, $5, $6, $7, $8, $9)',
+    values: [endpointId, leaseId, outcome, Math.round(retryAfterMs), s.failureThreshold, s.probeIntervalMs, s.probeMaxIntervalMs, s.autoDisableAfterMs, Math.round(latencyMs)],
   };
 }
 

@@ -35,6 +35,8 @@ CREATE TABLE endpoint_gates (
   tickets              bigint NOT NULL DEFAULT 0,
   served_ticket        bigint NOT NULL DEFAULT 0,
   open_ticket          bigint NOT NULL DEFAULT 0,
+  -- How long this endpoint's requests take (moving average of recorded attempts, ms).
+  latency_ms           double precision,
   -- Auto-disable: the first failure since the last 2xx.
   failing_since        timestamptz,
   last_success_at      timestamptz
@@ -110,14 +112,19 @@ BEGIN
   END IF;
 
   IF (SELECT count(*) FROM jsonb_object_keys(live)) >= max_in THEN
-    -- Nobody knows when a request ends. The oldest one's age is a guess of how long requests
-    -- take here (tens of ms for a fast receiver, seconds for a hanging one), and a waiter with
-    -- n × maxInFlight others ahead of it needs about n + 1 such rounds (50 ms – 30 s).
+    -- Nobody knows when a request ends. How long requests take here — their moving average
+    -- (1 s before any is recorded), or the oldest one's age if longer (a hanging receiver) — is
+    -- the guess, and a waiter with n × maxInFlight others ahead of it needs about n + 1 such
+    -- rounds (50 ms – 5 min). The
+    -- waits grow with the queue and with how long requests take, so a queue at a hanging
+    -- receiver is spread out instead of waking in waves (a 30 s cap made 300 waiters wake
+    -- together and swamp the workers: measured in the bench's isolation phase).
     ticket := coalesce(p_ticket, g.tickets + 1);
     behind := greatest(0, ticket - g.served_ticket - 1);
     UPDATE endpoint_gates SET leases = live, tickets = greatest(tickets, ticket) WHERE endpoint_id = p_endpoint;
     RETURN ROW(false, 'in_flight',
-      least(30000, greatest(50, now_ms - ((SELECT min(value::bigint) FROM jsonb_each(live)) - p_lease_ms)) * (1 + behind / max_in)),
+      least(300000, greatest(50, coalesce(g.latency_ms, 1000)::bigint,
+        now_ms - ((SELECT min(value::bigint) FROM jsonb_each(live)) - p_lease_ms)) * (1 + behind / max_in)),
       p_slot_ms, ticket)::gate_decision;
   END IF;
 
@@ -170,7 +177,8 @@ END $$;
 -- receiver answered but refused: other 4xx, 429).
 CREATE FUNCTION gate_release(
   p_endpoint text, p_lease text, p_outcome text, p_retry_after_ms bigint,
-  p_threshold integer, p_probe_ms bigint, p_probe_max_ms bigint, p_disable_after_ms bigint
+  p_threshold integer, p_probe_ms bigint, p_probe_max_ms bigint, p_disable_after_ms bigint,
+  p_latency_ms bigint
 ) RETURNS text LANGUAGE plpgsql AS $$
 DECLARE
   g          endpoint_gates%ROWTYPE;
@@ -182,6 +190,7 @@ BEGIN
     RETURN NULL;
   END IF;
   g.leases := g.leases - p_lease;
+  g.latency_ms := CASE WHEN g.latency_ms IS NULL THEN p_latency_ms ELSE g.latency_ms * 0.8 + p_latency_ms * 0.2 END;
   probe := g.circuit = 'half_open' AND g.probe_lease = p_lease;
   IF p_retry_after_ms > 0 THEN
     g.pause_until := greatest(coalesce(g.pause_until, clock_timestamp()), clock_timestamp() + make_interval(secs => p_retry_after_ms / 1000.0));
@@ -223,7 +232,8 @@ BEGIN
   UPDATE endpoint_gates SET leases = g.leases, pause_until = g.pause_until, circuit = g.circuit,
     circuit_since = g.circuit_since, consecutive_failures = g.consecutive_failures,
     next_probe_at = g.next_probe_at, probe_interval_ms = g.probe_interval_ms, probe_lease = g.probe_lease,
-    failing_since = g.failing_since, last_success_at = g.last_success_at, open_ticket = g.open_ticket
+    failing_since = g.failing_since, last_success_at = g.last_success_at, open_ticket = g.open_ticket,
+    latency_ms = g.latency_ms
   WHERE endpoint_id = p_endpoint;
 
   IF p_outcome <> 'success' AND p_disable_after_ms > 0
