@@ -30,6 +30,8 @@ export interface ActivityDeps {
   responseBodyMaxBytes: number;
   /** Which addresses deliveries may reach (HOOKLINE_ALLOWED_TARGETS). */
   targetPolicy: TargetPolicy;
+  /** Signals a workflow that a slot freed (tests; default: the worker's Temporal client). */
+  signalWorkflow?: (workflowId: string, endpointId: string) => Promise<void>;
   /** Called once per attempt, after it is recorded (logs, metrics). */
   onAttempt?: (a: AttemptReport) => void;
   /** Called when the workflow moves a delivery on (delivering, dead_lettered, dropped), after it is recorded. */
@@ -162,10 +164,10 @@ export function createActivities(deps: ActivityDeps) {
    * Loads what one attempt needs and asks the endpoint's gate for a lease, in the same query; a
    * missing or disabled endpoint is a permanent failure. Refused: `wait` says for how long.
    */
-  async function load(eventId: string, endpointId: string, leaseId: string, slotMs: number | null, ticket: number | null) {
+  async function load(eventId: string, endpointId: string, leaseId: string, slotMs: number | null, ticket: number | null, workflowId: string | null) {
     const [loaded, event, secrets] = await Promise.all([
       // The lease outlives the endpoint's response timeout by a margin.
-      loadEndpointAcquiring(pool, endpointId, { id: leaseId, defaultTimeoutMs: deps.requestTimeoutMs, marginMs: LEASE_MARGIN_MS, slotMs, ticket }, gate),
+      loadEndpointAcquiring(pool, endpointId, { id: leaseId, defaultTimeoutMs: deps.requestTimeoutMs, marginMs: LEASE_MARGIN_MS, slotMs, ticket, workflowId }, gate),
       getEvent(pool, eventId),
       activeSecrets(pool, endpointId),
     ]);
@@ -198,8 +200,10 @@ export function createActivities(deps: ActivityDeps) {
   async function deliver(input: DeliverInput): Promise<DeliverResult> {
     const { eventId, endpointId } = input;
     const leaseId = randomUUID();
-    const { endpoint, event, secrets, body, gate: decision } = await load(eventId, endpointId, leaseId, input.slotMs ?? null, input.ticket ?? null);
     const info = Context.current().info;
+    const { endpoint, event, secrets, body, gate: decision } = await load(
+      eventId, endpointId, leaseId, input.slotMs ?? null, input.ticket ?? null, info.workflowExecution?.workflowId ?? null,
+    );
     if (!decision.admitted) {
       const attemptsMade = info.isLocal ? 0 : info.attempt - 1;
       return { statusCode: 0, attempt: 0, wait: { reason: decision.reason ?? 'in_flight', ms: decision.waitMs, slotMs: decision.slotMs, ticket: decision.ticket, attemptsMade } };
@@ -240,7 +244,7 @@ export function createActivities(deps: ActivityDeps) {
           ? parseRetryAfter(headerValue(result.headers['retry-after']), Date.now())
           : undefined;
       // The release goes with the record: the lease frees and the circuit moves in one statement.
-      const release = releaseFragment(endpointId, leaseId, healthOutcome(ok, statusCode), Math.min(retryAfter ?? 0, RETRY_AFTER_MAX_MS), result.latencyMs, gate);
+      const release = releaseFragment(endpointId, leaseId, healthOutcome(ok, statusCode), Math.min(retryAfter ?? 0, RETRY_AFTER_MAX_MS), gate);
       recordedLease = true;
       if (ok) return await recordDelivered(record, statusCode!, release);
       const attempt = await recordAndReport(record, release);
@@ -290,10 +294,23 @@ export function createActivities(deps: ActivityDeps) {
   }
 
   async function recordAndReport(a: NewAttempt, release?: Release): Promise<number> {
-    const { attempt, transition } = release ? await recordAttemptReleasing(pool, a, release) : { attempt: await recordAttempt(pool, a), transition: null };
+    const { attempt, transition, wake } = release ? await recordAttemptReleasing(pool, a, release) : { attempt: await recordAttempt(pool, a), transition: null, wake: null };
     deps.onAttempt?.({ eventId: a.eventId, endpointId: a.endpointId, attempt, statusCode: a.statusCode, latencyMs: a.latencyMs, outcome: a.outcome, error: a.error });
+    if (wake) await handOver(wake, a.endpointId);
     if (transition) await announce(a.endpointId, transition, a.error);
     return attempt;
+  }
+
+  /**
+   * The slot this attempt freed goes to the first delivery waiting for it: a signal wakes its
+   * workflow from its timer. Best effort — a lost wake-up costs that waiter its fallback timer.
+   */
+  async function handOver(workflowId: string, endpointId: string): Promise<void> {
+    try {
+      await (deps.signalWorkflow ?? ((id, ep) => Context.current().client.workflow.getHandle(id).signal(GATE_OPEN_SIGNAL, ep)))(workflowId, endpointId);
+    } catch {
+      // Closed meanwhile, or Temporal unreachable: the waiter's timer wakes it.
+    }
   }
 
   /** An operator hears of a circuit that opened or recovered and of an endpoint auto-disabled. */
@@ -318,6 +335,9 @@ export function createActivities(deps: ActivityDeps) {
 }
 
 type Release = ReturnType<typeof releaseFragment>;
+
+/** The signal that hands a freed in-flight slot to a waiting delivery (workflows/deliver-event.ts). */
+export const GATE_OPEN_SIGNAL = 'gateOpen';
 
 const TRANSITION_EVENTS: Record<string, OperationalEventType> = {
   opened: 'hookline.endpoint.circuit_opened',

@@ -339,6 +339,23 @@ describe('deliverEvent against stub activities', () => {
       expect(events!.filter((e) => e.activityTaskFailedEventAttributes)).toHaveLength(0);
     });
 
+    it('waits for an in-flight slot until a gateOpen signal hands it one, not its whole fallback timer', async () => {
+      const ep = endpoint('ep_gated_slot');
+      const eventId = newEvent({
+        eventType: 'gated.slot',
+        subscribed: [ep],
+        known: [ep],
+        attempt: () => 'ok',
+        // Refused once with a fallback far past this test's bound: only the signal can end it.
+        gate: (_id, n) => (n === 1 ? { reason: 'in_flight', ms: 600_000, slotMs: null, ticket: 3 } : undefined),
+      });
+      const handle = await start(eventId, { eventType: 'gated.slot', endpoints: [ep] });
+      await waitFor(async () => (await stateOf(eventId, ep.id))?.reason?.startsWith('waiting: '), 30_000, 'waiting');
+      await handle.signal('gateOpen', ep.id);
+      expect(await handle.result()).toEqual({ [ep.id]: 'delivered' });
+      expect(postsTo(eventId, ep.id)).toBe(1);
+    });
+
     it('counts attempts made before a refusal and none for the refusal itself', async () => {
       const ep = endpoint('ep_gated_count', { maxAttempts: 3 });
       const eventId = newEvent({
@@ -429,6 +446,6 @@ describe('deliverEvent against stub activities', () => {
       if (r.error) failures.push(`${r.workflowId}: ${r.error.message}`);
     }
     expect(failures).toEqual([]);
-    expect(replayed).toBeGreaterThanOrEqual(15);
+    expect(replayed).toBeGreaterThanOrEqual(16);
   });
 });

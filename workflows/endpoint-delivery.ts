@@ -50,6 +50,8 @@ export class EndpointDelivery {
   /** When the current dead-letter wait ends (epoch ms); 0 while not parked. */
   parkedUntil = 0;
   private replayRequested = false;
+  /** A gateOpen signal came while waiting for an in-flight slot. */
+  private slotFreed = false;
 
   constructor(
     readonly endpoint: ResolvedEndpoint,
@@ -63,6 +65,11 @@ export class EndpointDelivery {
   /** Waiting as a dead letter with nothing in flight: safe to carry across continue-as-new. */
   get idleParked(): boolean {
     return this.active && this.parkedUntil > 0 && !this.replayRequested;
+  }
+
+  /** The endpoint's gate handed this delivery a freed slot: stop waiting for it. */
+  gateOpened(): void {
+    this.slotFreed = true;
   }
 
   /** Parked: wake it. Mid-run: if this run gives up, start again at once. Otherwise: resend. */
@@ -83,7 +90,10 @@ export class EndpointDelivery {
       if (parkedUntil > 0 && !(await this.waitForReplay(parkedUntil))) return await this.drop();
       for (;;) {
         this.set('delivering');
-        const reason = await attemptRun(this.endpoint, this.ctx, first, (why) => this.set('delivering', why));
+        const reason = await attemptRun(this.endpoint, this.ctx, first, {
+          show: (why) => this.set('delivering', why),
+          wait: (ms, untilSlotFreed) => this.waitForGate(ms, untilSlotFreed),
+        });
         first = undefined;
         if (reason === undefined) {
           this.replayRequested = false;
@@ -102,6 +112,14 @@ export class EndpointDelivery {
     } finally {
       this.active = false;
     }
+  }
+
+  /** Sleeps `ms` in a durable timer; waiting for an in-flight slot, a gateOpen signal ends it sooner. */
+  private async waitForGate(ms: number, untilSlotFreed: boolean): Promise<void> {
+    if (!untilSlotFreed) return sleep(ms);
+    this.slotFreed = false;
+    await condition(() => this.slotFreed, ms);
+    this.slotFreed = false;
   }
 
   /** Parks until replayed (→ true) or until `until` (→ false). */
@@ -132,14 +150,14 @@ export class EndpointDelivery {
  * local activity, shared by all its endpoints); a failure continues as one regular activity
  * under the snapshot's retry policy with that attempt counted. A replay's run has no `first`:
  * all its attempts are the regular activity's. Whenever the endpoint's gate refuses, the run
- * waits (shown through `waiting`) and goes on with a new regular activity, the attempts made so
+ * waits (shown and slept through `waiting`) and goes on with a new regular activity, the attempts made so
  * far counted. Resolves to undefined when delivered, else the dead-letter reason.
  */
 async function attemptRun(
   ep: ResolvedEndpoint,
   ctx: DeliveryContext,
   first: Promise<FirstAttemptResult> | undefined,
-  waiting: (why?: string) => void,
+  waiting: { show(why?: string): void; wait(ms: number, untilSlotFreed: boolean): Promise<void> },
 ): Promise<string | undefined> {
   const r = ep.retry;
   const startedAt = Date.now();
@@ -172,9 +190,9 @@ async function attemptRun(
       // as a retry delay past it does.
       const ms = wait.reason === 'in_flight' ? Math.min(gateWaitMs(wait), remainingMs - DEADLINE_MARGIN_MS) : gateWaitMs(wait);
       if (ms <= 0 || ms >= remainingMs) return `deadline exceeded: waiting for the endpoint (${WAIT_WORDS[wait.reason]})`;
-      waiting(`waiting: ${WAIT_WORDS[wait.reason]}; next try in ${Math.ceil(ms / 1000)} s`);
-      await sleep(ms);
-      waiting(undefined);
+      waiting.show(`waiting: ${WAIT_WORDS[wait.reason]}; next try in ${Math.ceil(ms / 1000)} s${wait.reason === 'in_flight' ? ' or when a request ends' : ''}`);
+      await waiting.wait(ms, wait.reason === 'in_flight');
+      waiting.show(undefined);
     }
     let result: DeliverResult;
     try {
@@ -206,14 +224,15 @@ const WAKE_SPREAD_MAX_MS = 1_000;
 
 /**
  * How long to sleep on a refusal: a reserved rate-limit slot or an open circuit's queue place
- * exactly as the gate computed it (oldest first), its estimate for the in-flight cap, a spread
+ * exactly as the gate computed it (oldest first), a fallback for the in-flight cap (a gateOpen
+ * signal usually ends that wait first), a spread
  * wake-up after a Retry-After.
  */
 function gateWaitMs(w: GateWait): number {
   const ms = Math.max(1, w.ms);
   if (w.reason === 'rate_limit' || w.reason === 'circuit_open') return ms;
-  // In-flight cap: the gate's guess from how long requests take and the queue ahead; jitter
-  // keeps waiters with the same guess apart.
+  // In-flight cap: the gateOpen signal is the wake-up; this is the fallback (the oldest lease's
+  // expiry), jittered so waiters that lost their signal do not come back together.
   if (w.reason === 'in_flight') return Math.max(1, withJitter(ms));
   // Math.random is the workflow's seeded one: deterministic on replay.
   return ms + Math.round(Math.random() * Math.min(WAKE_SPREAD_MAX_MS, ms / 4));

@@ -63,13 +63,13 @@ export const DEFAULT_GATE: GateSettings = {
 export async function loadEndpointAcquiring(
   db: Queryable,
   endpointId: string,
-  lease: { id: string; defaultTimeoutMs: number; marginMs: number; slotMs: number | null; ticket: number | null },
+  lease: { id: string; defaultTimeoutMs: number; marginMs: number; slotMs: number | null; ticket: number | null; workflowId: string | null },
   settings: GateSettings,
 ): Promise<{ endpoint: EndpointRow; gate: GateDecision } | null> {
   const { rows } = await db.query(
     `SELECT ${COLUMNS}, g.admitted, g.reason, g.wait_ms, g.slot_ms, g.ticket
-     FROM endpoints e CROSS JOIN LATERAL gate_acquire(e.id, $2, $3, $4, $5, $6, $7, $8, $9) g WHERE e.id = $1`,
-    [endpointId, lease.id, lease.defaultTimeoutMs, lease.marginMs, lease.slotMs, lease.ticket, settings.defaultMaxInFlight, settings.probeIntervalMs, settings.probeMaxIntervalMs],
+     FROM endpoints e CROSS JOIN LATERAL gate_acquire(e.id, $2, $3, $4, $5, $6, $7, $8, $9, $10) g WHERE e.id = $1`,
+    [endpointId, lease.id, lease.defaultTimeoutMs, lease.marginMs, lease.slotMs, lease.ticket, settings.defaultMaxInFlight, settings.probeIntervalMs, settings.probeMaxIntervalMs, lease.workflowId],
   );
   const r = rows[0];
   if (!r) return null;
@@ -79,18 +79,20 @@ export async function loadEndpointAcquiring(
   };
 }
 
-/** The release, as a fragment recordAttemptReleasing runs in the attempt's statement. */
+/**
+ * The release, as a query recordAttemptReleasing runs in the attempt's statement: its
+ * transition, and the workflow of the in-flight waiter it woke (the caller signals it).
+ */
 export function releaseFragment(
   endpointId: string,
   leaseId: string,
   outcome: GateOutcome,
   retryAfterMs: number,
-  latencyMs: number,
   s: GateSettings,
 ): { sql: string; values: unknown[] } {
   return {
-    sql: 'gate_release($1, $2, $3, $4, $5, $6, $7, $8, $9)',
-    values: [endpointId, leaseId, outcome, Math.round(retryAfterMs), s.failureThreshold, s.probeIntervalMs, s.probeMaxIntervalMs, s.autoDisableAfterMs, Math.round(latencyMs)],
+    sql: 'SELECT transition, wake FROM gate_release($1, $2, $3, $4, $5, $6, $7, $8)',
+    values: [endpointId, leaseId, outcome, Math.round(retryAfterMs), s.failureThreshold, s.probeIntervalMs, s.probeMaxIntervalMs, s.autoDisableAfterMs],
   };
 }
 

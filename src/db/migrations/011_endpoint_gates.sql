@@ -29,17 +29,24 @@ CREATE TABLE endpoint_gates (
   probe_interval_ms    bigint NOT NULL DEFAULT 0,
   probe_lease          text,
   -- A delivery refused by the in-flight cap or an open circuit takes a numbered ticket, kept
-  -- until it goes: its place in the endpoint's queue. Waiters are told to come back according to
-  -- their place, so they return in order and a long queue does not poll. served_ticket: the
-  -- highest ticket admitted; open_ticket: the counter when the circuit opened.
+  -- until it goes: its place in the endpoint's queue (gate_waiters; an open circuit's waiters
+  -- come back in ticket order). open_ticket: the counter when the circuit opened.
   tickets              bigint NOT NULL DEFAULT 0,
-  served_ticket        bigint NOT NULL DEFAULT 0,
   open_ticket          bigint NOT NULL DEFAULT 0,
-  -- How long this endpoint's requests take (moving average of recorded attempts, ms).
-  latency_ms           double precision,
   -- Auto-disable: the first failure since the last 2xx.
   failing_since        timestamptz,
   last_success_at      timestamptz
+);
+
+-- Deliveries waiting for an in-flight slot, by ticket: a release hands its slot to the first
+-- (signals its workflow), so a queue at a hanging endpoint sleeps until a slot frees instead of
+-- polling. An entry whose workflow stopped waiting is popped like any other and its wake-up lost;
+-- the waiters' own timers (the earliest lease's expiry) cover that.
+CREATE TABLE gate_waiters (
+  endpoint_id text NOT NULL REFERENCES endpoints(id) ON DELETE CASCADE,
+  ticket      bigint NOT NULL,
+  workflow_id text NOT NULL,
+  PRIMARY KEY (endpoint_id, ticket)
 );
 
 CREATE TYPE gate_decision AS (
@@ -57,11 +64,12 @@ CREATE TYPE gate_decision AS (
 -- A lease lasts the endpoint's response timeout (or p_default_timeout_ms) plus p_margin_ms.
 CREATE FUNCTION gate_acquire(
   p_endpoint text, p_lease text, p_default_timeout_ms bigint, p_margin_ms bigint, p_slot_ms bigint,
-  p_ticket bigint, p_default_max_in_flight integer, p_probe_ms bigint, p_probe_max_ms bigint
+  p_ticket bigint, p_default_max_in_flight integer, p_probe_ms bigint, p_probe_max_ms bigint,
+  p_workflow text
 ) RETURNS gate_decision LANGUAGE plpgsql AS $$
 DECLARE
   p_lease_ms bigint;
-  ticket   bigint;
+  v_ticket   bigint;
   behind   bigint;
   now_ms   bigint := (extract(epoch FROM clock_timestamp()) * 1000)::bigint;
   g        endpoint_gates%ROWTYPE;
@@ -84,6 +92,10 @@ BEGIN
 
   SELECT coalesce(jsonb_object_agg(key, value), '{}'::jsonb) INTO live
     FROM jsonb_each(g.leases) WHERE value::bigint > now_ms;
+  -- A slot a release held for this waiter is its own now (see gate_release).
+  IF p_ticket IS NOT NULL THEN
+    live := live - ('w' || p_ticket);
+  END IF;
   max_in := coalesce((lim->>'maxInFlight')::integer, p_default_max_in_flight);
   p_lease_ms := coalesce((lim->>'responseTimeoutMs')::bigint, p_default_timeout_ms) + p_margin_ms;
   rate := (lim->>'rateLimit')::double precision;
@@ -96,36 +108,34 @@ BEGIN
   -- Open circuit: one probe per interval; everyone else waits for the probe's time, then comes
   -- back in ticket order, one drain step apart (the rate limit's spacing, or 10 ms).
   IF g.circuit <> 'closed' THEN
-    ticket := coalesce(p_ticket, g.tickets + 1);
-    behind := greatest(0, ticket - g.open_ticket - 1)
+    v_ticket := coalesce(p_ticket, g.tickets + 1);
+    behind := greatest(0, v_ticket - g.open_ticket - 1)
       * greatest(10, coalesce(ceil(1000 / nullif((lim->>'rateLimit')::double precision, 0)), 10))::bigint;
     IF g.circuit = 'half_open' AND g.probe_lease IS NOT NULL AND live ? g.probe_lease THEN
       -- The probe is in flight: come back when it must have ended, or at the next probe time.
-      UPDATE endpoint_gates SET leases = live, tickets = greatest(tickets, ticket) WHERE endpoint_id = p_endpoint;
+      UPDATE endpoint_gates SET leases = live, tickets = greatest(tickets, v_ticket) WHERE endpoint_id = p_endpoint;
       RETURN ROW(false, 'circuit_open', greatest(250, least((live->>g.probe_lease)::bigint,
-        (extract(epoch FROM g.next_probe_at) * 1000)::bigint) - now_ms) + behind, NULL, ticket)::gate_decision;
+        (extract(epoch FROM g.next_probe_at) * 1000)::bigint) - now_ms) + behind, NULL, v_ticket)::gate_decision;
     END IF;
     IF g.next_probe_at > clock_timestamp() THEN
-      UPDATE endpoint_gates SET leases = live, tickets = greatest(tickets, ticket) WHERE endpoint_id = p_endpoint;
-      RETURN ROW(false, 'circuit_open', (extract(epoch FROM g.next_probe_at) * 1000)::bigint - now_ms + behind, NULL, ticket)::gate_decision;
+      UPDATE endpoint_gates SET leases = live, tickets = greatest(tickets, v_ticket) WHERE endpoint_id = p_endpoint;
+      RETURN ROW(false, 'circuit_open', (extract(epoch FROM g.next_probe_at) * 1000)::bigint - now_ms + behind, NULL, v_ticket)::gate_decision;
     END IF;
   END IF;
 
   IF (SELECT count(*) FROM jsonb_object_keys(live)) >= max_in THEN
-    -- Nobody knows when a request ends. How long requests take here — their moving average
-    -- (1 s before any is recorded), or the oldest one's age if longer (a hanging receiver) — is
-    -- the guess, and a waiter with n × maxInFlight others ahead of it needs about n + 1 such
-    -- rounds (50 ms – 5 min). The
-    -- waits grow with the queue and with how long requests take, so a queue at a hanging
-    -- receiver is spread out instead of waking in waves (a 30 s cap made 300 waiters wake
-    -- together and swamp the workers: measured in the bench's isolation phase).
-    ticket := coalesce(p_ticket, g.tickets + 1);
-    behind := greatest(0, ticket - g.served_ticket - 1);
-    UPDATE endpoint_gates SET leases = live, tickets = greatest(tickets, ticket) WHERE endpoint_id = p_endpoint;
+    -- Queue up: the next release wakes the first waiter. Its own timer is the fallback for a
+    -- lost wake-up: when the oldest lease expires (a slot frees then even if nobody releases).
+    -- Polling instead (waking every waiter on a guess) swamped the workers with a few hundred
+    -- waiters at a hanging receiver: measured in the bench's isolation phase.
+    v_ticket := coalesce(p_ticket, g.tickets + 1);
+    UPDATE endpoint_gates SET leases = live, tickets = greatest(tickets, v_ticket) WHERE endpoint_id = p_endpoint;
+    IF p_workflow IS NOT NULL THEN
+      INSERT INTO gate_waiters (endpoint_id, ticket, workflow_id) VALUES (p_endpoint, v_ticket, p_workflow)
+        ON CONFLICT DO NOTHING;
+    END IF;
     RETURN ROW(false, 'in_flight',
-      least(300000, greatest(50, coalesce(g.latency_ms, 1000)::bigint,
-        now_ms - ((SELECT min(value::bigint) FROM jsonb_each(live)) - p_lease_ms)) * (1 + behind / max_in)),
-      p_slot_ms, ticket)::gate_decision;
+      greatest(50, (SELECT min(value::bigint) FROM jsonb_each(live)) - now_ms), p_slot_ms, v_ticket)::gate_decision;
   END IF;
 
   win := ARRAY(SELECT x FROM unnest(g.recent) x WHERE x > now_ms - 1000 ORDER BY x);
@@ -154,13 +164,15 @@ BEGIN
   END IF;
 
   -- Admitted. From an open circuit, this request is the probe.
+  IF p_ticket IS NOT NULL THEN
+    DELETE FROM gate_waiters WHERE endpoint_id = p_endpoint AND gate_waiters.ticket = p_ticket;
+  END IF;
   UPDATE endpoint_gates SET
     leases = live || jsonb_build_object(p_lease, now_ms + p_lease_ms),
     tat = g.tat,
     recent = CASE WHEN rate IS NULL THEN '{}' ELSE win || now_ms END,
     circuit = CASE WHEN g.circuit = 'closed' THEN 'closed' ELSE 'half_open' END,
     probe_lease = CASE WHEN g.circuit = 'closed' THEN NULL ELSE p_lease END,
-    served_ticket = greatest(g.served_ticket, coalesce(p_ticket, 0)),
     -- The probe's time is also the next probe's: if it fails, the interval has doubled. Every
     -- waiter anchors on this one instant, so their tickets keep them in order.
     probe_interval_ms = CASE WHEN g.circuit = 'closed' THEN g.probe_interval_ms
@@ -172,25 +184,25 @@ BEGIN
 END $$;
 
 -- The attempt's outcome: frees its lease and moves the circuit. Returns the transition an
--- operator hears about ('opened', 'recovered', 'disabled') or NULL.
+-- operator hears about ('opened', 'recovered', 'disabled') or NULL, and the workflow of the
+-- first in-flight waiter, now woken (the caller signals it), or NULL.
 -- p_outcome: 'success' (2xx), 'failure' (timeout, connection error, 5xx, 408), 'neutral' (the
 -- receiver answered but refused: other 4xx, 429).
 CREATE FUNCTION gate_release(
   p_endpoint text, p_lease text, p_outcome text, p_retry_after_ms bigint,
   p_threshold integer, p_probe_ms bigint, p_probe_max_ms bigint, p_disable_after_ms bigint,
-  p_latency_ms bigint
-) RETURNS text LANGUAGE plpgsql AS $$
+  OUT transition text, OUT wake text
+) LANGUAGE plpgsql AS $$
 DECLARE
   g          endpoint_gates%ROWTYPE;
-  transition text;
   probe      boolean;
+  v_first    bigint;
 BEGIN
   SELECT * INTO g FROM endpoint_gates WHERE endpoint_id = p_endpoint FOR UPDATE;
   IF NOT FOUND THEN
-    RETURN NULL;
+    RETURN;
   END IF;
   g.leases := g.leases - p_lease;
-  g.latency_ms := CASE WHEN g.latency_ms IS NULL THEN p_latency_ms ELSE g.latency_ms * 0.8 + p_latency_ms * 0.2 END;
   probe := g.circuit = 'half_open' AND g.probe_lease = p_lease;
   IF p_retry_after_ms > 0 THEN
     g.pause_until := greatest(coalesce(g.pause_until, clock_timestamp()), clock_timestamp() + make_interval(secs => p_retry_after_ms / 1000.0));
@@ -232,8 +244,7 @@ BEGIN
   UPDATE endpoint_gates SET leases = g.leases, pause_until = g.pause_until, circuit = g.circuit,
     circuit_since = g.circuit_since, consecutive_failures = g.consecutive_failures,
     next_probe_at = g.next_probe_at, probe_interval_ms = g.probe_interval_ms, probe_lease = g.probe_lease,
-    failing_since = g.failing_since, last_success_at = g.last_success_at, open_ticket = g.open_ticket,
-    latency_ms = g.latency_ms
+    failing_since = g.failing_since, last_success_at = g.last_success_at, open_ticket = g.open_ticket
   WHERE endpoint_id = p_endpoint;
 
   IF p_outcome <> 'success' AND p_disable_after_ms > 0
@@ -246,7 +257,19 @@ BEGIN
       transition := 'disabled';
     END IF;
   END IF;
-  RETURN transition;
+
+  -- The freed slot goes to the first waiter, unless the endpoint is not admitting anyway. It is
+  -- held for that waiter for a few seconds (a lease named after its ticket), so a new arrival
+  -- cannot take it first and a long queue is served in order rather than starved.
+  IF g.circuit = 'closed' AND (g.pause_until IS NULL OR g.pause_until <= clock_timestamp()) AND coalesce(transition, '') <> 'disabled' THEN
+    SELECT min(w.ticket) INTO v_first FROM gate_waiters w WHERE w.endpoint_id = p_endpoint;
+    IF v_first IS NOT NULL THEN
+      DELETE FROM gate_waiters w WHERE w.endpoint_id = p_endpoint AND w.ticket = v_first RETURNING w.workflow_id INTO wake;
+      UPDATE endpoint_gates SET leases = leases || jsonb_build_object('w' || v_first,
+        (extract(epoch FROM clock_timestamp()) * 1000)::bigint + 5000)
+      WHERE endpoint_id = p_endpoint;
+    END IF;
+  END IF;
 END $$;
 
 -- An operator re-enabled the endpoint: its failure streak starts again from nothing, so the
