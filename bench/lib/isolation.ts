@@ -8,6 +8,8 @@ import { createEndpoint, submitBurst, submitPaced, type Submitted } from './prod
 import type { BenchReceiver } from './receiver';
 import { sleep } from './procs';
 
+const SETTLE_MS = 5_000;
+
 export interface IsolationOptions {
   api: string;
   /** Deliveries queued for the hanging endpoint. */
@@ -59,6 +61,9 @@ export async function runIsolationPhase(o: IsolationOptions): Promise<IsolationR
     const until = Date.now() + 120_000;
     while (queued.length > 0 && Date.now() < until && !(await relayed(o.api, queued))) await sleep(250);
     while (queued.length > 0 && received === 0 && Date.now() < until) await sleep(100);
+    // Steady state: the backlog's first attempts (one workflow task each) are done and its
+    // waiters asleep, as with an endpoint that has been hanging for a while.
+    await sleep(SETTLE_MS);
     const before = o.rx.distinct.get(o.healthyPath) ?? 0;
     const healthy = await submitPaced(o.api, 'bench.e2e', o.healthyEvents, o.ratePerSecond, o.payload);
     await o.waitCount('isolation', () => o.rx.distinct.get(o.healthyPath) ?? 0, before + healthy.length);
