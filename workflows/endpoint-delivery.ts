@@ -225,8 +225,7 @@ const WAKE_SPREAD_MAX_MS = 1_000;
 /**
  * How long to sleep on a refusal: a reserved rate-limit slot or an open circuit's queue place
  * exactly as the gate computed it (oldest first), a fallback for the in-flight cap (a gateOpen
- * signal usually ends that wait first), a spread
- * wake-up after a Retry-After.
+ * signal usually ends that wait first), a spread wake-up after a Retry-After.
  */
 function gateWaitMs(w: GateWait): number {
   const ms = Math.max(1, w.ms);
