@@ -114,10 +114,13 @@ export class EndpointDelivery {
     }
   }
 
-  /** Sleeps `ms` in a durable timer; waiting for an in-flight slot, a gateOpen signal ends it sooner. */
+  /**
+   * Sleeps `ms` in a durable timer; waiting for an in-flight slot, a gateOpen signal ends it
+   * sooner. A signal that came while the refused attempt was still returning counts: the
+   * release that sent it is holding a slot for this delivery now.
+   */
   private async waitForGate(ms: number, untilSlotFreed: boolean): Promise<void> {
     if (!untilSlotFreed) return sleep(ms);
-    this.slotFreed = false;
     await condition(() => this.slotFreed, ms);
     this.slotFreed = false;
   }
