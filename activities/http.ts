@@ -41,6 +41,8 @@ export interface PostOptions {
   headers: Record<string, string>;
   body: string;
   timeoutMs: number;
+  /** Bound on DNS + TCP connect of a new connection, within timeoutMs (a reused socket skips it). */
+  connectTimeoutMs?: number;
   maxResponseBytes: number;
   /** Which addresses may be reached (src/net/address-policy). */
   targetPolicy: TargetPolicy;
@@ -182,6 +184,12 @@ function exchange(url: URL, opts: PostOptions, deadline: number, reuse: boolean)
     let bytesReadAtStart = -1;
     req.on('socket', (socket) => {
       bytesReadAtStart = socket.bytesRead;
+      // An unreachable host fails at the connect timeout, not the whole request's.
+      if (opts.connectTimeoutMs && socket.connecting) {
+        const connectTimer = setTimeout(() => req.destroy(Object.assign(new Error(`connect timed out after ${opts.connectTimeoutMs} ms`), { code: 'ECONNECTTIMEOUT' })), opts.connectTimeoutMs);
+        socket.once('connect', () => clearTimeout(connectTimer));
+        req.once('close', () => clearTimeout(connectTimer));
+      }
     });
     // The whole exchange, not just socket idleness, is bounded by the deadline. destroy() also
     // destroys the socket, so a hanging receiver's connection is never handed out again.

@@ -4,10 +4,13 @@
 // retries after how long is computed from the retry-policy snapshot the workflow passes in.
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Pool } from '../src/db/pool';
-import { activeSecrets, getEndpoint, getEndpointsByIds, listActiveEndpoints, updateEndpoint } from '../src/db/endpoints';
+import { randomUUID } from 'node:crypto';
+import { activeSecrets, getEndpointsByIds, listActiveEndpoints, updateEndpoint } from '../src/db/endpoints';
 import { getEvent } from '../src/db/events';
-import { ensureDeliveries, recordAttempt, setDeliveryStatus, type DeliveryStatus, type NewAttempt } from '../src/db/deliveries';
-import { nextDelayMs, parseRetryAfter, type RetrySettings } from '../src/retry';
+import { ensureDeliveries, recordAttempt, recordAttemptReleasing, setDeliveryStatus, type DeliveryStatus, type NewAttempt } from '../src/db/deliveries';
+import { DEFAULT_GATE, loadEndpointAcquiring, releaseFragment, releaseLease, type GateOutcome, type GateSettings, type WaitReason } from '../src/db/gate';
+import { emitOperationalEvent, type OperationalEventType } from '../src/ops-events';
+import { nextDelayMs, parseRetryAfter, RETRY_AFTER_MAX_MS, type RetrySettings } from '../src/retry';
 import { signatureHeader } from '../src/signing';
 import { activityEventId, disableEndpoint, emitDeliveryEvent, type OpsEventLimit } from '../src/ops-events';
 import { hostOf, subscribersOf, toResolved, type ResolvedEndpoint } from '../src/subscriptions';
@@ -21,10 +24,17 @@ export type { ResolvedEndpoint } from '../src/subscriptions';
 
 export interface ActivityDeps {
   pool: Pool;
+  /** The default response timeout: the whole request (an endpoint's timeouts.response overrides it). */
   requestTimeoutMs: number;
+  /** The default connect timeout (an endpoint's timeouts.connect overrides it). */
+  connectTimeoutMs?: number;
+  /** In-flight cap, circuit breaker and auto-disable settings; DEFAULT_GATE when absent. */
+  gate?: GateSettings;
   responseBodyMaxBytes: number;
   /** Which addresses deliveries may reach (HOOKLINE_ALLOWED_TARGETS). */
   targetPolicy: TargetPolicy;
+  /** Signals a workflow that a slot freed (tests; default: the worker's Temporal client). */
+  signalWorkflow?: (workflowId: string, endpointId: string) => Promise<void>;
   /** Called once per attempt, after it is recorded (logs, metrics). */
   onAttempt?: (a: AttemptReport) => void;
   /** Called when the workflow moves a delivery on (delivering, dead_lettered, dropped), after it is recorded. */
@@ -75,6 +85,25 @@ export interface DeliverInput {
   retry: RetrySettings;
   /** Attempts of this run made before this activity's first (1 when a local first attempt failed). */
   attemptsBefore: number;
+  /** A rate-limit slot the gate reserved for this delivery while it waited. */
+  slotMs?: number | null;
+  /** Its place in the endpoint's queue, once it has waited. */
+  ticket?: number | null;
+}
+
+/**
+ * The endpoint's gate refused the attempt: nothing was POSTed, and trying again makes sense in
+ * `ms`. Data, not an error: the workflow waits in a durable timer, holding no worker slot.
+ */
+export interface GateWait {
+  reason: WaitReason;
+  ms: number;
+  /** A reserved rate-limit slot to pass back (DeliverInput.slotMs). */
+  slotMs: number | null;
+  /** Its place in the endpoint's queue (in-flight cap, open circuit), to pass back (DeliverInput.ticket). */
+  ticket: number | null;
+  /** Attempts this activity made (and failed) before the refused one: they count. */
+  attemptsMade: number;
 }
 
 export interface DeliverResult {
@@ -85,6 +114,8 @@ export interface DeliverResult {
    * the workflow records it with its own retries, so a bookkeeping error never causes a second POST.
    */
   unrecorded?: AttemptRecord;
+  /** Set when the gate refused: nothing was sent (statusCode and attempt are 0). */
+  wait?: GateWait;
 }
 
 export interface FirstAttemptsInput {
@@ -93,8 +124,13 @@ export interface FirstAttemptsInput {
 }
 
 export type FirstAttemptResult =
-  | { delivered: DeliverResult; failed?: undefined }
-  | { delivered?: undefined; failed: { message: string; type: string; nonRetryable: boolean; retryDelayMs: number } };
+  | { delivered: DeliverResult; failed?: undefined; wait?: undefined }
+  | { delivered?: undefined; failed: { message: string; type: string; nonRetryable: boolean; retryDelayMs: number }; wait?: undefined }
+  | { delivered?: undefined; failed?: undefined; wait: GateWait };
+
+// A lease outlives its request by this much before the gate frees it on its own (a worker that
+// died mid-request never releases).
+const LEASE_MARGIN_MS = 5_000;
 
 /**
  * NewAttempt as it crosses the workflow boundary, as plain JSON: the date as an ISO string, the
@@ -131,13 +167,25 @@ export function createActivities(deps: ActivityDeps) {
     return { eventType: event.type, requestTimeoutMs: deps.requestTimeoutMs, endpoints: candidates.map(toResolved) };
   }
 
-  /** Loads what one attempt needs; a missing or disabled endpoint is a permanent failure. */
-  async function load(eventId: string, endpointId: string) {
-    const [endpoint, event, secrets] = await Promise.all([
-      getEndpoint(pool, endpointId), getEvent(pool, eventId), activeSecrets(pool, endpointId),
+  const gate = deps.gate ?? DEFAULT_GATE;
+
+  /**
+   * Loads what one attempt needs and asks the endpoint's gate for a lease, in the same query; a
+   * missing or disabled endpoint is a permanent failure. Refused: `wait` says for how long.
+   */
+  async function load(eventId: string, endpointId: string, leaseId: string, slotMs: number | null, ticket: number | null, workflowId: string | null) {
+    const [loaded, event, secrets] = await Promise.all([
+      // The lease outlives the endpoint's response timeout by a margin.
+      loadEndpointAcquiring(pool, endpointId, { id: leaseId, defaultTimeoutMs: deps.requestTimeoutMs, marginMs: LEASE_MARGIN_MS, slotMs, ticket, workflowId }, gate),
+      getEvent(pool, eventId),
+      activeSecrets(pool, endpointId),
     ]);
-    if (!event) throw ApplicationFailure.nonRetryable(`event ${eventId} does not exist`, 'EventNotFound');
-    if (!endpoint) throw ApplicationFailure.nonRetryable(`endpoint ${endpointId} was deleted`, FailureTypes.deleted);
+    if (!event) {
+      if (loaded?.gate.admitted) await releaseLease(pool, endpointId, leaseId);
+      throw ApplicationFailure.nonRetryable(`event ${eventId} does not exist`, 'EventNotFound');
+    }
+    if (!loaded) throw ApplicationFailure.nonRetryable(`endpoint ${endpointId} was deleted`, FailureTypes.deleted);
+    const { endpoint } = loaded;
     if (endpoint.disabled) {
       throw ApplicationFailure.nonRetryable(
         `endpoint ${endpointId} is disabled${endpoint.disabledReason ? `: ${endpoint.disabledReason}` : ''}`,
@@ -151,7 +199,7 @@ export function createActivities(deps: ActivityDeps) {
       ...(event.version != null ? { version: event.version } : {}),
       data: event.data,
     });
-    return { endpoint, event, secrets, body };
+    return { endpoint, event, secrets, body, gate: loaded.gate };
   }
 
   /**
@@ -160,53 +208,71 @@ export function createActivities(deps: ActivityDeps) {
    */
   async function deliver(input: DeliverInput): Promise<DeliverResult> {
     const { eventId, endpointId } = input;
-    const { endpoint, event, secrets, body } = await load(eventId, endpointId);
-    const startedAt = new Date();
-    const timestamp = Math.floor(startedAt.getTime() / 1000);
-    const result = await (isListenUrl(endpoint.url) ? listen.post : post)({
-      url: endpoint.url,
-      body,
-      headers: {
-        'content-type': 'application/json',
-        'user-agent': USER_AGENT,
-        'webhook-id': event.id,
-        'webhook-timestamp': String(timestamp),
-        'webhook-signature': signatureHeader(secrets, event.id, timestamp, body),
-      },
-      timeoutMs: deps.requestTimeoutMs,
-      maxResponseBytes: deps.responseBodyMaxBytes,
-      targetPolicy: deps.targetPolicy,
-    });
-
-    const statusCode = result.kind === 'response' ? result.status : null;
-    const ok = statusCode !== null && statusCode >= 200 && statusCode < 300;
-    const permanent =
-      (result.kind === 'error' && result.code === 'EPRIVATETARGET') ||
-      (statusCode !== null && statusCode >= 400 && statusCode < 500 && !RETRYABLE_4XX.has(statusCode));
-    const error = ok ? null : result.kind === 'error' ? `${result.code}: ${result.message}` : `HTTP ${statusCode}`;
-    const record: NewAttempt = {
-      eventId, endpointId, startedAt, latencyMs: result.latencyMs, statusCode, error,
-      outcome: ok ? 'delivered' : permanent ? 'failed' : 'retrying',
-      responseBody: result.kind === 'response' ? result.body.slice(0, RESPONSE_BODY_KEPT_BYTES) : null,
-    };
-    if (ok) return recordDelivered(record, statusCode!);
-    const attempt = await recordAndReport(record);
-
-    if (statusCode === 410) {
-      await disableEndpoint(pool, endpoint, { reason: 'receiver answered 410 Gone', eventId, statusCode }, deps.opsEventLimit);
-      throw ApplicationFailure.nonRetryable(`HTTP 410 from ${hostOf(endpoint.url)}: endpoint disabled`, FailureTypes.gone);
+    const leaseId = randomUUID();
+    const info = Context.current().info;
+    const { endpoint, event, secrets, body, gate: decision } = await load(
+      eventId, endpointId, leaseId, input.slotMs ?? null, input.ticket ?? null, info.workflowExecution?.workflowId ?? null,
+    );
+    if (!decision.admitted) {
+      const attemptsMade = info.isLocal ? 0 : info.attempt - 1;
+      return { statusCode: 0, attempt: 0, wait: { reason: decision.reason ?? 'in_flight', ms: decision.waitMs, slotMs: decision.slotMs, ticket: decision.ticket, attemptsMade } };
     }
-    if (permanent) {
-      const type = result.kind === 'error' ? FailureTypes.privateTarget : FailureTypes.permanent;
-      throw ApplicationFailure.nonRetryable(error!, type, { statusCode });
+    let recordedLease = false;
+    try {
+      const startedAt = new Date();
+      const timestamp = Math.floor(startedAt.getTime() / 1000);
+      const result = await (isListenUrl(endpoint.url) ? listen.post : post)({
+        url: endpoint.url,
+        body,
+        headers: {
+          'content-type': 'application/json',
+          'user-agent': USER_AGENT,
+          'webhook-id': event.id,
+          'webhook-timestamp': String(timestamp),
+          'webhook-signature': signatureHeader(secrets, event.id, timestamp, body),
+        },
+        timeoutMs: endpoint.limits.responseTimeoutMs ?? deps.requestTimeoutMs,
+        connectTimeoutMs: endpoint.limits.connectTimeoutMs ?? deps.connectTimeoutMs,
+        maxResponseBytes: deps.responseBodyMaxBytes,
+        targetPolicy: deps.targetPolicy,
+      });
+
+      const statusCode = result.kind === 'response' ? result.status : null;
+      const ok = statusCode !== null && statusCode >= 200 && statusCode < 300;
+      const permanent =
+        (result.kind === 'error' && result.code === 'EPRIVATETARGET') ||
+        (statusCode !== null && statusCode >= 400 && statusCode < 500 && !RETRYABLE_4XX.has(statusCode));
+      const error = ok ? null : result.kind === 'error' ? `${result.code}: ${result.message}` : `HTTP ${statusCode}`;
+      const record: NewAttempt = {
+        eventId, endpointId, startedAt, latencyMs: result.latencyMs, statusCode, error,
+        outcome: ok ? 'delivered' : permanent ? 'failed' : 'retrying',
+        responseBody: result.kind === 'response' ? result.body.slice(0, RESPONSE_BODY_KEPT_BYTES) : null,
+      };
+      const retryAfter =
+        result.kind === 'response' && (statusCode === 429 || statusCode === 503)
+          ? parseRetryAfter(headerValue(result.headers['retry-after']), Date.now())
+          : undefined;
+      // The release goes with the record: the lease frees and the circuit moves in one statement.
+      const release = releaseFragment(endpointId, leaseId, healthOutcome(ok, statusCode), Math.min(retryAfter ?? 0, RETRY_AFTER_MAX_MS), gate);
+      recordedLease = true;
+      if (ok) return await recordDelivered(record, statusCode!, release);
+      const attempt = await recordAndReport(record, release);
+
+      if (statusCode === 410) {
+        await disableEndpoint(pool, endpoint, { reason: 'receiver answered 410 Gone', eventId, statusCode }, deps.opsEventLimit);
+        throw ApplicationFailure.nonRetryable(`HTTP 410 from ${hostOf(endpoint.url)}: endpoint disabled`, FailureTypes.gone);
+      }
+      if (permanent) {
+        const type = result.kind === 'error' ? FailureTypes.privateTarget : FailureTypes.permanent;
+        throw ApplicationFailure.nonRetryable(error!, type, { statusCode, attempt });
+      }
+      const retryDelayMs = nextDelayMs(input.retry, input.attemptsBefore + (info.isLocal ? 1 : info.attempt), retryAfter);
+      const type = result.kind === 'error' && result.code === LISTENER_OFFLINE ? FailureTypes.listenerOffline : FailureTypes.retryable;
+      throw ApplicationFailure.create({ message: error!, type, details: [{ statusCode }], nextRetryDelay: retryDelayMs });
+    } finally {
+      // Anything that ended the attempt before its record (a throw while signing or posting) frees the lease now.
+      if (!recordedLease) await releaseLease(pool, endpointId, leaseId).catch(() => {});
     }
-    const retryAfter =
-      result.kind === 'response' && (statusCode === 429 || statusCode === 503)
-        ? parseRetryAfter(headerValue(result.headers['retry-after']), Date.now())
-        : undefined;
-    const retryDelayMs = nextDelayMs(input.retry, input.attemptsBefore + Context.current().info.attempt, retryAfter);
-    const type = result.kind === 'error' && result.code === LISTENER_OFFLINE ? FailureTypes.listenerOffline : FailureTypes.retryable;
-    throw ApplicationFailure.create({ message: error!, type, details: [{ statusCode }], nextRetryDelay: retryDelayMs });
   }
 
   /**
@@ -218,7 +284,8 @@ export function createActivities(deps: ActivityDeps) {
   async function firstAttempts(input: FirstAttemptsInput): Promise<FirstAttemptResult[]> {
     return Promise.all(input.endpoints.map(async ({ endpointId, retry }): Promise<FirstAttemptResult> => {
       try {
-        return { delivered: await deliver({ eventId: input.eventId, endpointId, retry, attemptsBefore: 0 }) };
+        const result = await deliver({ eventId: input.eventId, endpointId, retry, attemptsBefore: 0 });
+        return result.wait ? { wait: result.wait } : { delivered: result };
       } catch (err) {
         const f = err instanceof ApplicationFailure ? err : null;
         const retryDelayMs = typeof f?.nextRetryDelay === 'number' ? f.nextRetryDelay : 0;
@@ -228,18 +295,40 @@ export function createActivities(deps: ActivityDeps) {
   }
 
   /** After a 2xx nothing may throw: a failed record goes back to the workflow to be retried alone. */
-  async function recordDelivered(record: NewAttempt, statusCode: number): Promise<DeliverResult> {
+  async function recordDelivered(record: NewAttempt, statusCode: number, release: Release): Promise<DeliverResult> {
     try {
-      return { statusCode, attempt: await recordAndReport(record) };
+      return { statusCode, attempt: await recordAndReport(record, release) };
     } catch {
       return { statusCode, attempt: 0, unrecorded: toAttemptRecord(record) };
     }
   }
 
-  async function recordAndReport(a: NewAttempt): Promise<number> {
-    const attempt = await recordAttempt(pool, a);
+  async function recordAndReport(a: NewAttempt, release?: Release): Promise<number> {
+    const { attempt, transition, wake } = release ? await recordAttemptReleasing(pool, a, release) : { attempt: await recordAttempt(pool, a), transition: null, wake: null };
     deps.onAttempt?.({ eventId: a.eventId, endpointId: a.endpointId, attempt, statusCode: a.statusCode, latencyMs: a.latencyMs, outcome: a.outcome, error: a.error });
+    if (wake) await handOver(wake, a.endpointId);
+    if (transition) await announce(a.endpointId, transition, a.error);
     return attempt;
+  }
+
+  /**
+   * The slot this attempt freed goes to the first delivery waiting for it: a signal wakes its
+   * workflow from its timer. Best effort — a lost wake-up costs that waiter its fallback timer.
+   */
+  async function handOver(workflowId: string, endpointId: string): Promise<void> {
+    try {
+      await (deps.signalWorkflow ?? ((id, ep) => Context.current().client.workflow.getHandle(id).signal(GATE_OPEN_SIGNAL, ep)))(workflowId, endpointId);
+    } catch {
+      // Closed meanwhile, or Temporal unreachable: the waiter's timer wakes it.
+    }
+  }
+
+  /** An operator hears of a circuit that opened or recovered and of an endpoint auto-disabled. */
+  async function announce(endpointId: string, transition: string, lastError: string | null): Promise<void> {
+    const type = TRANSITION_EVENTS[transition];
+    if (!type) return;
+    // Bookkeeping after the attempt is recorded: an outage here must not fail (and re-POST) it.
+    await emitOperationalEvent(pool, type, { endpointId, lastError }).catch(() => {});
   }
 
   /** The late record of a delivered attempt (see DeliverResult.unrecorded). */
@@ -258,6 +347,28 @@ export function createActivities(deps: ActivityDeps) {
   }
 
   return { resolveEndpoints, firstAttempts, deliver, recordLateAttempt, markDelivery };
+}
+
+type Release = ReturnType<typeof releaseFragment>;
+
+/** The signal that hands a freed in-flight slot to a waiting delivery (workflows/deliver-event.ts). */
+export const GATE_OPEN_SIGNAL = 'gateOpen';
+
+const TRANSITION_EVENTS: Record<string, OperationalEventType> = {
+  opened: 'hookline.endpoint.circuit_opened',
+  recovered: 'hookline.endpoint.recovered',
+  disabled: 'hookline.endpoint.disabled',
+};
+
+/**
+ * How the circuit breaker counts an attempt: 2xx is a success; a timeout, a connection error,
+ * a 5xx or a 408 is a failure; any other answer (4xx, 429) shows the receiver is up but says
+ * nothing of its health.
+ */
+function healthOutcome(ok: boolean, statusCode: number | null): GateOutcome {
+  if (ok) return 'success';
+  if (statusCode === null || statusCode >= 500 || statusCode === 408 || (statusCode >= 300 && statusCode < 400)) return 'failure';
+  return 'neutral';
 }
 
 function headerValue(v: string | string[] | undefined): string | undefined {

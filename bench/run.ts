@@ -6,6 +6,8 @@
 //   e2e      N events, POST /v1/events → receiver: throughput and latency under a burst
 //   latency  events at light load (20/s, or half the burst rate if lower): POST → receiver latency
 //   fanout   one event to F endpoints: time until all F have it
+//   isolation  a receiver that never answers with hundreds of deliveries queued, beside the
+//            healthy endpoint: the healthy one's submit→receipt latency (bench/lib/isolation.ts)
 //   submit   POST /v1/events alone (relay and worker stopped) under autocannon
 //   memory   peak RSS (VmHWM) of each process
 //   https    TLS receiver: the worker's HTTP client with and without connection reuse, and
@@ -24,7 +26,8 @@
 // producer's), --latency-events/BENCH_LATENCY_EVENTS (500), --fanout/BENCH_FANOUT (100),
 // --submit-seconds/BENCH_SUBMIT_SECONDS (10), --connections/BENCH_CONNECTIONS (32, autocannon),
 // --pragmas/BENCH_PRAGMAS (both | default | wal), --phases/BENCH_PHASES (comma list of
-// raw,empty,local,bare,e2e,latency,fanout,submit,https; default all), --payload-bytes/BENCH_PAYLOAD_BYTES (512).
+// raw,empty,local,bare,e2e,latency,fanout,isolation,submit,https; default all),
+// --isolation-backlog/BENCH_ISOLATION_BACKLOG (300, deliveries queued for the hanging endpoint), --payload-bytes/BENCH_PAYLOAD_BYTES (512).
 // --workers/BENCH_WORKERS (1; a list such as 1,2 runs the Hookline phases once per count of worker
 // processes on one task queue, to see how delivery scales with workers against one Temporal).
 // HOOKLINE_* variables (HOOKLINE_WORKER_MAX_ACTIVITIES, HOOKLINE_RELAY_BATCH_SIZE,
@@ -41,6 +44,7 @@ import { VERSION } from '../src/version';
 import { cpuSecondsOfExecutable, machineCpu, pidsOfExecutable, postgresCpuSeconds, procStats, REPO, sleep, spawnNode, type ChildProc } from './lib/procs';
 import { createEndpoint, samplePayload, submitBurst, submitEvent, submitPaced, type Submitted } from './lib/producer';
 import { runHttpsPhase } from './lib/https';
+import { runIsolationPhase } from './lib/isolation';
 import { BenchReceiver } from './lib/receiver';
 import {
   connectTemporal, createDatabase, DEFAULT_ADMIN_URL, hasPollers, HooklineRoles, PRAGMA_SETS, startTemporal,
@@ -50,7 +54,7 @@ import { latency, now, pool, round, table, type Latency } from './lib/stats';
 
 Runtime.install({ logger: new DefaultLogger('ERROR') });
 
-const PHASES = ['raw', 'empty', 'local', 'bare', 'e2e', 'latency', 'fanout', 'submit', 'https'] as const;
+const PHASES = ['raw', 'empty', 'local', 'bare', 'e2e', 'latency', 'fanout', 'isolation', 'submit', 'https'] as const;
 type Phase = (typeof PHASES)[number];
 const LIGHT_LOAD_PER_SECOND = 20;
 
@@ -67,6 +71,7 @@ function options() {
       phases: { type: 'string' },
       'payload-bytes': { type: 'string' },
       workers: { type: 'string' },
+      'isolation-backlog': { type: 'string' },
     },
   });
   const env = process.env;
@@ -88,6 +93,7 @@ function options() {
     concurrency: num(values.concurrency, 'BENCH_CONCURRENCY', 32),
     latencyEvents: num(values['latency-events'], 'BENCH_LATENCY_EVENTS', 500),
     fanout: num(values.fanout, 'BENCH_FANOUT', 100),
+    isolationBacklog: num(values['isolation-backlog'], 'BENCH_ISOLATION_BACKLOG', 300),
     submitSeconds: num(values['submit-seconds'], 'BENCH_SUBMIT_SECONDS', 10),
     connections: num(values.connections, 'BENCH_CONNECTIONS', 32),
     payloadBytes: num(values['payload-bytes'], 'BENCH_PAYLOAD_BYTES', 512),
@@ -377,6 +383,23 @@ async function runHookline(o: Options, rx: BenchReceiver, temporal: TemporalHand
       out.fanout = { endpoints: o.fanout, msUntilAllDelivered: runs };
     }
 
+    if (o.phases.has('isolation')) {
+      const rate = LIGHT_LOAD_PER_SECOND;
+      log(`${tag}: isolation, ${rate * 10} healthy events at ${rate}/s alone, then again with ${o.isolationBacklog} deliveries queued at a receiver that never answers`);
+      const r = await runIsolationPhase({
+        api, backlog: o.isolationBacklog, healthyEvents: rate * 10, ratePerSecond: rate, concurrency: o.concurrency, payload: data, rx,
+        healthyPath: e2ePath, waitCount: (what, count, target) => waitCount(what, count, target),
+      });
+      arrived += r.alone.length + r.healthy.length;
+      const m = measure(r.healthy, rx, e2ePath);
+      const alone = measure(r.alone, rx, e2ePath);
+      out.isolation = {
+        backlog: r.backlog, hangingMaxOpen: r.hangingMaxOpen, hangingReceived: r.hangingReceived, healthyEvents: r.healthy.length,
+        ratePerSecond: rate, latencyMs: m.latencyMs, aloneLatencyMs: alone.latencyMs,
+      };
+      log(`${tag}: isolation: healthy p50 ${m.latencyMs.p50} ms, p99 ${m.latencyMs.p99} ms (alone: ${alone.latencyMs.p50} / ${alone.latencyMs.p99}); hanging receiver held ${r.hangingMaxOpen} at most`);
+    }
+
     if (o.phases.has('submit')) {
       // The submit path alone: nothing else competes for the two cores.
       await roles.procs.relay?.stop();
@@ -623,6 +646,9 @@ function report(r: { machine: ReturnType<typeof machine> & { busyPctBeforeRun: n
     row('latency at light load: rate/s', (x) => x.latency.ratePerSecond),
     row('  p50 / p95 / p99 ms', (x) => `${x.latency.latencyMs.p50} / ${x.latency.latencyMs.p95} / ${x.latency.latencyMs.p99}`),
     row(`fan-out to ${r.options.fanout}: ms until all delivered`, (x) => x.fanout.msUntilAllDelivered.join(' / ')),
+    row('isolation: healthy p50 / p99 ms while another endpoint hangs', (x) => `${x.isolation.latencyMs.p50} / ${x.isolation.latencyMs.p99}`),
+    row('  the same load with nothing hanging, p50 / p99 ms', (x) => `${x.isolation.aloneLatencyMs.p50} / ${x.isolation.aloneLatencyMs.p99}`),
+    row('  hanging backlog / connections it held at most', (x) => `${x.isolation.backlog} / ${x.isolation.hangingMaxOpen}`),
     row('POST /v1/events req/s (autocannon)', (x) => x.submit.requestsPerSecond),
     row('  p50 / p99 ms', (x) => `${x.submit.latencyMs.p50} / ${x.submit.latencyMs.p99}`),
     row('bare Fastify 1-row insert req/s', () => r.fastify?.requestsPerSecond),

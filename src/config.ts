@@ -59,6 +59,23 @@ const schema = z.object({
   // is plenty for an error message and keeps a hostile receiver from filling memory.
   HOOKLINE_REQUEST_TIMEOUT_MS: positiveInt.default(15_000),
   HOOKLINE_RESPONSE_BODY_MAX_BYTES: positiveInt.default(64 * 1024),
+  // --- Endpoint isolation (README "Isolation and endpoint health"; src/db/gate.ts) ---
+  // HOOKLINE_REQUEST_TIMEOUT_MS above is the default response timeout (the whole request);
+  // connecting gets its own, shorter bound, so an unreachable host fails fast.
+  HOOKLINE_CONNECT_TIMEOUT_MS: positiveInt.default(5_000),
+  // Requests in flight to one endpoint across all workers, unless the endpoint sets maxInFlight.
+  HOOKLINE_ENDPOINT_MAX_IN_FLIGHT: positiveInt.default(10),
+  // Consecutive failed attempts (timeouts, connection errors, 5xx) that open an endpoint's
+  // circuit; 0 = no circuit breaker.
+  HOOKLINE_CIRCUIT_FAILURE_THRESHOLD: z.coerce.number().int().min(0).default(5),
+  // An open circuit lets one probe through after this, doubling per failed probe up to the max.
+  HOOKLINE_CIRCUIT_PROBE_INTERVAL_MS: positiveInt.default(5_000),
+  HOOKLINE_CIRCUIT_PROBE_MAX_INTERVAL_MS: positiveInt.default(5 * 60_000),
+  // An endpoint failing this long with no successful delivery is disabled (Svix: 5 days); its
+  // waiting deliveries become dead letters with the reason. 0 = never.
+  HOOKLINE_AUTO_DISABLE_AFTER_MS: z.coerce.number().int().min(0).default(5 * 24 * 60 * 60_000),
+  // --- end endpoint isolation ---
+
   // Standard Webhooks recommends keeping payloads small; 256 KiB is Svix's and SQS's limit.
   HOOKLINE_MAX_EVENT_BYTES: positiveInt.default(256 * 1024),
   // Accept events whose type was never registered through /v1/event-types.

@@ -24,6 +24,7 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import type { AttemptReport, DeliveryStatusReport } from '../activities';
 import type { Pool } from './db/pool';
 import { backlogSnapshot, type BacklogSnapshot } from './db/stats';
+import { allCircuitStates } from './db/gate';
 
 // Latency buckets up to the default 15 s request timeout (HOOKLINE_REQUEST_TIMEOUT_MS).
 const LATENCY_BUCKETS_SECONDS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 30];
@@ -95,8 +96,22 @@ export function createApiMetrics(pool: Pool): Registry {
       for (const o of (await snapshot())?.open ?? []) if (o.deadLettered > 0) this.set({ tenant_id: o.tenantId, endpoint_id: o.endpointId }, o.deadLettered);
     },
   });
+  let circuits: { at: number; value: Promise<Awaited<ReturnType<typeof allCircuitStates>> | null> } | null = null;
+  new Gauge({
+    name: 'hookline_endpoint_circuit_state',
+    help: 'Circuit breaker per endpoint that has been tried: 0 closed (delivering), 1 half-open (a probe in flight), 2 open (deliveries wait)',
+    labelNames: ['endpoint_id'] as const,
+    registers: [registry],
+    async collect() {
+      if (!circuits || Date.now() - circuits.at > SNAPSHOT_TTL_MS) circuits = { at: Date.now(), value: allCircuitStates(pool).catch(() => null) };
+      this.reset();
+      for (const c of (await circuits.value) ?? []) this.set({ endpoint_id: c.endpointId }, CIRCUIT_VALUES[c.state]);
+    },
+  });
   return registry;
 }
+
+const CIRCUIT_VALUES = { closed: 0, half_open: 1, open: 2 } as const;
 
 /** GET /metrics on the API, and a counter and latency histogram of its own requests. */
 export function registerApiMetrics(app: FastifyInstance, registry: Registry): void {

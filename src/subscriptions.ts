@@ -14,6 +14,8 @@ export interface ResolvedEndpoint {
   /** Host only — shown in the Web UI's activity summary; paths and queries may hold tokens. */
   host: string;
   retry: RetrySettings;
+  /** The endpoint's own response timeout, when it sets one: bounds its attempts' task timeouts. */
+  responseTimeoutMs?: number;
 }
 
 export function hostOf(url: string): string {
@@ -41,5 +43,7 @@ export function subscribersOf(
 }
 
 export function toResolved(e: EndpointRow): ResolvedEndpoint {
-  return { id: e.id, host: hostOf(e.url), retry: resolveRetry(e.retry) };
+  const r: ResolvedEndpoint = { id: e.id, host: hostOf(e.url), retry: resolveRetry(e.retry) };
+  if (e.limits?.responseTimeoutMs) r.responseTimeoutMs = e.limits.responseTimeoutMs;
+  return r;
 }

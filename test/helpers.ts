@@ -18,7 +18,7 @@ import { createPool, type Pool } from '../src/db/pool';
 import { targetPolicyFromConfig } from '../src/net/address-policy';
 import { verifyWebhook } from '../src/receiver/verify';
 import { Relay } from '../src/relay/relay';
-import { createHooklineWorker } from '../src/worker/worker';
+import { createHooklineWorker, gateSettings } from '../src/worker/worker';
 import type { ActivityDeps } from '../activities';
 import type { FastifyInstance } from 'fastify';
 
@@ -127,6 +127,8 @@ export async function createHarness(opts: HarnessOptions = {}): Promise<Harness>
       activities: {
         pool,
         requestTimeoutMs: config.HOOKLINE_REQUEST_TIMEOUT_MS,
+        connectTimeoutMs: config.HOOKLINE_CONNECT_TIMEOUT_MS,
+        gate: gateSettings(config),
         responseBodyMaxBytes: config.HOOKLINE_RESPONSE_BODY_MAX_BYTES,
         targetPolicy: targetPolicyFromConfig(config),
         ...opts.activities,

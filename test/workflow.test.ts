@@ -9,7 +9,7 @@ import { inject } from 'vitest';
 import { Client, Connection } from '@temporalio/client';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { NativeConnection, Worker } from '@temporalio/worker';
-import type { AttemptRecord, DeliverInput, DeliverResult, FirstAttemptResult, FirstAttemptsInput, ResolvedEndpoint } from '../activities';
+import type { AttemptRecord, DeliverInput, DeliverResult, FirstAttemptResult, FirstAttemptsInput, GateWait, ResolvedEndpoint } from '../activities';
 import { resolveRetry, type RetryOverrides } from '../src/retry';
 import { FANOUT_CHILD_BATCH, statusQuery } from '../workflows/deliver-event';
 import { workflowStartMetadata } from '../src/temporal/workflow-details';
@@ -28,11 +28,15 @@ interface Script {
   /** A 2xx whose record failed in the activity: what it hands back to the workflow. */
   unrecorded?(endpointId: string): AttemptRecord | undefined;
   recordLate?(a: AttemptRecord): Promise<void>;
+  /** The endpoint gate: the n-th (1-based) ask to send; a wait refuses it (nothing is POSTed). */
+  gate?(endpointId: string, n: number, input: DeliverInput): Omit<GateWait, 'attemptsMade'> | undefined;
 }
 
 const scripts = new Map<string, Script>();
 /** Every POST the stubs were asked for, in order: "eventId endpointId". */
 const posts: string[] = [];
+/** Every ask at an endpoint's gate: "eventId endpointId". */
+const asks: string[] = [];
 /** Every status the workflow wrote: "eventId endpointId status reason". */
 const written: Array<{ eventId: string; endpointId: string; status: string; reason?: string }> = [];
 
@@ -64,6 +68,13 @@ function stubActivities() {
       return { eventType: s.eventType, requestTimeoutMs: 1_000, endpoints };
     },
     async deliver(input: DeliverInput): Promise<DeliverResult> {
+      asks.push(`${input.eventId} ${input.endpointId}`);
+      const n = asks.filter((a) => a === `${input.eventId} ${input.endpointId}`).length;
+      const refused = scripts.get(input.eventId)!.gate?.(input.endpointId, n, input);
+      if (refused) {
+        const info = Context.current().info;
+        return { statusCode: 0, attempt: 0, wait: { ...refused, attemptsMade: info.isLocal ? 0 : info.attempt - 1 } };
+      }
       await post(input.eventId, input.endpointId);
       const unrecorded = scripts.get(input.eventId)!.unrecorded?.(input.endpointId);
       return { statusCode: 200, attempt: input.attemptsBefore + (Context.current().info.isLocal ? 1 : Context.current().info.attempt), ...(unrecorded ? { unrecorded } : {}) };
@@ -71,7 +82,8 @@ function stubActivities() {
     async firstAttempts(input: FirstAttemptsInput): Promise<FirstAttemptResult[]> {
       return Promise.all(input.endpoints.map(async ({ endpointId, retry }): Promise<FirstAttemptResult> => {
         try {
-          return { delivered: await stubs.deliver({ eventId: input.eventId, endpointId, retry, attemptsBefore: 0 }) };
+          const result = await stubs.deliver({ eventId: input.eventId, endpointId, retry, attemptsBefore: 0 });
+          return result.wait ? { wait: result.wait } : { delivered: result };
         } catch (err) {
           const f = err as ApplicationFailure;
           return { failed: { message: f.message, type: f.type ?? 'error', nonRetryable: Boolean(f.nonRetryable), retryDelayMs: 50 } };
@@ -297,6 +309,91 @@ describe('deliverEvent against stub activities', () => {
     expect(postsTo(eventId, ep.id)).toBe(3);
   });
 
+  describe('waiting for the endpoint (gate refusals)', () => {
+    it('waits in durable timers while refused, passing back its reserved slot and its ticket (kept), and sends once', async () => {
+      const ep = endpoint('ep_gated');
+      const seen: DeliverInput[] = [];
+      let waitingShown: string | undefined;
+      const eventId = newEvent({
+        eventType: 'gated.test',
+        subscribed: [ep],
+        known: [ep],
+        attempt: () => 'ok',
+        // 1 (the local first attempt): circuit open; 2: a rate-limit slot reserved; 3: admitted.
+        gate: (_id, n, input) => {
+          seen.push(input);
+          if (n === 1) return { reason: 'circuit_open', ms: 300, slotMs: null, ticket: 7 };
+          if (n === 2) return { reason: 'rate_limit', ms: 200, slotMs: 123_456, ticket: null };
+          return undefined;
+        },
+      });
+      const handle = await start(eventId, { eventType: 'gated.test', endpoints: [ep] });
+      waitingShown = await waitFor(async () => (await stateOf(eventId, ep.id))?.reason, 30_000, 'waiting shown');
+      expect(waitingShown).toMatch(/^waiting: /);
+      expect(await handle.result()).toEqual({ [ep.id]: 'delivered' });
+      expect(postsTo(eventId, ep.id)).toBe(1);
+      expect(seen.map((i) => [i.slotMs ?? null, i.ticket ?? null, i.attemptsBefore])).toEqual([[null, null, 0], [null, 7, 0], [123_456, 7, 0]]);
+      const { events } = await handle.fetchHistory();
+      expect(events!.filter((e) => e.timerStartedEventAttributes)).toHaveLength(2);
+      // The wait was a timer, never a failed activity: no retry burned.
+      expect(events!.filter((e) => e.activityTaskFailedEventAttributes)).toHaveLength(0);
+    });
+
+    it('waits for an in-flight slot until a gateOpen signal hands it one, not its whole fallback timer', async () => {
+      const ep = endpoint('ep_gated_slot');
+      const eventId = newEvent({
+        eventType: 'gated.slot',
+        subscribed: [ep],
+        known: [ep],
+        attempt: () => 'ok',
+        // Refused once with a fallback far past this test's bound: only the signal can end it.
+        gate: (_id, n) => (n === 1 ? { reason: 'in_flight', ms: 600_000, slotMs: null, ticket: 3 } : undefined),
+      });
+      const handle = await start(eventId, { eventType: 'gated.slot', endpoints: [ep] });
+      await waitFor(async () => (await stateOf(eventId, ep.id))?.reason?.startsWith('waiting: '), 30_000, 'waiting');
+      await handle.signal('gateOpen', ep.id);
+      expect(await handle.result()).toEqual({ [ep.id]: 'delivered' });
+      expect(postsTo(eventId, ep.id)).toBe(1);
+    });
+
+    it('counts attempts made before a refusal and none for the refusal itself', async () => {
+      const ep = endpoint('ep_gated_count', { maxAttempts: 3 });
+      const eventId = newEvent({
+        eventType: 'gated.count',
+        subscribed: [ep],
+        known: [ep],
+        attempt: () => ({ retry: 'HTTP 500' }),
+        // The local attempt and the regular activity's first fail; its second is refused.
+        gate: (_id, n) => (n === 3 ? { reason: 'in_flight', ms: 100, slotMs: null, ticket: null } : undefined),
+      });
+      await start(eventId);
+      const st = await waitFor(async () => {
+        const s = await stateOf(eventId, ep.id);
+        return s?.state === 'dead_lettered' ? s : null;
+      }, 30_000, 'dead-lettered');
+      expect(st.reason).toBe('attempts exhausted: HTTP 500');
+      expect(postsTo(eventId, ep.id)).toBe(3);
+    });
+
+    it('dead-letters as "deadline exceeded" when the wait would outlast the deadline, having sent nothing', async () => {
+      const ep = endpoint('ep_gated_deadline', { deadlineMs: 1_000 });
+      const eventId = newEvent({
+        eventType: 'gated.deadline',
+        subscribed: [ep],
+        known: [ep],
+        attempt: () => 'ok',
+        gate: () => ({ reason: 'circuit_open', ms: 60_000, slotMs: null, ticket: 1 }),
+      });
+      await start(eventId);
+      const st = await waitFor(async () => {
+        const s = await stateOf(eventId, ep.id);
+        return s?.state === 'dead_lettered' ? s : null;
+      }, 30_000, 'dead-lettered');
+      expect(st.reason).toBe('deadline exceeded: waiting for the endpoint (circuit open, endpoint failing)');
+      expect(postsTo(eventId, ep.id)).toBe(0);
+    });
+  });
+
   describe('dead-letter reasons', () => {
     const deadLetter = async (ep: ResolvedEndpoint, attempt: Script['attempt']) => {
       const eventId = newEvent({ eventType: 'reason.test', subscribed: [ep], known: [ep], attempt });
@@ -349,6 +446,6 @@ describe('deliverEvent against stub activities', () => {
       if (r.error) failures.push(`${r.workflowId}: ${r.error.message}`);
     }
     expect(failures).toEqual([]);
-    expect(replayed).toBeGreaterThanOrEqual(12);
+    expect(replayed).toBeGreaterThanOrEqual(16);
   });
 });

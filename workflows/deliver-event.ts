@@ -41,6 +41,8 @@ export interface DeliverEndpointsInput {
 }
 
 export const replaySignal = defineSignal<[ReplayArgs]>('replay');
+/** A freed in-flight slot for the delivery to this endpoint (sent by the activity that freed it; GATE_OPEN_SIGNAL in activities). */
+export const gateOpenSignal = defineSignal<[string]>('gateOpen');
 export const statusQuery = defineQuery<Record<string, { state: EndpointState; reason?: string }>>('status');
 
 /** Past this many endpoints an event fans out through child workflows of this many each. */
@@ -79,6 +81,7 @@ export async function deliverEndpoints(input: DeliverEndpointsInput): Promise<Re
 function handle(run: DeliveryRun): DeliveryRun {
   setHandler(statusQuery, () => Object.fromEntries(run.states()));
   setHandler(replaySignal, (args) => run.replay(args?.endpointIds));
+  setHandler(gateOpenSignal, (endpointId) => run.gateOpen(endpointId));
   return run;
 }
 

@@ -77,6 +77,11 @@ export class DeliveryRun {
     this.route(named ?? [...this.known.keys()]);
   }
 
+  /** A slot freed at this endpoint's gate: its delivery, if waiting for one, goes now. */
+  gateOpen(endpointId: string): void {
+    this.own.get(endpointId)?.gateOpened();
+  }
+
   /** Delivers these endpoints here, fresh. */
   deliver(endpoints: ResolvedEndpoint[]): void {
     if (endpoints.length === 0) return;

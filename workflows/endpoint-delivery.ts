@@ -8,10 +8,15 @@
 // table shows. Each run of attempts starts with a LOCAL activity inside the current workflow
 // task (the happy path: one task, no activity-task round trip through the server); only a
 // failure continues as a regular activity under the endpoint's retry policy, with the first
-// attempt counted against maxAttempts and the deadline. Deterministic code only.
+// attempt counted against maxAttempts and the deadline.
+//
+// An attempt first passes its endpoint's gate (in-flight cap, rate limit, Retry-After pause,
+// circuit breaker; src/db/gate.ts). A refused attempt sends nothing and comes back as data —
+// wait this long, for this reason — and the delivery waits in a durable timer: no worker slot
+// held, no attempt burned, the deadline still running. Deterministic code only.
 import { ActivityFailure, ApplicationFailure, condition, proxyActivities, proxyLocalActivities, sleep, TimeoutFailure } from '@temporalio/workflow';
 import { RetryState } from '@temporalio/common';
-import type { Activities, DeliverResult, FirstAttemptResult, ResolvedEndpoint } from '../activities';
+import type { Activities, DeliverResult, FirstAttemptResult, GateWait, ResolvedEndpoint } from '../activities';
 import { baseDelayMs, withJitter } from '../src/retry';
 import type { DeliveryStatusValue } from '../src/search-attributes';
 
@@ -45,6 +50,8 @@ export class EndpointDelivery {
   /** When the current dead-letter wait ends (epoch ms); 0 while not parked. */
   parkedUntil = 0;
   private replayRequested = false;
+  /** A gateOpen signal came while waiting for an in-flight slot. */
+  private slotFreed = false;
 
   constructor(
     readonly endpoint: ResolvedEndpoint,
@@ -58,6 +65,11 @@ export class EndpointDelivery {
   /** Waiting as a dead letter with nothing in flight: safe to carry across continue-as-new. */
   get idleParked(): boolean {
     return this.active && this.parkedUntil > 0 && !this.replayRequested;
+  }
+
+  /** The endpoint's gate handed this delivery a freed slot: stop waiting for it. */
+  gateOpened(): void {
+    this.slotFreed = true;
   }
 
   /** Parked: wake it. Mid-run: if this run gives up, start again at once. Otherwise: resend. */
@@ -78,7 +90,10 @@ export class EndpointDelivery {
       if (parkedUntil > 0 && !(await this.waitForReplay(parkedUntil))) return await this.drop();
       for (;;) {
         this.set('delivering');
-        const reason = await attemptRun(this.endpoint, this.ctx, first);
+        const reason = await attemptRun(this.endpoint, this.ctx, first, {
+          show: (why) => this.set('delivering', why),
+          wait: (ms, untilSlotFreed) => this.waitForGate(ms, untilSlotFreed),
+        });
         first = undefined;
         if (reason === undefined) {
           this.replayRequested = false;
@@ -97,6 +112,17 @@ export class EndpointDelivery {
     } finally {
       this.active = false;
     }
+  }
+
+  /**
+   * Sleeps `ms` in a durable timer; waiting for an in-flight slot, a gateOpen signal ends it
+   * sooner. A signal that came while the refused attempt was still returning counts: the
+   * release that sent it is holding a slot for this delivery now.
+   */
+  private async waitForGate(ms: number, untilSlotFreed: boolean): Promise<void> {
+    if (!untilSlotFreed) return sleep(ms);
+    await condition(() => this.slotFreed, ms);
+    this.slotFreed = false;
   }
 
   /** Parks until replayed (→ true) or until `until` (→ false). */
@@ -126,32 +152,92 @@ export class EndpointDelivery {
  * One run of attempts. The first delivery's first attempt comes in as `first` (the run's one
  * local activity, shared by all its endpoints); a failure continues as one regular activity
  * under the snapshot's retry policy with that attempt counted. A replay's run has no `first`:
- * all its attempts are the regular activity's. Resolves to undefined when delivered, else the
- * dead-letter reason.
+ * all its attempts are the regular activity's. Whenever the endpoint's gate refuses, the run
+ * waits (shown and slept through `waiting`) and goes on with a new regular activity, the attempts made so
+ * far counted. Resolves to undefined when delivered, else the dead-letter reason.
  */
-async function attemptRun(ep: ResolvedEndpoint, ctx: DeliveryContext, first?: Promise<FirstAttemptResult>): Promise<string | undefined> {
+async function attemptRun(
+  ep: ResolvedEndpoint,
+  ctx: DeliveryContext,
+  first: Promise<FirstAttemptResult> | undefined,
+  waiting: { show(why?: string): void; wait(ms: number, untilSlotFreed: boolean): Promise<void> },
+): Promise<string | undefined> {
   const r = ep.retry;
   const startedAt = Date.now();
   let attemptsBefore = 0;
+  let wait: GateWait | undefined;
   if (first) {
     const result = await first;
     if (result.delivered) return recorded(result.delivered);
-    const { failed } = result;
-    if (failed.nonRetryable) return `${failed.type}: ${failed.message}`;
-    if (r.maxAttempts === 1) return `attempts exhausted: ${failed.message}`;
-    // The first retry waits the delay the attempt computed (jitter, Retry-After), as Temporal's
-    // own retries do after it; the deadline counts from the first attempt's start.
-    const delayMs = failed.retryDelayMs || withJitter(baseDelayMs(r, 1));
-    if (Date.now() + delayMs - startedAt >= r.deadlineMs) return `deadline exceeded: ${failed.message}`;
-    await sleep(delayMs);
-    attemptsBefore = 1;
+    if (result.wait) {
+      wait = result.wait;
+    } else {
+      const { failed } = result;
+      if (failed.nonRetryable) return `${failed.type}: ${failed.message}`;
+      if (r.maxAttempts === 1) return `attempts exhausted: ${failed.message}`;
+      // The first retry waits the delay the attempt computed (jitter, Retry-After), as Temporal's
+      // own retries do after it; the deadline counts from the first attempt's start.
+      const delayMs = failed.retryDelayMs || withJitter(baseDelayMs(r, 1));
+      if (Date.now() + delayMs - startedAt >= r.deadlineMs) return `deadline exceeded: ${failed.message}`;
+      await sleep(delayMs);
+      attemptsBefore = 1;
+    }
   }
-  try {
-    const input = { eventId: ctx.eventId, endpointId: ep.id, retry: r, attemptsBefore };
-    return await recorded(await retries(ep, ctx, r.deadlineMs - (Date.now() - startedAt), attemptsBefore).deliver(input));
-  } catch (err) {
-    return deadLetterReason(err);
+  // The endpoint queue's ticket this delivery holds once it has waited: kept until it goes.
+  let ticket: number | null = wait?.ticket ?? null;
+  for (;;) {
+    if (wait) {
+      const remainingMs = r.deadlineMs - (Date.now() - startedAt);
+      // The in-flight wait is a guess: it never outlasts the deadline, the delivery tries once
+      // more before it. The others are certain: a wait past the deadline ends the delivery now,
+      // as a retry delay past it does.
+      const ms = wait.reason === 'in_flight' ? Math.min(gateWaitMs(wait), remainingMs - DEADLINE_MARGIN_MS) : gateWaitMs(wait);
+      if (ms <= 0 || ms >= remainingMs) return `deadline exceeded: waiting for the endpoint (${WAIT_WORDS[wait.reason]})`;
+      waiting.show(`waiting: ${WAIT_WORDS[wait.reason]}; next try in ${Math.ceil(ms / 1000)} s${wait.reason === 'in_flight' ? ' or when a request ends' : ''}`);
+      await waiting.wait(ms, wait.reason === 'in_flight');
+      waiting.show(undefined);
+    }
+    let result: DeliverResult;
+    try {
+      const input = { eventId: ctx.eventId, endpointId: ep.id, retry: r, attemptsBefore, slotMs: wait?.slotMs ?? null, ticket };
+      result = await retries(ep, ctx, r.deadlineMs - (Date.now() - startedAt), attemptsBefore).deliver(input);
+    } catch (err) {
+      return deadLetterReason(err);
+    }
+    if (!result.wait) return recorded(result);
+    attemptsBefore += result.wait.attemptsMade;
+    wait = result.wait;
+    ticket = wait.ticket ?? ticket;
   }
+}
+
+const WAIT_WORDS: Record<GateWait['reason'], string> = {
+  in_flight: 'endpoint at its in-flight limit',
+  rate_limit: 'endpoint rate limit',
+  paused: 'receiver asked to wait (Retry-After)',
+  circuit_open: 'circuit open, endpoint failing',
+  disabled: 'endpoint disabled',
+};
+
+// An in-flight wait ends this long before the deadline, to leave the last try time to run.
+const DEADLINE_MARGIN_MS = 1_000;
+
+// A Retry-After pause ends at one instant for every waiter: spread them over up to 1 s.
+const WAKE_SPREAD_MAX_MS = 1_000;
+
+/**
+ * How long to sleep on a refusal: a reserved rate-limit slot or an open circuit's queue place
+ * exactly as the gate computed it (oldest first), a fallback for the in-flight cap (a gateOpen
+ * signal usually ends that wait first), a spread wake-up after a Retry-After.
+ */
+function gateWaitMs(w: GateWait): number {
+  const ms = Math.max(1, w.ms);
+  if (w.reason === 'rate_limit' || w.reason === 'circuit_open') return ms;
+  // In-flight cap: the gateOpen signal is the wake-up; this is the fallback (the oldest lease's
+  // expiry), jittered so waiters that lost their signal do not come back together.
+  if (w.reason === 'in_flight') return Math.max(1, withJitter(ms));
+  // Math.random is the workflow's seeded one: deterministic on replay.
+  return ms + Math.round(Math.random() * Math.min(WAKE_SPREAD_MAX_MS, ms / 4));
 }
 
 /** The first attempts of a batch of endpoints: one local activity; an error fails each retryably. */
@@ -160,7 +246,7 @@ export async function firstAttempts(eventId: string, endpoints: ResolvedEndpoint
   try {
     return await proxyLocalActivities<Activities>({
       summary: `deliver to ${one}, attempt 1`,
-      startToCloseTimeout: requestTimeoutMs + STUCK_WORKER_MARGIN_MS,
+      startToCloseTimeout: Math.max(...endpoints.map((ep) => attemptTimeoutMs(ep, requestTimeoutMs))) + STUCK_WORKER_MARGIN_MS,
       // Once: whether and when to try again is the regular activity's retry policy.
       retry: { maximumAttempts: 1 },
     }).firstAttempts({ eventId, endpoints: endpoints.map((ep) => ({ endpointId: ep.id, retry: ep.retry })) });
@@ -168,6 +254,11 @@ export async function firstAttempts(eventId: string, endpoints: ResolvedEndpoint
     const message = err instanceof ActivityFailure && err.cause ? err.cause.message : (err as Error).message;
     return endpoints.map(() => ({ failed: { message, type: 'error', nonRetryable: false, retryDelayMs: 0 } }));
   }
+}
+
+/** The longest one attempt to this endpoint may take: its own response timeout or the worker's. */
+function attemptTimeoutMs(ep: ResolvedEndpoint, requestTimeoutMs: number): number {
+  return ep.responseTimeoutMs ?? requestTimeoutMs;
 }
 
 /** A 2xx whose record failed in the activity is recorded here, retried on its own — never re-POSTed. */
@@ -181,7 +272,7 @@ function retries(ep: ResolvedEndpoint, ctx: DeliveryContext, remainingMs: number
   return proxyActivities<Activities>({
     summary: `deliver to ${ep.id} (${ep.host})${attemptsBefore > 0 ? ', retries' : ''}`,
     scheduleToCloseTimeout: Math.max(1, remainingMs),
-    startToCloseTimeout: ctx.requestTimeoutMs + STUCK_WORKER_MARGIN_MS,
+    startToCloseTimeout: attemptTimeoutMs(ep, ctx.requestTimeoutMs) + STUCK_WORKER_MARGIN_MS,
     retry: {
       initialInterval: r.initialIntervalMs,
       backoffCoefficient: r.backoffCoefficient,

@@ -1,2 +1,2 @@
 // Every workflow the worker registers.
-export { deliverEndpoints, deliverEvent, replaySignal, statusQuery } from './deliver-event';
+export { deliverEndpoints, deliverEvent, gateOpenSignal, replaySignal, statusQuery } from './deliver-event';

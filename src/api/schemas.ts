@@ -6,6 +6,7 @@ import { isValidSecret } from '../signing';
 import { CHANNEL_PATTERN, EVENT_ID_PATTERN, EVENT_TYPE_PATTERN } from '../ids';
 import { KEY_SCOPES } from '../db/api-keys';
 import { TENANT_ID_PATTERN } from '../db/tenants';
+import { MAX_CONNECT_TIMEOUT_MS, MAX_IN_FLIGHT_LIMIT, MAX_RATE_LIMIT, MAX_RESPONSE_TIMEOUT_MS, MIN_TIMEOUT_MS } from '../db/gate';
 
 /**
  * Past this no duration means anything here, and `Date`/`make_interval` arithmetic stays exact
@@ -54,6 +55,31 @@ export const RetryOut = z.object({
   schedule: z.array(z.number()).nullable(),
 });
 
+// Endpoint isolation (README "Isolation and endpoint health").
+const MaxInFlight = z.number().int().min(1).max(MAX_IN_FLIGHT_LIMIT)
+  .meta({ description: `requests in flight to this endpoint across all workers (default HOOKLINE_ENDPOINT_MAX_IN_FLIGHT, 10)` });
+const RateLimit = z.number().positive().max(MAX_RATE_LIMIT)
+  .meta({ description: 'requests per second across all workers; absent: no limit' });
+const timeoutBetween = (max: number) =>
+  Duration.pipe(z.number().min(MIN_TIMEOUT_MS, `at least ${MIN_TIMEOUT_MS} ms`).max(max, `at most ${max / 1000} s`));
+export const TimeoutsIn = z
+  .object({
+    connect: timeoutBetween(MAX_CONNECT_TIMEOUT_MS).optional().meta({ description: 'DNS + TCP connect (default HOOKLINE_CONNECT_TIMEOUT_MS, 5 s)' }),
+    response: timeoutBetween(MAX_RESPONSE_TIMEOUT_MS).optional().meta({ description: 'the whole request (default HOOKLINE_REQUEST_TIMEOUT_MS, 15 s)' }),
+  })
+  .strict();
+
+export const HealthOut = z.object({
+  state: z.enum(['closed', 'open', 'half_open']).meta({ description: 'circuit breaker: closed (delivering), open (waiting for a probe), half_open (probe in flight)' }),
+  since: z.string().nullable(),
+  consecutiveFailures: z.number(),
+  nextProbeAt: z.string().nullable(),
+  failingSince: z.string().nullable(),
+  lastSuccessAt: z.string().nullable(),
+  inFlight: z.number(),
+  pausedUntil: z.string().nullable().meta({ description: 'a Retry-After from the receiver holds every delivery until then' }),
+});
+
 export const EventTypeName = z.string().max(255).regex(EVENT_TYPE_PATTERN, 'dotted name such as invoice.paid');
 const EventTypePattern = z
   .string()
@@ -89,6 +115,9 @@ export const EndpointIn = z
     retry: RetryIn.optional(),
     disabled: z.boolean().optional(),
     metadata: z.record(z.string(), z.string().max(1000)).optional(),
+    maxInFlight: MaxInFlight.optional(),
+    rateLimit: RateLimit.optional(),
+    timeouts: TimeoutsIn.optional(),
   })
   .strict();
 
@@ -101,6 +130,10 @@ export const EndpointPatch = z
     retry: RetryIn.nullable().optional(),
     disabled: z.boolean().optional(),
     metadata: z.record(z.string(), z.string().max(1000)).optional(),
+    // null: back to the default.
+    maxInFlight: MaxInFlight.nullable().optional(),
+    rateLimit: RateLimit.nullable().optional(),
+    timeouts: TimeoutsIn.nullable().optional(),
   })
   .strict();
 
@@ -115,6 +148,11 @@ export const EndpointOut = z.object({
   disabledReason: z.string().nullable(),
   signing: Signing,
   metadata: z.record(z.string(), z.string()),
+  maxInFlight: z.number(),
+  rateLimit: z.number().nullable(),
+  timeouts: z.object({ connect: z.number(), response: z.number() }),
+  /** GET /v1/endpoints/:id only. */
+  health: HealthOut.optional(),
   createdAt: z.string(),
   updatedAt: z.string(),
 });

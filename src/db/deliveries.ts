@@ -89,21 +89,39 @@ export function responseBodyOut(bytes: Buffer | null): Pick<AttemptRow, 'respons
  * POST a delivered webhook again.
  */
 export async function recordAttempt(db: Queryable, a: NewAttempt): Promise<number> {
+  return (await recordAttemptReleasing(db, a)).attempt;
+}
+
+/**
+ * recordAttempt, plus (given `release`) the endpoint gate's release in the same statement, so
+ * an attempt's outcome frees its lease and moves the circuit breaker without another round trip
+ * (src/db/gate.ts). Returns the attempt number, the gate's transition and the waiter it woke.
+ */
+export async function recordAttemptReleasing(
+  db: Queryable,
+  a: NewAttempt,
+  release?: { sql: string; values: unknown[] },
+): Promise<{ attempt: number; transition: string | null; wake: string | null }> {
   const status: DeliveryStatus = a.outcome === 'delivered' ? 'delivered' : 'delivering';
   const raw = toBytes(a.responseBody);
   const body = raw === null ? null : sealResponseBody(a.eventId, a.endpointId, raw);
+  const values = [a.eventId, a.endpointId, a.startedAt, a.latencyMs, a.statusCode, storableText(a.error), a.outcome, status, body?.bytes ?? null, body?.sealed ?? false];
+  // The release's parameters follow the attempt's: $11 onwards.
+  const gate = release ? release.sql.replace(/\$(\d+)/g, (_, n) => `$${Number(n) + values.length}`) : 'SELECT NULL::text AS transition, NULL::text AS wake';
   const { rows } = await db.query(
     `WITH d AS (
        UPDATE deliveries SET attempts = attempts + 1, last_status_code = $5, last_error = $6, status = $8,
          reason = NULL, updated_at = now(),
          delivered_at = CASE WHEN $8 = 'delivered' THEN now() ELSE delivered_at END
        WHERE event_id = $1 AND endpoint_id = $2 RETURNING attempts, tenant_id
-     )
-     INSERT INTO attempts (event_id, endpoint_id, attempt, started_at, latency_ms, status_code, error, outcome, response_body, response_body_sealed, tenant_id)
-     SELECT $1, $2, d.attempts, $3, $4, $5, $6, $7, $9, $10, d.tenant_id FROM d RETURNING attempt`,
-    [a.eventId, a.endpointId, a.startedAt, a.latencyMs, a.statusCode, storableText(a.error), a.outcome, status, body?.bytes ?? null, body?.sealed ?? false],
+     ), ins AS (
+       INSERT INTO attempts (event_id, endpoint_id, attempt, started_at, latency_ms, status_code, error, outcome, response_body, response_body_sealed, tenant_id)
+       SELECT $1, $2, d.attempts, $3, $4, $5, $6, $7, $9, $10, d.tenant_id FROM d RETURNING attempt
+     ), g AS (${gate})
+     SELECT ins.attempt, g.transition, g.wake FROM g LEFT JOIN ins ON true`,
+    [...values, ...(release?.values ?? [])],
   );
-  return rows[0]?.attempt ?? 0;
+  return { attempt: rows[0]?.attempt ?? 0, transition: rows[0]?.transition ?? null, wake: rows[0]?.wake ?? null };
 }
 
 export async function setDeliveryStatus(

@@ -9,6 +9,14 @@ import type { RetryOverrides } from '../retry';
 
 type Queryable = Pool | PoolClient;
 
+export interface EndpointLimits {
+  maxInFlight?: number;
+  /** Requests per second. */
+  rateLimit?: number;
+  connectTimeoutMs?: number;
+  responseTimeoutMs?: number;
+}
+
 export interface EndpointRow {
   id: string;
   tenantId: string;
@@ -21,13 +29,15 @@ export interface EndpointRow {
   disabled: boolean;
   disabledReason: string | null;
   signing: SigningScheme;
+  /** Isolation settings (src/db/gate.ts); absent keys take the worker's defaults. */
+  limits: EndpointLimits;
   createdAt: Date;
   updatedAt: Date;
 }
 
-const COLUMNS = `id, tenant_id, url, description, event_types, channels, retry, metadata, disabled, disabled_reason, signing, created_at, updated_at`;
+export const COLUMNS = `id, tenant_id, url, description, event_types, channels, retry, metadata, disabled, disabled_reason, signing, limits, created_at, updated_at`;
 
-function toRow(r: any): EndpointRow {
+export function toRow(r: any): EndpointRow {
   return {
     id: r.id,
     tenantId: r.tenant_id,
@@ -40,21 +50,23 @@ function toRow(r: any): EndpointRow {
     disabled: r.disabled,
     disabledReason: r.disabled_reason,
     signing: r.signing,
+    limits: r.limits ?? {},
     createdAt: r.created_at,
     updatedAt: r.updated_at,
   };
 }
 
 export type NewEndpoint = Pick<EndpointRow, 'id' | 'tenantId' | 'url' | 'description' | 'eventTypes' | 'channels' | 'retry' | 'metadata' | 'disabled'> & {
+  limits?: EndpointLimits;
   /** `whsec_…` or `whsk_…`; the endpoint's signing scheme follows from it. */
   secret: string;
 };
 
 export async function insertEndpoint(db: PoolClient, e: NewEndpoint): Promise<EndpointRow> {
   const { rows } = await db.query(
-    `INSERT INTO endpoints (id, url, description, event_types, channels, retry, metadata, disabled, signing, tenant_id)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING ${COLUMNS}`,
-    [e.id, e.url, e.description, e.eventTypes, e.channels, e.retry, e.metadata, e.disabled, schemeOf(e.secret), e.tenantId],
+    `INSERT INTO endpoints (id, url, description, event_types, channels, retry, metadata, disabled, signing, tenant_id, limits)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING ${COLUMNS}`,
+    [e.id, e.url, e.description, e.eventTypes, e.channels, e.retry, e.metadata, e.disabled, schemeOf(e.secret), e.tenantId, e.limits ?? {}],
   );
   await db.query('INSERT INTO endpoint_secrets (endpoint_id, secret) VALUES ($1, $2)', [e.id, sealSecret(e.id, e.secret)]);
   return toRow(rows[0]);
@@ -99,6 +111,7 @@ export async function updateEndpoint(db: Queryable, id: string, patch: EndpointP
   const column: Record<string, string> = {
     url: 'url', description: 'description', eventTypes: 'event_types', channels: 'channels',
     retry: 'retry', metadata: 'metadata', disabled: 'disabled', disabledReason: 'disabled_reason',
+    limits: 'limits',
   };
   for (const [key, col] of Object.entries(column)) {
     const value = (patch as Record<string, unknown>)[key];

@@ -120,24 +120,40 @@
     const stats = await Promise.all(
       page.data.map((ep) => api('GET', `/v1/endpoints/${encodeURIComponent(ep.id)}/stats?window=${STATS_WINDOW}`).catch(() => null)),
     );
+    // The circuit breaker's state is on the endpoint itself (GET /v1/endpoints/:id → health).
+    const circuits = await Promise.all(
+      page.data.map((ep) => api('GET', `/v1/endpoints/${encodeURIComponent(ep.id)}`).then((e) => e.health || null).catch(() => null)),
+    );
     const tbody = $('endpoints').tBodies[0];
     if (!append) tbody.replaceChildren();
-    page.data.forEach((ep, i) => tbody.append(endpointRow(ep, stats[i])));
+    page.data.forEach((ep, i) => tbody.append(endpointRow(ep, stats[i], circuits[i])));
     if (endpoints.length === 0) emptyRow(tbody, 8, 'No endpoints yet: POST /v1/endpoints to add one.');
     $('endpoints-more').hidden = !endpointsCursor;
     fillEndpointSelect($('dl-endpoint'));
     fillEndpointSelect($('dv-endpoint'));
   }
 
-  function endpointRow(ep, s) {
-    const state = health(ep, s);
+  /** The circuit breaker and Retry-After pause, when they hold deliveries back. */
+  function circuitNote(c) {
+    if (!c) return null;
+    const parts = [];
+    if (c.state === 'open') parts.push(`circuit open since ${when(c.since)}; next probe ${when(c.nextProbeAt)}`);
+    if (c.state === 'half_open') parts.push('circuit half-open: probe in flight');
+    if (c.pausedUntil) parts.push(`paused (Retry-After) until ${when(c.pausedUntil)}`);
+    if (c.inFlight > 0) parts.push(`${c.inFlight} in flight`);
+    return parts.length > 0 ? h('div', { class: 'muted circuit' }, parts.join(' · ')) : null;
+  }
+
+  function endpointRow(ep, s, circuit) {
+    const state = !ep.disabled && circuit && circuit.state !== 'closed' ? 'failing' : health(ep, s);
     const last = s && s.lastFailures[0];
     return h('tr', { 'data-endpoint-id': ep.id },
       h('td', {},
         h('a', { href: '#', class: 'mono', title: 'show its dead letters', onclick: (e) => { e.preventDefault(); showDeadLettersOf(ep.id); } }, ep.id),
         ep.description ? h('div', { class: 'muted' }, ep.description) : null),
       h('td', { class: 'mono', title: shortUrl(ep.url) }, shortUrl(ep.url)),
-      h('td', {}, badge(state), ep.disabledReason ? h('div', { class: 'muted' }, ep.disabledReason) : null),
+      h('td', {}, badge(state), circuit && circuit.state !== 'closed' ? badge(`circuit ${circuit.state}`, 'failing') : null,
+        circuitNote(circuit), ep.disabledReason ? h('div', { class: 'muted' }, ep.disabledReason) : null),
       h('td', { class: 'num' }, s ? pct(s.successRate) : '—', s ? h('div', { class: 'muted' }, `${s.attempts.succeeded}/${s.attempts.total} attempts`) : null),
       h('td', { class: 'num' }, s ? `${ms(s.latencyMs.p50)} / ${ms(s.latencyMs.p95)} / ${ms(s.latencyMs.p99)} ms` : '—'),
       h('td', { class: 'num' }, s ? String(s.consecutiveFailures) : '—'),

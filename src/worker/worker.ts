@@ -5,6 +5,7 @@ import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker
 import { createActivities, type ActivityDeps } from '../../activities';
 import type { Config } from '../config';
 import { createPool } from '../db/pool';
+import type { GateSettings } from '../db/gate';
 import { migrate } from '../db/migrate';
 import { prepareDataAtRest } from '../at-rest-start';
 import { createLogger } from '../logger';
@@ -63,6 +64,17 @@ function workflowSource(bundlePath?: string): Pick<WorkerOptions, 'workflowBundl
   return codePath ? { workflowBundle: { codePath } } : { workflowsPath: require.resolve('../../workflows') };
 }
 
+/** The endpoint gate's settings from the environment (src/db/gate.ts). */
+export function gateSettings(config: Config): GateSettings {
+  return {
+    defaultMaxInFlight: config.HOOKLINE_ENDPOINT_MAX_IN_FLIGHT,
+    failureThreshold: config.HOOKLINE_CIRCUIT_FAILURE_THRESHOLD,
+    probeIntervalMs: config.HOOKLINE_CIRCUIT_PROBE_INTERVAL_MS,
+    probeMaxIntervalMs: config.HOOKLINE_CIRCUIT_PROBE_MAX_INTERVAL_MS,
+    autoDisableAfterMs: config.HOOKLINE_AUTO_DISABLE_AFTER_MS,
+  };
+}
+
 export async function runWorker(config: Config): Promise<void> {
   const log = createLogger(config, 'worker');
   if (!config.DATABASE_URL || !config.TEMPORAL_ADDRESS) {
@@ -88,6 +100,8 @@ export async function runWorker(config: Config): Promise<void> {
       activities: {
         pool,
         requestTimeoutMs: config.HOOKLINE_REQUEST_TIMEOUT_MS,
+        connectTimeoutMs: config.HOOKLINE_CONNECT_TIMEOUT_MS,
+        gate: gateSettings(config),
         responseBodyMaxBytes: config.HOOKLINE_RESPONSE_BODY_MAX_BYTES,
         targetPolicy: targetPolicyFromConfig(config),
         onAttempt: (a) => {

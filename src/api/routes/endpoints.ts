@@ -11,7 +11,9 @@ import { generateSigningSecret, schemeOf, verificationKey, type SigningScheme } 
 import { retryPolicyIssues, type RetryOverrides } from '../../retry';
 import { ApiError, notFound } from '../errors';
 import { endpointOut } from '../serialize';
-import { EndpointIn, EndpointOut, EndpointPatch, EndpointWithSecretOut, PageQuery, RotateIn, RotateOut, pageOf, RetryIn } from '../schemas';
+import { EndpointIn, EndpointOut, EndpointPatch, EndpointWithSecretOut, PageQuery, RotateIn, RotateOut, pageOf, RetryIn, TimeoutsIn } from '../schemas';
+import { endpointHealth, resetGate, type EndpointHealth } from '../../db/gate';
+import type { Config } from '../../config';
 import { targetPolicyFromConfig } from '../../net/address-policy';
 import { checkTargetUrl } from '../url-policy';
 
@@ -35,6 +37,44 @@ function retryOverrides(r: z.output<typeof RetryIn> | undefined | null, minInter
   }
   return o;
 }
+
+/** The isolation settings as stored (src/db/gate.ts): set keys only; null clears one. */
+function limitsIn(
+  b: { maxInFlight?: number | null; rateLimit?: number | null; timeouts?: z.output<typeof TimeoutsIn> | null },
+  current: endpoints.EndpointLimits = {},
+): endpoints.EndpointLimits | undefined {
+  if (b.maxInFlight === undefined && b.rateLimit === undefined && b.timeouts === undefined) return undefined;
+  const next: endpoints.EndpointLimits = { ...current };
+  const put = <K extends keyof endpoints.EndpointLimits>(key: K, v: number | null | undefined) => {
+    if (v === null) delete next[key];
+    else if (v !== undefined) next[key] = v;
+  };
+  put('maxInFlight', b.maxInFlight);
+  put('rateLimit', b.rateLimit);
+  if (b.timeouts !== undefined) {
+    put('connectTimeoutMs', b.timeouts === null ? null : b.timeouts.connect);
+    put('responseTimeoutMs', b.timeouts === null ? null : b.timeouts.response);
+  }
+  return next;
+}
+
+/** An endpoint as the API shows it: its isolation settings with the defaults filled in. */
+function withLimits(row: endpoints.EndpointRow, config: Config, health?: EndpointHealth) {
+  const l = row.limits;
+  return {
+    ...endpointOut(row),
+    maxInFlight: l.maxInFlight ?? config.HOOKLINE_ENDPOINT_MAX_IN_FLIGHT,
+    rateLimit: l.rateLimit ?? null,
+    timeouts: { connect: l.connectTimeoutMs ?? config.HOOKLINE_CONNECT_TIMEOUT_MS, response: l.responseTimeoutMs ?? config.HOOKLINE_REQUEST_TIMEOUT_MS },
+    ...(health ? { health: healthOut(health) } : {}),
+  };
+}
+
+const iso = (d: Date | null) => (d ? d.toISOString() : null);
+const healthOut = (h: EndpointHealth) => ({
+  state: h.state, since: iso(h.since), consecutiveFailures: h.consecutiveFailures, nextProbeAt: iso(h.nextProbeAt),
+  failingSince: iso(h.failingSince), lastSuccessAt: iso(h.lastSuccessAt), inFlight: h.inFlight, pausedUntil: iso(h.pausedUntil),
+});
 
 /** Without HOOKLINE_ENCRYPTION_KEY a secret could only be stored in plaintext: refuse instead. */
 function requireEncryptionKey(): void {
@@ -79,10 +119,11 @@ export const endpointRoutes: FastifyPluginAsync = async (fastify) => {
         retry: retryOverrides(b.retry, config.HOOKLINE_MIN_RETRY_INTERVAL_MS),
         metadata: b.metadata ?? {},
         disabled: b.disabled ?? false,
+        limits: limitsIn(b) ?? {},
         secret,
       }),
     );
-    return reply.code(201).send({ ...endpointOut(row), secret: verificationKey(secret) });
+    return reply.code(201).send({ ...withLimits(row, config), secret: verificationKey(secret) });
   });
 
   app.get('/endpoints', {
@@ -90,7 +131,7 @@ export const endpointRoutes: FastifyPluginAsync = async (fastify) => {
     schema: { tags: ['endpoints'], summary: 'List endpoints, newest first', querystring: PageQuery, response: { 200: pageOf(EndpointOut) } },
   }, async (req) => {
     const rows = await endpoints.listEndpoints(pool, req.tenantId, req.query.limit + 1, req.query.cursor);
-    const data = rows.slice(0, req.query.limit).map(endpointOut);
+    const data = rows.slice(0, req.query.limit).map((r) => withLimits(r, config));
     return { data, nextCursor: rows.length > req.query.limit ? data[data.length - 1].id : null };
   });
 
@@ -100,7 +141,7 @@ export const endpointRoutes: FastifyPluginAsync = async (fastify) => {
   }, async (req) => {
     const row = await endpoints.getEndpoint(pool, req.params.id, req.tenantId);
     if (!row) throw notFound('endpoint', req.params.id);
-    return endpointOut(row);
+    return withLimits(row, config, await endpointHealth(pool, row.id));
   });
 
   app.patch('/endpoints/:id', {
@@ -109,6 +150,12 @@ export const endpointRoutes: FastifyPluginAsync = async (fastify) => {
   }, async (req) => {
     const b = req.body;
     if (b.url) b.url = await checkTargetUrl(b.url, 'url', targets);
+    let limits: endpoints.EndpointLimits | undefined;
+    if (limitsIn(b) !== undefined) {
+      const current = await endpoints.getEndpoint(pool, req.params.id, req.tenantId);
+      if (!current) throw notFound('endpoint', req.params.id);
+      limits = limitsIn(b, current.limits);
+    }
     const row = await endpoints.updateEndpoint(pool, req.params.id, {
       url: b.url,
       description: b.description,
@@ -117,9 +164,11 @@ export const endpointRoutes: FastifyPluginAsync = async (fastify) => {
       retry: b.retry === undefined ? undefined : retryOverrides(b.retry, config.HOOKLINE_MIN_RETRY_INTERVAL_MS),
       metadata: b.metadata,
       disabled: b.disabled,
+      limits,
     }, req.tenantId);
     if (!row) throw notFound('endpoint', req.params.id);
-    return endpointOut(row);
+    if (b.disabled === false) await resetGate(pool, row.id);
+    return withLimits(row, config);
   });
 
   app.delete('/endpoints/:id', {

@@ -1,0 +1,149 @@
+// The endpoint gate: whether an attempt may go to its endpoint now, and what its outcome does
+// to the endpoint's health. The state is one endpoint_gates row per endpoint, written only by
+// the SQL functions gate_acquire and gate_release (migration 011), each one statement under the
+// row's lock, so every worker in every process shares one in-flight cap, one rate limit, one
+// Retry-After pause and one circuit breaker.
+//
+// Neither adds a round trip to an attempt: acquire is part of the query that loads the endpoint,
+// release part of the statement that records the attempt (src/db/deliveries.ts).
+import type { Pool, PoolClient } from './pool';
+import { COLUMNS, toRow, type EndpointRow } from './endpoints';
+
+type Queryable = Pool | PoolClient;
+
+export type WaitReason = 'in_flight' | 'rate_limit' | 'paused' | 'circuit_open' | 'disabled';
+
+export interface GateDecision {
+  admitted: boolean;
+  reason: WaitReason | null;
+  /** Refused: how long until trying again makes sense (database clock). */
+  waitMs: number;
+  /** Rate limit: the slot reserved for this caller; passing it back honours it. */
+  slotMs: number | null;
+  /** In-flight cap or open circuit: this caller's place in the queue; passing it back keeps it. */
+  ticket: number | null;
+}
+
+/** How an attempt ended, as the circuit breaker counts it. */
+export type GateOutcome = 'success' | 'failure' | 'neutral';
+
+/** Circuit breaker and auto-disable settings (worker config). */
+export interface GateSettings {
+  defaultMaxInFlight: number;
+  /** Consecutive failures that open the circuit; 0 = never. */
+  failureThreshold: number;
+  probeIntervalMs: number;
+  probeMaxIntervalMs: number;
+  /** Failing this long with no 2xx disables the endpoint; 0 = never. */
+  autoDisableAfterMs: number;
+}
+
+// Bounds on an endpoint's own settings (the API checks them). maxInFlight stays below the
+// worker's activity slots (HOOKLINE_WORKER_MAX_ACTIVITIES, 200; local activities: 100), so one
+// endpoint can never hold every slot; timeouts stay short enough that a hanging receiver frees
+// its slot within a minute.
+export const MAX_IN_FLIGHT_LIMIT = 50;
+export const MAX_RATE_LIMIT = 1_000;
+export const MIN_TIMEOUT_MS = 100;
+export const MAX_CONNECT_TIMEOUT_MS = 30_000;
+export const MAX_RESPONSE_TIMEOUT_MS = 60_000;
+
+export const DEFAULT_GATE: GateSettings = {
+  defaultMaxInFlight: 10,
+  failureThreshold: 5,
+  probeIntervalMs: 5_000,
+  probeMaxIntervalMs: 5 * 60_000,
+  autoDisableAfterMs: 5 * 24 * 60 * 60_000,
+};
+
+/**
+ * Loads the endpoint and asks its gate for a lease, in one query. Null when the endpoint does
+ * not exist. A disabled endpoint is refused with reason 'disabled' and takes no lease.
+ */
+export async function loadEndpointAcquiring(
+  db: Queryable,
+  endpointId: string,
+  lease: { id: string; defaultTimeoutMs: number; marginMs: number; slotMs: number | null; ticket: number | null; workflowId: string | null },
+  settings: GateSettings,
+): Promise<{ endpoint: EndpointRow; gate: GateDecision } | null> {
+  const { rows } = await db.query(
+    `SELECT ${COLUMNS}, g.admitted, g.reason, g.wait_ms, g.slot_ms, g.ticket
+     FROM endpoints e CROSS JOIN LATERAL gate_acquire(e.id, $2, $3, $4, $5, $6, $7, $8, $9, $10) g WHERE e.id = $1`,
+    [endpointId, lease.id, lease.defaultTimeoutMs, lease.marginMs, lease.slotMs, lease.ticket, settings.defaultMaxInFlight, settings.probeIntervalMs, settings.probeMaxIntervalMs, lease.workflowId],
+  );
+  const r = rows[0];
+  if (!r) return null;
+  return {
+    endpoint: toRow(r),
+    gate: { admitted: r.admitted, reason: r.reason, waitMs: Math.max(0, Number(r.wait_ms ?? 0)), slotMs: r.slot_ms === null ? null : Number(r.slot_ms), ticket: r.ticket === null ? null : Number(r.ticket) },
+  };
+}
+
+/**
+ * The release, as a query recordAttemptReleasing runs in the attempt's statement: its
+ * transition, and the workflow of the in-flight waiter it woke (the caller signals it).
+ */
+export function releaseFragment(
+  endpointId: string,
+  leaseId: string,
+  outcome: GateOutcome,
+  retryAfterMs: number,
+  s: GateSettings,
+): { sql: string; values: unknown[] } {
+  return {
+    sql: 'SELECT transition, wake FROM gate_release($1, $2, $3, $4, $5, $6, $7, $8)',
+    values: [endpointId, leaseId, outcome, Math.round(retryAfterMs), s.failureThreshold, s.probeIntervalMs, s.probeMaxIntervalMs, s.autoDisableAfterMs],
+  };
+}
+
+/** A release on its own: an attempt that ended before it could be recorded. Neutral to health. */
+export async function releaseLease(db: Queryable, endpointId: string, leaseId: string): Promise<void> {
+  await db.query(`UPDATE endpoint_gates SET leases = leases - $2::text WHERE endpoint_id = $1`, [endpointId, leaseId]);
+}
+
+/** Re-enabled by an operator: the failure streak and the circuit start from nothing. */
+export async function resetGate(db: Queryable, endpointId: string): Promise<void> {
+  await db.query('SELECT gate_reset($1)', [endpointId]);
+}
+
+export type CircuitState = 'closed' | 'open' | 'half_open';
+
+export interface EndpointHealth {
+  state: CircuitState;
+  since: Date | null;
+  consecutiveFailures: number;
+  nextProbeAt: Date | null;
+  failingSince: Date | null;
+  lastSuccessAt: Date | null;
+  inFlight: number;
+  pausedUntil: Date | null;
+}
+
+const HEALTH = `circuit, circuit_since, consecutive_failures, next_probe_at, failing_since, last_success_at, pause_until,
+  (SELECT count(*)::int FROM jsonb_each(leases) WHERE value::bigint > extract(epoch FROM clock_timestamp()) * 1000) AS in_flight`;
+
+const toHealth = (r: any): EndpointHealth => ({
+  state: r.circuit,
+  since: r.circuit_since,
+  consecutiveFailures: r.consecutive_failures,
+  nextProbeAt: r.circuit === 'closed' ? null : r.next_probe_at,
+  failingSince: r.failing_since,
+  lastSuccessAt: r.last_success_at,
+  inFlight: r.in_flight,
+  pausedUntil: r.pause_until && r.pause_until > new Date() ? r.pause_until : null,
+});
+
+const NEVER_TRIED: EndpointHealth = {
+  state: 'closed', since: null, consecutiveFailures: 0, nextProbeAt: null, failingSince: null, lastSuccessAt: null, inFlight: 0, pausedUntil: null,
+};
+
+export async function endpointHealth(db: Queryable, endpointId: string): Promise<EndpointHealth> {
+  const { rows } = await db.query(`SELECT ${HEALTH} FROM endpoint_gates WHERE endpoint_id = $1`, [endpointId]);
+  return rows[0] ? toHealth(rows[0]) : NEVER_TRIED;
+}
+
+/** Every endpoint whose gate has state (Prometheus' circuit gauge). */
+export async function allCircuitStates(db: Queryable): Promise<{ endpointId: string; state: CircuitState }[]> {
+  const { rows } = await db.query(`SELECT endpoint_id, circuit FROM endpoint_gates ORDER BY endpoint_id`);
+  return rows.map((r) => ({ endpointId: r.endpoint_id, state: r.circuit }));
+}
