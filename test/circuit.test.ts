@@ -75,12 +75,13 @@ describe('circuit breaker', () => {
     // Oldest first: after the probe that closed the circuit, the backlog arrives in submit order
     // (the rate limit hands out slots in the order the waiters come back, oldest first).
     const after = rx.requests.slice(recoveredFrom + 1).map((r) => String(r.headers['webhook-id'])).filter((id) => backlog.includes(id));
-    // Pairs out of submit order: waiters wake in ticket order, one rate-limit slot apart, so at
-    // most a pair swapped by a late timer (random order would give about half of the 28 pairs).
+    // Pairs out of submit order: waiters wake in ticket order, one rate-limit slot apart, so only
+    // timers fired late on a loaded box swap neighbours (4 of 28 seen with six test runs sharing
+    // two cores). Random order gives 14 on average and 6 or fewer for about 3% of orders.
     let inversions = 0;
     for (let i = 0; i < after.length; i++) for (let j = i + 1; j < after.length; j++) if (backlog.indexOf(after[i]) > backlog.indexOf(after[j])) inversions++;
     expect(after.length).toBeGreaterThanOrEqual(6);
-    expect(inversions).toBeLessThanOrEqual(2);
+    expect(inversions).toBeLessThanOrEqual(6);
     expect(first.id).toBeTruthy();
   });
 
