@@ -9,6 +9,7 @@ import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig, type Config } from '../config';
 import { createPool } from '../db/pool';
 import { migrate } from '../db/migrate';
+import type { HooklineClient } from '../client';
 
 const USAGE = `usage: hookline <command> [options]
 
@@ -28,19 +29,11 @@ commands:
 
 The API-talking commands use HOOKLINE_URL (default http://HOST:PORT) and HOOKLINE_API_KEY.`;
 
-async function api(config: Config, method: string, path: string, body?: unknown): Promise<any> {
-  const base = process.env.HOOKLINE_URL ?? `http://${config.HOST}:${config.PORT}`;
-  const res = await fetch(new URL(path, base), {
-    method,
-    headers: {
-      ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
-      ...(config.HOOKLINE_API_KEY ? { authorization: `Bearer ${config.HOOKLINE_API_KEY}` } : {}),
-    },
-    body: body !== undefined ? JSON.stringify(body) : undefined,
-  });
-  const json: any = await res.json().catch(() => ({}));
-  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${json.message ?? ''}`);
-  return json;
+/** The typed client (src/client) for the API-talking commands, with the configured key. */
+function apiClient(config: Config): { hookline: HooklineClient; ok: typeof import('../client').ok } {
+  const { createHooklineClient, ok } = require('../client') as typeof import('../client');
+  const baseUrl = process.env.HOOKLINE_URL ?? `http://${config.HOST}:${config.PORT}`;
+  return { hookline: createHooklineClient({ baseUrl, token: config.HOOKLINE_API_KEY }), ok };
 }
 
 async function main(argv: string[]): Promise<void> {
@@ -88,18 +81,15 @@ async function main(argv: string[]): Promise<void> {
     }
     case 'dead-letters': {
       const { values } = parseArgs({ args: rest, options: { endpoint: { type: 'string' }, type: { type: 'string' }, since: { type: 'string' } } });
-      const q = new URLSearchParams();
-      if (values.endpoint) q.set('endpointId', values.endpoint);
-      if (values.type) q.set('eventType', values.type);
-      if (values.since) q.set('since', values.since);
-      let cursor: string | null = null;
+      const { hookline, ok } = apiClient(config);
+      let cursor: string | undefined;
       do {
-        if (cursor) q.set('cursor', cursor);
-        const page = await api(config, 'GET', `/v1/dead-letters?${q}`);
+        const query = { endpointId: values.endpoint, eventType: values.type, since: values.since, cursor };
+        const page = await ok(hookline.GET('/v1/dead-letters', { params: { query } }));
         for (const d of page.data) {
           console.log(`${d.deadLetteredAt}  ${d.eventId}  ${d.endpointId}  ${d.eventType}  attempts=${d.attempts}  ${d.reason ?? ''}`);
         }
-        cursor = page.nextCursor;
+        cursor = page.nextCursor ?? undefined;
       } while (cursor);
       return;
     }
@@ -109,14 +99,15 @@ async function main(argv: string[]): Promise<void> {
         allowPositionals: true,
         options: { all: { type: 'boolean' }, endpoint: { type: 'string' }, type: { type: 'string' }, since: { type: 'string' } },
       });
+      const { hookline, ok } = apiClient(config);
       if (values.all) {
-        const r = await api(config, 'POST', '/v1/dead-letters/replay', { endpointId: values.endpoint, eventType: values.type, since: values.since });
+        const r = await ok(hookline.POST('/v1/dead-letters/replay', { body: { endpointId: values.endpoint, eventType: values.type, since: values.since } }));
         console.log(`replayed ${r.replayed} dead letter(s)`);
         return;
       }
       const [eventId, endpointId] = positionals;
       if (!eventId || !endpointId) throw new Error('usage: hookline replay EVENT_ID ENDPOINT_ID, or hookline replay --all');
-      await api(config, 'POST', `/v1/deliveries/${encodeURIComponent(eventId)}/${encodeURIComponent(endpointId)}/replay`);
+      await ok(hookline.POST('/v1/deliveries/{eventId}/{endpointId}/replay', { params: { path: { eventId, endpointId } } }));
       console.log(`replaying ${eventId} → ${endpointId}`);
       return;
     }
