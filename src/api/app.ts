@@ -17,6 +17,7 @@ import { eventTypeRoutes } from './routes/event-types';
 import { deliveryRoutes } from './routes/deliveries';
 import { statsRoutes } from './routes/stats';
 import { uiRoutes } from './routes/ui';
+import { portalRoutes } from './routes/portal';
 import { registerDocs } from './docs';
 
 export interface AppDeps {
@@ -93,5 +94,6 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(deliveryRoutes);
   await app.register(statsRoutes);
   await app.register(uiRoutes);
+  await app.register(portalRoutes);
   return app;
 }
