@@ -116,9 +116,9 @@ export function createActivities(deps: ActivityDeps) {
     const event = await getEvent(pool, input.eventId);
     if (!event) throw ApplicationFailure.nonRetryable(`event ${input.eventId} does not exist`, 'EventNotFound');
     const candidates = input.onlyEndpointIds
-      ? await getEndpointsByIds(pool, input.onlyEndpointIds)
-      : subscribersOf(await listActiveEndpoints(pool), event);
-    await ensureDeliveries(pool, event.id, event.type, candidates.map((e) => e.id));
+      ? await getEndpointsByIds(pool, input.onlyEndpointIds, event.tenantId)
+      : subscribersOf(await listActiveEndpoints(pool, [event.tenantId]), event);
+    await ensureDeliveries(pool, event.id, event.type, candidates.map((e) => e.id), event.tenantId);
     return { eventType: event.type, requestTimeoutMs: deps.requestTimeoutMs, endpoints: candidates.map(toResolved) };
   }
 

@@ -49,6 +49,10 @@ const schema = z.object({
   // `private` and is still honoured.
   HOOKLINE_ALLOWED_TARGETS: list.pipe(z.array(targetEntry)).default([]),
   HOOKLINE_ALLOW_PRIVATE_TARGETS: bool.default(false),
+  // Signs portal-session tokens (HS256 JWTs, src/api/portal-token.ts): 32+ random characters,
+  // e.g. `openssl rand -base64 32`. Unset: derived (HKDF) from the first HOOKLINE_ENCRYPTION_KEY,
+  // so rotating that key also ends open portal sessions; set this to rotate the two apart.
+  HOOKLINE_PORTAL_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
   // --- end network exposure ---
   HOOKLINE_DATA_DIR: z.string().min(1).default('.data'),
   // Bounds on the wire. 15 s matches Svix's default request timeout; 64 KiB of a response body

@@ -21,6 +21,8 @@ const next = monotonicFactory(prng);
 export const newEventId = (): string => `evt_${next()}`;
 export const newEndpointId = (): string => `ep_${next()}`;
 export const newEventTypeVersionId = (): string => `evtv_${next()}`;
+export const newTenantId = (): string => `tn_${next()}`;
+export const newApiKeyId = (): string => `key_${next()}`;
 
 /** Ids a producer may supply for its own events: printable, no whitespace, bounded. */
 export const EVENT_ID_PATTERN = /^[A-Za-z0-9_.:-]{1,128}$/;

@@ -6,7 +6,7 @@ import { WorkflowIdReusePolicy } from '@temporalio/common';
 import type { deliverEvent, ReplayArgs } from '../workflows/deliver-event';
 import { workflowStartMetadata } from './temporal/workflow-details';
 
-export async function replay(client: Client, taskQueue: string, eventId: string, eventType: string, endpointIds: string[]): Promise<void> {
+export async function replay(client: Client, taskQueue: string, eventId: string, eventType: string, endpointIds: string[], tenantId?: string): Promise<void> {
   await client.workflow.signalWithStart<typeof deliverEvent, [ReplayArgs]>('deliverEvent', {
     workflowId: eventId,
     taskQueue,
@@ -15,6 +15,6 @@ export async function replay(client: Client, taskQueue: string, eventId: string,
     signalArgs: [{ endpointIds }],
     workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
     // The summary and details show only when this starts a new run (the workflow had closed).
-    ...workflowStartMetadata(eventType, eventId, endpointIds, endpointIds),
+    ...workflowStartMetadata(eventType, eventId, endpointIds, endpointIds, tenantId),
   });
 }

@@ -6,6 +6,8 @@ export const EventType = defineSearchAttributeKey('EventType', SearchAttributeTy
 export const EndpointIds = defineSearchAttributeKey('EndpointIds', SearchAttributeType.KEYWORD_LIST);
 export const DeadLetteredEndpoints = defineSearchAttributeKey('DeadLetteredEndpoints', SearchAttributeType.KEYWORD_LIST);
 export const DeliveryStatus = defineSearchAttributeKey('DeliveryStatus', SearchAttributeType.KEYWORD);
+/** The tenant the event was published to, so the Web UI filters deliveries by customer. */
+export const TenantId = defineSearchAttributeKey('TenantId', SearchAttributeType.KEYWORD);
 
 export type DeliveryStatusValue = 'delivering' | 'delivered' | 'dead_lettered' | 'dropped';
 
@@ -15,4 +17,5 @@ export const SEARCH_ATTRIBUTES: Record<string, 'Keyword' | 'KeywordList'> = {
   EndpointIds: 'KeywordList',
   DeadLetteredEndpoints: 'KeywordList',
   DeliveryStatus: 'Keyword',
+  TenantId: 'Keyword',
 };

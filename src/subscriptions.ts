@@ -24,9 +24,14 @@ export function hostOf(url: string): string {
   }
 }
 
-/** The active endpoints (all of them, disabled ones excluded) that want this event. */
-export function subscribersOf(active: EndpointRow[], event: Pick<EventRow, 'type' | 'channels'>): EndpointRow[] {
-  return active.filter((e) => matchesEventType(e.eventTypes, event.type) && matchesChannels(e.channels, event.channels));
+/**
+ * The active endpoints (all of them, disabled ones excluded) that want this event: those of the
+ * event's tenant only — fan-out never crosses tenants, whatever the endpoints subscribe to.
+ */
+export function subscribersOf(active: EndpointRow[], event: Pick<EventRow, 'tenantId' | 'type' | 'channels'>): EndpointRow[] {
+  return active.filter(
+    (e) => e.tenantId === event.tenantId && matchesEventType(e.eventTypes, event.type) && matchesChannels(e.channels, event.channels),
+  );
 }
 
 export function toResolved(e: EndpointRow): ResolvedEndpoint {

@@ -11,7 +11,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities, ResolvedEndpoint } from '../activities';
-import { DeadLetteredEndpoints, DeliveryStatus, EndpointIds, EventType, type DeliveryStatusValue } from '../src/search-attributes';
+import { DeadLetteredEndpoints, DeliveryStatus, EndpointIds, EventType, TenantId, type DeliveryStatusValue } from '../src/search-attributes';
 import { childWorkflowId, ENDPOINT_IDS_MAX, startSearchAttributes, workflowCurrentDetails } from '../src/temporal/workflow-details';
 import { EndpointDelivery, firstAttempts, type EndpointState } from './endpoint-delivery';
 
@@ -188,7 +188,8 @@ export class DeliveryRun {
           workflowId: childId,
           args: [{ eventId: this.eventId, eventType: this.eventType, endpoints: batch, requestTimeoutMs: this.requestTimeoutMs, historyLimit: this.historyLimit }],
           staticSummary: `${this.eventType} ${this.eventId}: endpoints ${childId.split('/').pop()}`,
-          typedSearchAttributes: startSearchAttributes(this.eventType, batch.map((ep) => ep.id)),
+          // The parent's tenant (set by the relay at start), so the Web UI's tenant filter finds children too.
+          typedSearchAttributes: startSearchAttributes(this.eventType, batch.map((ep) => ep.id), workflowInfo().typedSearchAttributes.get(TenantId)),
         });
         for (const [id, state] of Object.entries(outcome)) this.childStates.set(id, state);
       } catch {

@@ -16,6 +16,10 @@ import { eventRoutes } from './routes/events';
 import { eventTypeRoutes } from './routes/event-types';
 import { deliveryRoutes } from './routes/deliveries';
 import { statsRoutes } from './routes/stats';
+import { tenantRoutes } from './routes/tenants';
+import { apiKeyRoutes } from './routes/api-keys';
+import { portalSessionInfoRoutes, portalSessionRoutes } from './routes/portal-sessions';
+import { registerTenantRoutes } from './tenant-routes';
 import { uiRoutes } from './routes/ui';
 import { portalRoutes } from './routes/portal';
 import { registerDocs } from './docs';
@@ -62,7 +66,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   registerInputChecks(app);
 
   // Before any route: every route is added with its auth level (see access.ts).
-  registerAccessControl(app, deps.config);
+  registerAccessControl(app, deps.config, deps.pool);
 
   app.get('/healthz', { schema: { hide: true }, config: { auth: 'public' } }, async () => ({ status: 'ok', version: VERSION }));
   // Public, so it says whether each dependency answers, not why not (addresses, user names):
@@ -88,11 +92,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // Before the routes: the OpenAPI document and the request metrics must see every one of them.
   await registerDocs(app, deps.config);
   registerApiMetrics(app, createApiMetrics(deps.pool));
-  await app.register(endpointRoutes);
-  await app.register(eventRoutes);
+  // A tenant's data: each route under /v1 (the default tenant) and /v1/tenants/:tenantId.
+  await registerTenantRoutes(app, [endpointRoutes, eventRoutes, deliveryRoutes, statsRoutes, portalSessionRoutes]);
+  await app.register(tenantRoutes);
+  await app.register(apiKeyRoutes);
+  await app.register(portalSessionInfoRoutes);
   await app.register(eventTypeRoutes);
-  await app.register(deliveryRoutes);
-  await app.register(statsRoutes);
   await app.register(uiRoutes);
   await app.register(portalRoutes);
   return app;

@@ -18,7 +18,7 @@ export async function registerDocs(app: FastifyInstance, config: Pick<Config, 'H
         version: VERSION,
         description:
           'Webhook delivery: submit events, manage endpoints, inspect deliveries and attempts, replay dead letters.' +
-          (auth ? ' Every route except /healthz, /readyz, /docs and /ui needs `Authorization: Bearer <HOOKLINE_API_KEY>`.' : ''),
+          (auth ? ' Every route except /healthz, /readyz, /docs and /ui needs `Authorization: Bearer <key>`: HOOKLINE_API_KEY, a minted API key, or a portal session token.' : ''),
       },
       tags: [
         { name: 'events', description: 'What producers submit' },
@@ -26,9 +26,12 @@ export async function registerDocs(app: FastifyInstance, config: Pick<Config, 'H
         { name: 'endpoints', description: 'Where events go' },
         { name: 'deliveries', description: 'One event at one endpoint, and its attempts' },
         { name: 'dead letters', description: 'Deliveries that gave up, and their replay' },
+        { name: 'tenants', description: 'Your customers: every route of a tenant\'s data also answers under /v1/tenants/{tenantId}' },
+        { name: 'api keys', description: 'Keys scoped to a tenant (or all) and to publish, read or manage' },
+        { name: 'portal', description: 'Short-lived sessions for the consumer portal' },
       ],
       components: {
-        securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'HOOKLINE_API_KEY' } },
+        securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'HOOKLINE_API_KEY, an API key (hk_…) or a portal session token' } },
       },
       ...(auth ? { security: [{ bearer: [] }] } : {}),
     },

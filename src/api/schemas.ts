@@ -4,6 +4,8 @@ import { z } from 'zod';
 import { msToNumber } from '@temporalio/common/lib/time';
 import { isValidSecret } from '../signing';
 import { CHANNEL_PATTERN, EVENT_ID_PATTERN, EVENT_TYPE_PATTERN } from '../ids';
+import { KEY_SCOPES } from '../db/api-keys';
+import { TENANT_ID_PATTERN } from '../db/tenants';
 
 /**
  * Past this no duration means anything here, and `Date`/`make_interval` arithmetic stays exact
@@ -261,4 +263,111 @@ export const EndpointStatsOut = z.object({
   lastFailures: z.array(
     z.object({ eventId: z.string(), attempt: z.number(), startedAt: z.string(), statusCode: z.number().nullable(), error: z.string().nullable() }),
   ),
+});
+
+// --- Tenants, API keys, portal sessions ---------------------------------------------------------
+
+const Metadata = z.record(z.string().max(128), z.string().max(1000)).refine((m) => Object.keys(m).length <= 50, 'at most 50 keys');
+
+export const TenantIn = z
+  .object({
+    id: z
+      .string()
+      .regex(TENANT_ID_PATTERN, '1–64 of A-Z a-z 0-9 _ . - starting with a letter or digit, not starting with tn_')
+      .optional()
+      .describe('your own id for this customer (e.g. its account id); absent: a generated tn_… id'),
+    name: z.string().max(200).optional(),
+    metadata: Metadata.optional(),
+  })
+  .strict();
+
+export const TenantPatch = z.object({ name: z.string().max(200).optional(), metadata: Metadata.optional() }).strict();
+
+export const TenantOut = z.object({
+  id: z.string(),
+  name: z.string(),
+  metadata: z.record(z.string(), z.string()),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+});
+
+export const TenantStatsOut = z.object({
+  tenantId: z.string(),
+  window: z.number(),
+  since: z.string(),
+  endpoints: z.object({ total: z.number(), disabled: z.number() }).meta({ description: 'now, not over the window' }),
+  events: z.number().meta({ description: 'events published in the window' }),
+  attempts: z.object({ total: z.number(), succeeded: z.number(), failed: z.number() }),
+  successRate: z.number().nullable(),
+  latencyMs: z.object({ p50: z.number().nullable(), p95: z.number().nullable(), p99: z.number().nullable() }),
+  deliveries: z.object({ pending: z.number(), delivering: z.number(), delivered: z.number(), deadLettered: z.number(), dropped: z.number() }),
+  deadLettersOpen: z.number().meta({ description: 'dead letters waiting for a replay now, whenever parked' }),
+});
+
+export const KeyScopeEnum = z.enum(KEY_SCOPES).describe('publish: submit events; read: read everything of its tenant(s); manage: endpoints, secrets, replay (implies read)');
+
+export const ApiKeyIn = z
+  .object({
+    name: z.string().min(1).max(200),
+    tenantId: z.string().max(64).optional().describe('the one tenant this key acts on'),
+    all: z.literal(true).optional().describe('true: the key acts on every tenant (give tenantId or all, not both)'),
+    scopes: z.array(KeyScopeEnum).min(1).max(3),
+  })
+  .strict();
+
+export const ApiKeyOut = z.object({
+  id: z.string(),
+  name: z.string(),
+  tenantId: z.string().nullable().meta({ description: 'null: every tenant' }),
+  scopes: z.array(KeyScopeEnum),
+  keyPrefix: z.string().meta({ description: 'the first characters of the key, to tell keys apart' }),
+  createdAt: z.string(),
+  lastUsedAt: z.string().nullable().meta({ description: 'updated at most once a minute' }),
+  revokedAt: z.string().nullable(),
+});
+
+export const ApiKeyWithSecretOut = ApiKeyOut.extend({ key: z.string().meta({ description: 'the key itself: shown this once, never again' }) });
+
+const HttpsUrl = z
+  .string()
+  .max(2048)
+  .refine((u) => {
+    try {
+      return new URL(u).protocol === 'https:';
+    } catch {
+      return false;
+    }
+  }, 'an absolute https URL');
+
+export const Branding = z
+  .object({
+    title: z.string().max(100).optional(),
+    logoUrl: HttpsUrl.optional(),
+    accentColor: z.string().regex(/^#[0-9a-fA-F]{6}$/, 'a colour such as #0055ff').optional(),
+  })
+  .strict();
+
+/** A portal session lasts at most a day: there is no revoking one before it expires. */
+export const MAX_PORTAL_TTL_SECONDS = 24 * 60 * 60;
+
+export const PortalSessionIn = z
+  .object({
+    readOnly: z.boolean().optional().describe('true: the session may read but change nothing'),
+    ttlSeconds: z.number().int().min(60).max(MAX_PORTAL_TTL_SECONDS).optional().describe('default 3600'),
+    branding: Branding.optional(),
+  })
+  .strict();
+
+export const PortalSessionOut = z.object({
+  url: z.string().meta({ description: 'the portal page, with the token in the fragment (#token=…) so it never reaches a server log' }),
+  token: z.string().meta({ description: 'the session token: `Authorization: Bearer <token>` on this tenant\'s routes' }),
+  expiresAt: z.string(),
+});
+
+export const PortalSessionInfoOut = z.object({
+  tenantId: z.string(),
+  tenantName: z.string(),
+  readOnly: z.boolean(),
+  expiresAt: z.string(),
+  branding: Branding,
 });

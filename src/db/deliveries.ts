@@ -2,6 +2,7 @@
 // activities write.
 import { isUtf8 } from 'node:buffer';
 import type { Pool, PoolClient } from './pool';
+import { DEFAULT_TENANT } from './tenants';
 import { currentKeyring, openResponseBody, sealedResponseBody, sealResponseBody } from '../at-rest';
 
 type Queryable = Pool | PoolClient;
@@ -43,12 +44,13 @@ const toRow = (r: any): DeliveryRow => ({
   createdAt: r.created_at, updatedAt: r.updated_at, deliveredAt: r.delivered_at, deadLetteredAt: r.dead_lettered_at,
 });
 
-export async function ensureDeliveries(db: Queryable, eventId: string, eventType: string, endpointIds: string[]): Promise<void> {
+/** The delivery rows of an event, in the event's tenant (listing and stats read it from here). */
+export async function ensureDeliveries(db: Queryable, eventId: string, eventType: string, endpointIds: string[], tenantId = DEFAULT_TENANT): Promise<void> {
   if (endpointIds.length === 0) return;
   await db.query(
-    `INSERT INTO deliveries (event_id, endpoint_id, event_type, status)
-     SELECT $1, unnest($3::text[]), $2, 'pending' ON CONFLICT DO NOTHING`,
-    [eventId, eventType, endpointIds],
+    `INSERT INTO deliveries (event_id, endpoint_id, event_type, status, tenant_id)
+     SELECT $1, unnest($3::text[]), $2, 'pending', $4 ON CONFLICT DO NOTHING`,
+    [eventId, eventType, endpointIds, tenantId],
   );
 }
 
@@ -95,10 +97,10 @@ export async function recordAttempt(db: Queryable, a: NewAttempt): Promise<numbe
        UPDATE deliveries SET attempts = attempts + 1, last_status_code = $5, last_error = $6, status = $8,
          reason = NULL, updated_at = now(),
          delivered_at = CASE WHEN $8 = 'delivered' THEN now() ELSE delivered_at END
-       WHERE event_id = $1 AND endpoint_id = $2 RETURNING attempts
+       WHERE event_id = $1 AND endpoint_id = $2 RETURNING attempts, tenant_id
      )
-     INSERT INTO attempts (event_id, endpoint_id, attempt, started_at, latency_ms, status_code, error, outcome, response_body, response_body_sealed)
-     SELECT $1, $2, d.attempts, $3, $4, $5, $6, $7, $9, $10 FROM d RETURNING attempt`,
+     INSERT INTO attempts (event_id, endpoint_id, attempt, started_at, latency_ms, status_code, error, outcome, response_body, response_body_sealed, tenant_id)
+     SELECT $1, $2, d.attempts, $3, $4, $5, $6, $7, $9, $10, d.tenant_id FROM d RETURNING attempt`,
     [a.eventId, a.endpointId, a.startedAt, a.latencyMs, a.statusCode, storableText(a.error), a.outcome, status, body?.bytes ?? null, body?.sealed ?? false],
   );
   return rows[0]?.attempt ?? 0;
@@ -119,8 +121,12 @@ export async function setDeliveryStatus(
   );
 }
 
-export async function getDelivery(db: Queryable, eventId: string, endpointId: string): Promise<DeliveryRow | null> {
-  const { rows } = await db.query(`SELECT ${COLUMNS} FROM deliveries WHERE event_id = $1 AND endpoint_id = $2`, [eventId, endpointId]);
+/** With `tenantId` (every API route passes it), another tenant's delivery reads as absent. */
+export async function getDelivery(db: Queryable, eventId: string, endpointId: string, tenantId?: string): Promise<DeliveryRow | null> {
+  const { rows } = await db.query(
+    `SELECT ${COLUMNS} FROM deliveries WHERE event_id = $1 AND endpoint_id = $2 AND ($3::text IS NULL OR tenant_id = $3)`,
+    [eventId, endpointId, tenantId ?? null],
+  );
   return rows[0] ? toRow(rows[0]) : null;
 }
 
@@ -130,6 +136,7 @@ export async function deliveriesForEvent(db: Queryable, eventId: string): Promis
 }
 
 export interface DeliveryFilter {
+  tenantId: string;
   status?: DeliveryStatus;
   endpointId?: string;
   eventType?: string;
@@ -176,7 +183,8 @@ export async function listDeliveries(db: Queryable, f: DeliveryFilter, limit: nu
   }
   const { rows } = await db.query(
     `SELECT ${COLUMNS} FROM deliveries
-     WHERE ($1::text IS NULL OR status = $1)
+     WHERE tenant_id = $9
+       AND ($1::text IS NULL OR status = $1)
        AND ($2::text IS NULL OR endpoint_id = $2)
        AND ($3::text IS NULL OR event_type = $3)
        AND ($4::timestamptz IS NULL OR dead_lettered_at >= $4)
@@ -184,7 +192,7 @@ export async function listDeliveries(db: Queryable, f: DeliveryFilter, limit: nu
      ORDER BY created_at DESC, event_id DESC, endpoint_id DESC
      LIMIT $8`,
     [f.status ?? null, f.endpointId ?? null, f.eventType ?? null, f.since ?? null,
-      after?.[0] ?? null, after?.[1] ?? null, after?.[2] ?? null, limit + 1],
+      after?.[0] ?? null, after?.[1] ?? null, after?.[2] ?? null, limit + 1, f.tenantId],
   );
   const data = rows.slice(0, limit).map(toRow);
   return { data, nextCursor: rows.length > limit ? encodeCursor(data[data.length - 1]) : null };
@@ -197,13 +205,13 @@ export async function allDeadLetters(
 ): Promise<DeliveryRow[]> {
   const { rows } = await db.query(
     `SELECT ${COLUMNS} FROM deliveries d
-     WHERE status = 'dead_lettered'
+     WHERE status = 'dead_lettered' AND tenant_id = $5
        AND ($1::text IS NULL OR endpoint_id = $1)
        AND ($2::text IS NULL OR event_type = $2)
        AND ($3::timestamptz IS NULL OR dead_lettered_at >= $3)
        AND (NOT $4 OR EXISTS (SELECT 1 FROM endpoints e WHERE e.id = d.endpoint_id AND NOT e.disabled))
      ORDER BY created_at`,
-    [f.endpointId ?? null, f.eventType ?? null, f.since ?? null, f.activeEndpointsOnly ?? false],
+    [f.endpointId ?? null, f.eventType ?? null, f.since ?? null, f.activeEndpointsOnly ?? false, f.tenantId],
   );
   return rows.map(toRow);
 }

@@ -11,6 +11,7 @@ type Queryable = Pool | PoolClient;
 
 export interface EndpointRow {
   id: string;
+  tenantId: string;
   url: string;
   description: string;
   eventTypes: string[] | null;
@@ -24,11 +25,12 @@ export interface EndpointRow {
   updatedAt: Date;
 }
 
-const COLUMNS = `id, url, description, event_types, channels, retry, metadata, disabled, disabled_reason, signing, created_at, updated_at`;
+const COLUMNS = `id, tenant_id, url, description, event_types, channels, retry, metadata, disabled, disabled_reason, signing, created_at, updated_at`;
 
 function toRow(r: any): EndpointRow {
   return {
     id: r.id,
+    tenantId: r.tenant_id,
     url: r.url,
     description: r.description,
     eventTypes: r.event_types,
@@ -43,50 +45,57 @@ function toRow(r: any): EndpointRow {
   };
 }
 
-export type NewEndpoint = Pick<EndpointRow, 'id' | 'url' | 'description' | 'eventTypes' | 'channels' | 'retry' | 'metadata' | 'disabled'> & {
+export type NewEndpoint = Pick<EndpointRow, 'id' | 'tenantId' | 'url' | 'description' | 'eventTypes' | 'channels' | 'retry' | 'metadata' | 'disabled'> & {
   /** `whsec_…` or `whsk_…`; the endpoint's signing scheme follows from it. */
   secret: string;
 };
 
 export async function insertEndpoint(db: PoolClient, e: NewEndpoint): Promise<EndpointRow> {
   const { rows } = await db.query(
-    `INSERT INTO endpoints (id, url, description, event_types, channels, retry, metadata, disabled, signing)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING ${COLUMNS}`,
-    [e.id, e.url, e.description, e.eventTypes, e.channels, e.retry, e.metadata, e.disabled, schemeOf(e.secret)],
+    `INSERT INTO endpoints (id, url, description, event_types, channels, retry, metadata, disabled, signing, tenant_id)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING ${COLUMNS}`,
+    [e.id, e.url, e.description, e.eventTypes, e.channels, e.retry, e.metadata, e.disabled, schemeOf(e.secret), e.tenantId],
   );
   await db.query('INSERT INTO endpoint_secrets (endpoint_id, secret) VALUES ($1, $2)', [e.id, sealSecret(e.id, e.secret)]);
   return toRow(rows[0]);
 }
 
-export async function getEndpoint(db: Queryable, id: string): Promise<EndpointRow | null> {
-  const { rows } = await db.query(`SELECT ${COLUMNS} FROM endpoints WHERE id = $1`, [id]);
+/** With `tenantId` (every API route passes it), another tenant's endpoint reads as absent. */
+export async function getEndpoint(db: Queryable, id: string, tenantId?: string): Promise<EndpointRow | null> {
+  const { rows } = await db.query(`SELECT ${COLUMNS} FROM endpoints WHERE id = $1 AND ($2::text IS NULL OR tenant_id = $2)`, [id, tenantId ?? null]);
   return rows[0] ? toRow(rows[0]) : null;
 }
 
 /** Newest first; `before` is the id cursor of the previous page's last row. */
-export async function listEndpoints(db: Queryable, limit: number, before?: string): Promise<EndpointRow[]> {
+export async function listEndpoints(db: Queryable, tenantId: string, limit: number, before?: string): Promise<EndpointRow[]> {
   const { rows } = await db.query(
-    `SELECT ${COLUMNS} FROM endpoints WHERE ($1::text IS NULL OR id < $1) ORDER BY id DESC LIMIT $2`,
-    [before ?? null, limit],
+    `SELECT ${COLUMNS} FROM endpoints WHERE tenant_id = $3 AND ($1::text IS NULL OR id < $1) ORDER BY id DESC LIMIT $2`,
+    [before ?? null, limit, tenantId],
   );
   return rows.map(toRow);
 }
 
-export async function listActiveEndpoints(db: Queryable): Promise<EndpointRow[]> {
-  const { rows } = await db.query(`SELECT ${COLUMNS} FROM endpoints WHERE NOT disabled ORDER BY id`);
+/** Every enabled endpoint, or those of `tenantIds` (the relay asks for the tenants of its batch). */
+export async function listActiveEndpoints(db: Queryable, tenantIds?: string[]): Promise<EndpointRow[]> {
+  const { rows } = await db.query(
+    `SELECT ${COLUMNS} FROM endpoints WHERE NOT disabled AND ($1::text[] IS NULL OR tenant_id = ANY($1)) ORDER BY id`,
+    [tenantIds ?? null],
+  );
   return rows.map(toRow);
 }
 
-export async function getEndpointsByIds(db: Queryable, ids: string[]): Promise<EndpointRow[]> {
-  const { rows } = await db.query(`SELECT ${COLUMNS} FROM endpoints WHERE id = ANY($1) ORDER BY id`, [ids]);
+/** With `tenantId`, ids of another tenant are left out (a replay never crosses tenants). */
+export async function getEndpointsByIds(db: Queryable, ids: string[], tenantId?: string): Promise<EndpointRow[]> {
+  const { rows } = await db.query(`SELECT ${COLUMNS} FROM endpoints WHERE id = ANY($1) AND ($2::text IS NULL OR tenant_id = $2) ORDER BY id`, [ids, tenantId ?? null]);
   return rows.map(toRow);
 }
 
 export type EndpointPatch = Partial<Omit<NewEndpoint, 'id' | 'secret'>> & { disabledReason?: string | null };
 
-export async function updateEndpoint(db: Queryable, id: string, patch: EndpointPatch): Promise<EndpointRow | null> {
+/** With `tenantId`, another tenant's endpoint is not found (and not changed). */
+export async function updateEndpoint(db: Queryable, id: string, patch: EndpointPatch, tenantId?: string): Promise<EndpointRow | null> {
   const sets: string[] = [];
-  const values: unknown[] = [id];
+  const values: unknown[] = [id, tenantId ?? null];
   const column: Record<string, string> = {
     url: 'url', description: 'description', eventTypes: 'event_types', channels: 'channels',
     retry: 'retry', metadata: 'metadata', disabled: 'disabled', disabledReason: 'disabled_reason',
@@ -101,12 +110,12 @@ export async function updateEndpoint(db: Queryable, id: string, patch: EndpointP
   // Re-enabling clears the reason it was disabled for.
   if (patch.disabled === false && patch.disabledReason === undefined) sets.push('disabled_reason = NULL');
   sets.push('updated_at = now()');
-  const { rows } = await db.query(`UPDATE endpoints SET ${sets.join(', ')} WHERE id = $1 RETURNING ${COLUMNS}`, values);
+  const { rows } = await db.query(`UPDATE endpoints SET ${sets.join(', ')} WHERE id = $1 AND ($2::text IS NULL OR tenant_id = $2) RETURNING ${COLUMNS}`, values);
   return rows[0] ? toRow(rows[0]) : null;
 }
 
-export async function deleteEndpoint(db: Queryable, id: string): Promise<boolean> {
-  const { rowCount } = await db.query('DELETE FROM endpoints WHERE id = $1', [id]);
+export async function deleteEndpoint(db: Queryable, id: string, tenantId: string): Promise<boolean> {
+  const { rowCount } = await db.query('DELETE FROM endpoints WHERE id = $1 AND tenant_id = $2', [id, tenantId]);
   return (rowCount ?? 0) > 0;
 }
 

@@ -4,12 +4,15 @@
 import type { ClientBase } from 'pg';
 import { currentKeyring, openEventData, payloadsEncrypted, sealEventData } from '../at-rest';
 import type { Pool, PoolClient } from './pool';
+import { DEFAULT_TENANT } from './tenants';
 
 /** ClientBase, not PoolClient: the producer library (src/producer) passes its own pg.Client. */
 type Queryable = Pool | ClientBase;
 
 export interface EventRow {
   id: string;
+  /** The tenant it was published to; only that tenant's endpoints receive it. */
+  tenantId: string;
   type: string;
   version: number | null;
   channels: string[] | null;
@@ -19,36 +22,39 @@ export interface EventRow {
 
 export interface NewEvent {
   id: string;
+  /** Default `default` (the tenant of the routes without one, and of Hookline's own events). */
+  tenantId?: string;
   type: string;
   version?: number | null;
   channels?: string[] | null;
   data: unknown;
 }
 
-const COLUMNS = 'id, type, version, channels, data, data_encrypted, created_at';
+const COLUMNS = 'id, tenant_id, type, version, channels, data, data_encrypted, created_at';
 const toRow = (r: any): EventRow => ({
-  id: r.id, type: r.type, version: r.version, channels: r.channels, createdAt: r.created_at,
+  id: r.id, tenantId: r.tenant_id, type: r.type, version: r.version, channels: r.channels, createdAt: r.created_at,
   data: r.data_encrypted === null ? r.data : openEventData(r.id, r.data_encrypted),
 });
 
 /**
  * Inserts the event and its outbox row in one statement, so both commit or neither does, inside
  * the caller's transaction or on its own. Returns `created: false` (and the stored row) when the
- * id already exists.
+ * id already exists. Event ids are global (they are workflow ids): an id another tenant already
+ * used comes back as that tenant's row, and the caller must treat it as a conflict.
  */
 export async function insertEventWithOutbox(db: Queryable, e: NewEvent): Promise<{ event: EventRow; created: boolean }> {
   // One statement, one round trip: the outbox row is written only if the event row was.
   const inserted = await db.query(
     `WITH e AS (
-       INSERT INTO events (id, type, version, channels, data, data_encrypted) VALUES ($1, $2, $3, $4, $5, $6)
+       INSERT INTO events (id, type, version, channels, data, data_encrypted, tenant_id) VALUES ($1, $2, $3, $4, $5, $6, $7)
        ON CONFLICT (id) DO NOTHING RETURNING ${COLUMNS}
      ), o AS (
        INSERT INTO outbox (event_id) SELECT id FROM e
      )
      SELECT * FROM e`,
     payloadsEncrypted()
-      ? [e.id, e.type, e.version ?? null, e.channels ?? null, null, sealEventData(e.id, e.data)]
-      : [e.id, e.type, e.version ?? null, e.channels ?? null, JSON.stringify(e.data), null],
+      ? [e.id, e.type, e.version ?? null, e.channels ?? null, null, sealEventData(e.id, e.data), e.tenantId ?? DEFAULT_TENANT]
+      : [e.id, e.type, e.version ?? null, e.channels ?? null, JSON.stringify(e.data), null, e.tenantId ?? DEFAULT_TENANT],
   );
   if (inserted.rows[0]) return { event: toRow(inserted.rows[0]), created: true };
   const existing = await getEvent(db, e.id);
@@ -56,8 +62,9 @@ export async function insertEventWithOutbox(db: Queryable, e: NewEvent): Promise
   return { event: existing, created: false };
 }
 
-export async function getEvent(db: Queryable, id: string): Promise<EventRow | null> {
-  const { rows } = await db.query(`SELECT ${COLUMNS} FROM events WHERE id = $1`, [id]);
+/** With `tenantId`, an event of another tenant is as absent as one that never existed. */
+export async function getEvent(db: Queryable, id: string, tenantId?: string): Promise<EventRow | null> {
+  const { rows } = await db.query(`SELECT ${COLUMNS} FROM events WHERE id = $1 AND ($2::text IS NULL OR tenant_id = $2)`, [id, tenantId ?? null]);
   return rows[0] ? toRow(rows[0]) : null;
 }
 
@@ -68,20 +75,21 @@ export async function getEvent(db: Queryable, id: string): Promise<EventRow | nu
  */
 export async function claimIdempotencyKey(
   db: PoolClient,
+  tenantId: string,
   key: string,
   requestHash: string,
   eventId: string,
   ttlHours: number,
 ): Promise<{ claimed: true } | { claimed: false; requestHash: string; eventId: string }> {
   const { rows } = await db.query(
-    `INSERT INTO idempotency_keys (key, request_hash, event_id) VALUES ($1, $2, $3)
-     ON CONFLICT (key) DO UPDATE SET request_hash = EXCLUDED.request_hash, event_id = EXCLUDED.event_id, created_at = now()
+    `INSERT INTO idempotency_keys (key, request_hash, event_id, tenant_id) VALUES ($1, $2, $3, $5)
+     ON CONFLICT (tenant_id, key) DO UPDATE SET request_hash = EXCLUDED.request_hash, event_id = EXCLUDED.event_id, created_at = now()
        WHERE idempotency_keys.created_at < now() - make_interval(hours => $4)
      RETURNING key`,
-    [key, requestHash, eventId, ttlHours],
+    [key, requestHash, eventId, ttlHours, tenantId],
   );
   if (rows[0]) return { claimed: true };
-  const held = await db.query('SELECT request_hash, event_id FROM idempotency_keys WHERE key = $1', [key]);
+  const held = await db.query('SELECT request_hash, event_id FROM idempotency_keys WHERE tenant_id = $1 AND key = $2', [tenantId, key]);
   return { claimed: false, requestHash: held.rows[0].request_hash, eventId: held.rows[0].event_id };
 }
 

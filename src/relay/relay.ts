@@ -32,6 +32,7 @@ export interface RelayOptions {
 /** An outbox row, claimed, with what the relay needs to plan the event's deliveries. */
 export interface ClaimedEvent {
   event_id: string;
+  tenant_id: string;
   type: string;
   channels: string[] | null;
   relay_attempts: number;
@@ -117,7 +118,7 @@ export class Relay {
     try {
       await db.query('BEGIN');
       const { rows } = await db.query<ClaimedEvent>(
-        `SELECT o.event_id, e.type, e.channels, o.relay_attempts FROM outbox o JOIN events e ON e.id = o.event_id
+        `SELECT o.event_id, e.tenant_id, e.type, e.channels, o.relay_attempts FROM outbox o JOIN events e ON e.id = o.event_id
          WHERE o.available_at <= now()
          ORDER BY o.created_at, o.event_id
          LIMIT $1 FOR UPDATE OF o SKIP LOCKED`,
@@ -158,15 +159,15 @@ export class Relay {
    */
   private async startWorkflows(rows: ClaimedEvent[]): Promise<PromiseSettledResult<void>[]> {
     if (rows.length === 0) return [];
-    const active = await listActiveEndpoints(this.o.pool);
+    const active = await listActiveEndpoints(this.o.pool, [...new Set(rows.map((r) => r.tenant_id))]);
     return Promise.allSettled(rows.map(async (r) => {
-      const endpoints = subscribersOf(active, r).map(toResolved);
-      await ensureDeliveries(this.o.pool, r.event_id, r.type, endpoints.map((e) => e.id));
-      await this.startWorkflow(r.event_id, r.type, endpoints);
+      const endpoints = subscribersOf(active, { tenantId: r.tenant_id, type: r.type, channels: r.channels }).map(toResolved);
+      await ensureDeliveries(this.o.pool, r.event_id, r.type, endpoints.map((e) => e.id), r.tenant_id);
+      await this.startWorkflow(r.event_id, r.type, endpoints, r.tenant_id);
     }));
   }
 
-  private async startWorkflow(eventId: string, eventType: string, endpoints: ResolvedEndpoint[]): Promise<void> {
+  private async startWorkflow(eventId: string, eventType: string, endpoints: ResolvedEndpoint[], tenantId: string): Promise<void> {
     const ids = endpoints.map((e) => e.id);
     try {
       await this.o.client.workflow.start<typeof deliverEvent>('deliverEvent', {
@@ -175,7 +176,7 @@ export class Relay {
         args: [{ eventId, eventType, endpoints, requestTimeoutMs: this.o.requestTimeoutMs }],
         // Never a second run for the same event, even after the first one closed.
         workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
-        ...workflowStartMetadata(eventType, eventId, ids),
+        ...workflowStartMetadata(eventType, eventId, ids, undefined, tenantId),
       });
       this.started += 1;
     } catch (err) {

@@ -2,7 +2,7 @@
 // and details (markdown). Pure and deterministic — the workflows import it — and link-free: the
 // text names ids, types and states, never URLs (they may carry tokens).
 import { TypedSearchAttributes } from '@temporalio/common';
-import { DeliveryStatus, EndpointIds, EventType } from '../search-attributes';
+import { DeliveryStatus, EndpointIds, EventType, TenantId } from '../search-attributes';
 
 /**
  * Most endpoints one workflow lists in EndpointIds: Temporal caps a search attribute value at
@@ -19,12 +19,13 @@ export function listedAtStart(endpointIds: readonly { id: string }[] | readonly 
   return ids.length > ENDPOINT_IDS_MAX ? [] : ids;
 }
 
-/** Findable before the first workflow task runs, with no upsert: type, endpoints, delivering. */
-export function startSearchAttributes(eventType: string, endpointIds: string[]): TypedSearchAttributes {
+/** Findable before the first workflow task runs, with no upsert: type, endpoints, delivering, tenant. */
+export function startSearchAttributes(eventType: string, endpointIds: string[], tenantId?: string): TypedSearchAttributes {
   return new TypedSearchAttributes([
     { key: EventType, value: eventType },
     { key: EndpointIds, value: listedAtStart(endpointIds) },
     { key: DeliveryStatus, value: 'delivering' },
+    ...(tenantId === undefined ? [] : [{ key: TenantId, value: tenantId }]),
   ]);
 }
 
@@ -45,9 +46,9 @@ export function workflowStaticDetails(eventType: string, eventId: string, replay
  * What every deliverEvent start carries (the relay's first run, a replay's new run): the search
  * attributes that make it findable before its first task runs, and its summary and details.
  */
-export function workflowStartMetadata(eventType: string, eventId: string, endpointIds: string[], replayOf?: string[]) {
+export function workflowStartMetadata(eventType: string, eventId: string, endpointIds: string[], replayOf?: string[], tenantId?: string) {
   return {
-    typedSearchAttributes: startSearchAttributes(eventType, endpointIds),
+    typedSearchAttributes: startSearchAttributes(eventType, endpointIds, tenantId),
     staticSummary: workflowSummary(eventType, eventId, replayOf !== undefined),
     staticDetails: workflowStaticDetails(eventType, eventId, replayOf),
   };

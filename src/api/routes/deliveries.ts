@@ -1,5 +1,6 @@
 // /v1/deliveries and /v1/dead-letters: what happened to each event at each endpoint, every
-// attempt, and replay of one delivery or every dead letter that matches a filter.
+// attempt, and replay of one delivery or every dead letter that matches a filter — always within
+// req.tenantId (mounted per tenant, tenant-routes.ts).
 import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
@@ -32,7 +33,8 @@ export const deliveryRoutes: FastifyPluginAsync = async (fastify) => {
     return temporal;
   }
 
-  app.get('/v1/deliveries', {
+  app.get('/deliveries', {
+    config: { auth: 'read' },
     schema: {
       tags: ['deliveries'],
       summary: 'Deliveries, newest first',
@@ -41,10 +43,11 @@ export const deliveryRoutes: FastifyPluginAsync = async (fastify) => {
     },
   }, async (req) => {
     const q = req.query;
-    return page({ status: q.status, endpointId: q.endpointId, eventType: q.eventType }, q.limit, q.cursor);
+    return page({ tenantId: req.tenantId, status: q.status, endpointId: q.endpointId, eventType: q.eventType }, q.limit, q.cursor);
   });
 
-  app.get('/v1/deliveries/:eventId/:endpointId/attempts', {
+  app.get('/deliveries/:eventId/:endpointId/attempts', {
+    config: { auth: 'read' },
     schema: {
       tags: ['deliveries'],
       summary: 'Every attempt of one delivery, oldest first',
@@ -53,11 +56,12 @@ export const deliveryRoutes: FastifyPluginAsync = async (fastify) => {
     },
   }, async (req) => {
     const { eventId, endpointId } = req.params;
-    if (!(await getDelivery(pool, eventId, endpointId))) throw notFound('delivery', `${eventId}/${endpointId}`);
+    if (!(await getDelivery(pool, eventId, endpointId, req.tenantId))) throw notFound('delivery', `${eventId}/${endpointId}`);
     return { data: (await listAttempts(pool, eventId, endpointId)).map(attemptOut) };
   });
 
-  app.get('/v1/dead-letters', {
+  app.get('/dead-letters', {
+    config: { auth: 'read' },
     schema: {
       tags: ['dead letters'],
       summary: 'Deliveries that gave up and wait for a replay',
@@ -67,13 +71,14 @@ export const deliveryRoutes: FastifyPluginAsync = async (fastify) => {
   }, async (req) => {
     const q = req.query;
     return page(
-      { status: 'dead_lettered', endpointId: q.endpointId, eventType: q.eventType, since: q.since ? new Date(q.since) : undefined },
+      { tenantId: req.tenantId, status: 'dead_lettered', endpointId: q.endpointId, eventType: q.eventType, since: q.since ? new Date(q.since) : undefined },
       q.limit,
       q.cursor,
     );
   });
 
-  app.post('/v1/deliveries/:eventId/:endpointId/replay', {
+  app.post('/deliveries/:eventId/:endpointId/replay', {
+    config: { auth: 'manage' },
     schema: {
       tags: ['deliveries'],
       summary: 'Replay one delivery: a dead letter starts again with a fresh deadline; a delivered one is resent',
@@ -82,17 +87,18 @@ export const deliveryRoutes: FastifyPluginAsync = async (fastify) => {
     },
   }, async (req, reply) => {
     const { eventId, endpointId } = req.params;
-    const delivery = await getDelivery(pool, eventId, endpointId);
+    const delivery = await getDelivery(pool, eventId, endpointId, req.tenantId);
     if (!delivery) throw notFound('delivery', `${eventId}/${endpointId}`);
-    const endpoint = await getEndpoint(pool, endpointId);
+    const endpoint = await getEndpoint(pool, endpointId, req.tenantId);
     if (!endpoint) throw new ApiError(409, 'endpoint_deleted', `endpointId: ${endpointId} was deleted; its deliveries cannot be replayed`);
     if (endpoint.disabled) throw new ApiError(409, 'endpoint_disabled', `endpointId: ${endpointId} is disabled; enable it (PATCH disabled: false) before replaying`);
     const t = temporalClient();
-    await replay(t.client, t.taskQueue, eventId, delivery.eventType, [endpointId]);
+    await replay(t.client, t.taskQueue, eventId, delivery.eventType, [endpointId], req.tenantId);
     return reply.code(202).send({ eventId, endpointId, status: 'replaying' });
   });
 
-  app.post('/v1/dead-letters/replay', {
+  app.post('/dead-letters/replay', {
+    config: { auth: 'manage' },
     schema: {
       tags: ['dead letters'],
       summary: 'Replay every dead letter matching the filter',
@@ -103,7 +109,7 @@ export const deliveryRoutes: FastifyPluginAsync = async (fastify) => {
     const f = req.body ?? {};
     const t = temporalClient();
     // Dead letters of deleted or disabled endpoints would only dead-letter again: skipped.
-    const rows = await allDeadLetters(pool, { endpointId: f.endpointId, eventType: f.eventType, since: f.since ? new Date(f.since) : undefined, activeEndpointsOnly: true });
+    const rows = await allDeadLetters(pool, { tenantId: req.tenantId, endpointId: f.endpointId, eventType: f.eventType, since: f.since ? new Date(f.since) : undefined, activeEndpointsOnly: true });
     const byEvent = new Map<string, { type: string; endpoints: string[] }>();
     for (const r of rows) {
       const entry = byEvent.get(r.eventId) ?? { type: r.eventType, endpoints: [] };
@@ -117,7 +123,7 @@ export const deliveryRoutes: FastifyPluginAsync = async (fastify) => {
       Array.from({ length: Math.min(16, queue.length) }, async () => {
         for (let next = queue.shift(); next; next = queue.shift()) {
           const [eventId, { type, endpoints }] = next;
-          await replay(t.client, t.taskQueue, eventId, type, endpoints);
+          await replay(t.client, t.taskQueue, eventId, type, endpoints, req.tenantId);
           replayed += endpoints.length;
         }
       }),

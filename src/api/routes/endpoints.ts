@@ -1,4 +1,5 @@
-// /v1/endpoints: subscribe, read, change, delete, rotate secrets.
+// /v1/endpoints (and /v1/tenants/:tenantId/endpoints, see tenant-routes.ts): subscribe, read,
+// change, delete, rotate secrets — always within req.tenantId.
 import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
@@ -59,7 +60,8 @@ export const endpointRoutes: FastifyPluginAsync = async (fastify) => {
   const { pool, config } = app.hookline;
   const targets = targetPolicyFromConfig(config);
 
-  app.post('/v1/endpoints', {
+  app.post('/endpoints', {
+    config: { auth: 'manage' },
     schema: { tags: ['endpoints'], summary: 'Create an endpoint', body: EndpointIn, response: { 201: EndpointWithSecretOut } },
   }, async (req, reply) => {
     const b = req.body;
@@ -69,6 +71,7 @@ export const endpointRoutes: FastifyPluginAsync = async (fastify) => {
     const row = await withTransaction(pool, (db) =>
       endpoints.insertEndpoint(db, {
         id: newEndpointId(),
+        tenantId: req.tenantId,
         url: b.url,
         description: b.description ?? '',
         eventTypes: b.eventTypes && b.eventTypes.length > 0 ? b.eventTypes : null,
@@ -82,23 +85,26 @@ export const endpointRoutes: FastifyPluginAsync = async (fastify) => {
     return reply.code(201).send({ ...endpointOut(row), secret: verificationKey(secret) });
   });
 
-  app.get('/v1/endpoints', {
+  app.get('/endpoints', {
+    config: { auth: 'read' },
     schema: { tags: ['endpoints'], summary: 'List endpoints, newest first', querystring: PageQuery, response: { 200: pageOf(EndpointOut) } },
   }, async (req) => {
-    const rows = await endpoints.listEndpoints(pool, req.query.limit + 1, req.query.cursor);
+    const rows = await endpoints.listEndpoints(pool, req.tenantId, req.query.limit + 1, req.query.cursor);
     const data = rows.slice(0, req.query.limit).map(endpointOut);
     return { data, nextCursor: rows.length > req.query.limit ? data[data.length - 1].id : null };
   });
 
-  app.get('/v1/endpoints/:id', {
+  app.get('/endpoints/:id', {
+    config: { auth: 'read' },
     schema: { tags: ['endpoints'], summary: 'Read an endpoint', params: IdParams, response: { 200: EndpointOut } },
   }, async (req) => {
-    const row = await endpoints.getEndpoint(pool, req.params.id);
+    const row = await endpoints.getEndpoint(pool, req.params.id, req.tenantId);
     if (!row) throw notFound('endpoint', req.params.id);
     return endpointOut(row);
   });
 
-  app.patch('/v1/endpoints/:id', {
+  app.patch('/endpoints/:id', {
+    config: { auth: 'manage' },
     schema: { tags: ['endpoints'], summary: 'Change an endpoint', params: IdParams, body: EndpointPatch, response: { 200: EndpointOut } },
   }, async (req) => {
     const b = req.body;
@@ -111,19 +117,21 @@ export const endpointRoutes: FastifyPluginAsync = async (fastify) => {
       retry: b.retry === undefined ? undefined : retryOverrides(b.retry, config.HOOKLINE_MIN_RETRY_INTERVAL_MS),
       metadata: b.metadata,
       disabled: b.disabled,
-    });
+    }, req.tenantId);
     if (!row) throw notFound('endpoint', req.params.id);
     return endpointOut(row);
   });
 
-  app.delete('/v1/endpoints/:id', {
+  app.delete('/endpoints/:id', {
+    config: { auth: 'manage' },
     schema: { tags: ['endpoints'], summary: 'Delete an endpoint (its deliveries stay readable)', params: IdParams },
   }, async (req, reply) => {
-    if (!(await endpoints.deleteEndpoint(pool, req.params.id))) throw notFound('endpoint', req.params.id);
+    if (!(await endpoints.deleteEndpoint(pool, req.params.id, req.tenantId))) throw notFound('endpoint', req.params.id);
     return reply.code(204).send();
   });
 
-  app.post('/v1/endpoints/:id/secret/rotate', {
+  app.post('/endpoints/:id/secret/rotate', {
+    config: { auth: 'manage' },
     schema: {
       tags: ['endpoints'],
       summary: 'Issue a new signing secret (or switch hmac/ed25519); older ones keep signing until expireOldAfter (default 24 h)',
@@ -135,7 +143,7 @@ export const endpointRoutes: FastifyPluginAsync = async (fastify) => {
     const expireOldAfter = req.body?.expireOldAfter ?? DEFAULT_EXPIRE_OLD_AFTER_MS;
     requireEncryptionKey();
     const secret = await withTransaction(pool, async (db) => {
-      const row = await db.query<{ signing: SigningScheme }>('SELECT signing FROM endpoints WHERE id = $1 FOR UPDATE', [req.params.id]);
+      const row = await db.query<{ signing: SigningScheme }>('SELECT signing FROM endpoints WHERE id = $1 AND tenant_id = $2 FOR UPDATE', [req.params.id, req.tenantId]);
       if (!row.rows[0]) throw notFound('endpoint', req.params.id);
       const next = newSigningSecret(req.body?.signing ?? row.rows[0].signing, req.body?.secret);
       await endpoints.rotateSecret(db, req.params.id, next, expireOldAfter);

@@ -26,7 +26,9 @@ export const eventTypeRoutes: FastifyPluginAsync = async (fastify) => {
   const app = fastify.withTypeProvider<ZodTypeProvider>();
   const { pool } = app.hookline;
 
+  // The catalogue is global: every tenant reads it, changes need a key for all tenants.
   app.post('/v1/event-types', {
+    config: { auth: 'manage', tenancy: 'global' },
     schema: {
       tags: ['event types'],
       summary: 'Register an event type, optionally with the JSON Schema of its version 1',
@@ -45,6 +47,7 @@ export const eventTypeRoutes: FastifyPluginAsync = async (fastify) => {
   });
 
   app.get('/v1/event-types', {
+    config: { auth: 'read', tenancy: 'shared' },
     schema: {
       tags: ['event types'],
       summary: 'List event types by name',
@@ -58,6 +61,7 @@ export const eventTypeRoutes: FastifyPluginAsync = async (fastify) => {
   });
 
   app.get('/v1/event-types/:name', {
+    config: { auth: 'read', tenancy: 'shared' },
     schema: { tags: ['event types'], summary: 'Read an event type with every schema version', params: NameParams, response: { 200: EventTypeOut } },
   }, async (req) => {
     const row = await eventTypes.getEventType(pool, req.params.name);
@@ -66,6 +70,7 @@ export const eventTypeRoutes: FastifyPluginAsync = async (fastify) => {
   });
 
   app.patch('/v1/event-types/:name', {
+    config: { auth: 'manage', tenancy: 'global' },
     schema: {
       tags: ['event types'],
       summary: 'Change the description or deprecation; a schema adds the next version (unless it equals the latest)',

@@ -1,5 +1,6 @@
 // /v1/events: the producer's door. Records the event and its outbox row in one transaction and
-// answers 202; it never calls Temporal — the relay does.
+// answers 202; it never calls Temporal — the relay does. An event is published to req.tenantId
+// (mounted per tenant, tenant-routes.ts) and only that tenant's endpoints receive it.
 import { createHash } from 'node:crypto';
 import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
@@ -78,43 +79,46 @@ function contractOf(verdict: Verdict): ContractResult {
  * Without an Idempotency-Key: the event and its outbox row are one INSERT statement, atomic on
  * its own, so no BEGIN/COMMIT round trips around it.
  */
-async function recordEvent(pool: Pool, b: z.output<typeof EventIn>, verdict: Verdict): Promise<Recorded> {
+async function recordEvent(pool: Pool, tenantId: string, b: z.output<typeof EventIn>, verdict: Verdict): Promise<Recorded> {
   const contract = contractOf(verdict);
   const id = b.id ?? newEventId();
-  const { event, created } = await insertEventWithOutbox(pool, { id, type: b.type, data: b.data, channels: b.channels, version: contract.version });
-  if (!created && !sameEvent(event, b)) throw eventIdConflict(id);
+  const { event, created } = await insertEventWithOutbox(pool, { id, tenantId, type: b.type, data: b.data, channels: b.channels, version: contract.version });
+  if (!created && (event.tenantId !== tenantId || !sameEvent(event, b))) throw eventIdConflict(id);
   return { event, contract };
 }
 
 /** With an Idempotency-Key: the key claim and the insert commit together or not at all. */
-async function recordEventOnce(pool: Pool, config: Config, b: z.output<typeof EventIn>, key: string, verdict: Verdict): Promise<Recorded> {
+async function recordEventOnce(pool: Pool, config: Config, tenantId: string, b: z.output<typeof EventIn>, key: string, verdict: Verdict): Promise<Recorded> {
   const hash = requestHash(b);
   return withTransaction(pool, async (db): Promise<Recorded> => {
     const id = b.id ?? newEventId();
-    const claim = await claimIdempotencyKey(db, key, hash, id, config.HOOKLINE_IDEMPOTENCY_TTL_HOURS);
+    const claim = await claimIdempotencyKey(db, tenantId, key, hash, id, config.HOOKLINE_IDEMPOTENCY_TTL_HOURS);
     if (!claim.claimed) {
       if (claim.requestHash !== hash) {
         throw new ApiError(409, 'idempotency_key_reused', 'idempotency-key: already used for a different request');
       }
-      const first = await getEvent(db, claim.eventId);
+      const first = await getEvent(db, claim.eventId, tenantId);
       if (!first) throw new ApiError(409, 'idempotency_key_reused', 'idempotency-key: its event no longer exists');
       return { event: first, contract: null };
     }
     // After the key claim, so a repeated key returns the first event even if the type changed since.
     const contract = contractOf(verdict);
-    const { event, created } = await insertEventWithOutbox(db, { id, type: b.type, data: b.data, channels: b.channels, version: contract.version });
-    if (!created && !sameEvent(event, b)) throw eventIdConflict(id);
+    const { event, created } = await insertEventWithOutbox(db, { id, tenantId, type: b.type, data: b.data, channels: b.channels, version: contract.version });
+    if (!created && (event.tenantId !== tenantId || !sameEvent(event, b))) throw eventIdConflict(id);
     return { event, contract };
   });
 }
 
+// Event ids are global (each is a workflow id): an id another tenant used conflicts too, with the
+// same words, so the answer shows neither that tenant nor its content.
 const eventIdConflict = (id: string) => new ApiError(409, 'event_id_conflict', `id: event ${id} already exists with different content`);
 
 export const eventRoutes: FastifyPluginAsync = async (fastify) => {
   const app = fastify.withTypeProvider<ZodTypeProvider>();
   const { pool, config } = app.hookline;
 
-  app.post('/v1/events', {
+  app.post('/events', {
+    config: { auth: 'publish' },
     bodyLimit: config.HOOKLINE_MAX_EVENT_BYTES,
     schema: {
       tags: ['events'],
@@ -135,7 +139,7 @@ export const eventRoutes: FastifyPluginAsync = async (fastify) => {
     }
     const verdict = await checkContract(pool, config, b);
     const { event, contract } =
-      key === undefined ? await recordEvent(pool, b, verdict) : await recordEventOnce(pool, config, b, key, verdict);
+      key === undefined ? await recordEvent(pool, req.tenantId, b, verdict) : await recordEventOnce(pool, config, req.tenantId, b, key, verdict);
     notifyOutbox(pool);
     const deprecatedAt = contract?.deprecatedAt;
     if (deprecatedAt) {
@@ -146,7 +150,8 @@ export const eventRoutes: FastifyPluginAsync = async (fastify) => {
     return reply.code(202).send(eventOut(event));
   });
 
-  app.get('/v1/events/:id', {
+  app.get('/events/:id', {
+    config: { auth: 'read' },
     schema: {
       tags: ['events'],
       summary: 'Read an event with one delivery status per endpoint',
@@ -154,7 +159,7 @@ export const eventRoutes: FastifyPluginAsync = async (fastify) => {
       response: { 200: EventWithDeliveriesOut },
     },
   }, async (req) => {
-    const event = await getEvent(pool, req.params.id);
+    const event = await getEvent(pool, req.params.id, req.tenantId);
     if (!event) throw notFound('event', req.params.id);
     const [deliveries, outbox] = await Promise.all([
       deliveriesForEvent(pool, event.id),

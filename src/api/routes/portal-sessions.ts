@@ -1,0 +1,67 @@
+// Portal sessions: a short-lived signed URL the sender embeds (iframe or link) so one customer
+// (tenant) manages its own endpoints without the sender's keys in the browser. Minting is per
+// tenant (mounted per tenant, tenant-routes.ts); the token then opens that tenant's routes only,
+// read-only if asked (access.ts). The page at /portal is served elsewhere.
+import type { FastifyPluginAsync } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { getTenant } from '../../db/tenants';
+import { ApiError, notFound } from '../errors';
+import { mintPortalToken, portalSigningKey } from '../portal-token';
+import { PortalSessionIn, PortalSessionInfoOut, PortalSessionOut } from '../schemas';
+
+const DEFAULT_TTL_SECONDS = 3600;
+
+/** POST /v1/tenants/:tenantId/portal-sessions (and /v1/portal-sessions for the default tenant). */
+export const portalSessionRoutes: FastifyPluginAsync = async (fastify) => {
+  const app = fastify.withTypeProvider<ZodTypeProvider>();
+  const key = portalSigningKey(app.hookline.config);
+
+  app.post('/portal-sessions', {
+    config: { auth: 'manage' },
+    schema: {
+      tags: ['portal'],
+      summary: 'Start a portal session for this tenant: a URL to embed or link, valid for ttlSeconds (default 1 h)',
+      body: PortalSessionIn.optional(),
+      response: { 201: PortalSessionOut },
+    },
+  }, async (req, reply) => {
+    // A session minting sessions would outlive its own expiry for as long as it kept doing so.
+    if (req.principal?.kind === 'portal') throw new ApiError(403, 'forbidden', 'authorization: a portal session cannot start another one');
+    if (!key) {
+      throw new ApiError(503, 'portal_secret_missing', 'HOOKLINE_PORTAL_SECRET (or HOOKLINE_ENCRYPTION_KEY) is not set: portal sessions cannot be signed');
+    }
+    const b = req.body ?? {};
+    const { token, expiresAt } = await mintPortalToken(key, {
+      tenantId: req.tenantId,
+      readOnly: b.readOnly ?? false,
+      branding: b.branding ?? {},
+      ttlSeconds: b.ttlSeconds ?? DEFAULT_TTL_SECONDS,
+    });
+    // The token rides in the fragment: browsers never send it, so no proxy or access log sees it.
+    const url = `${req.protocol}://${req.host}/portal#token=${token}`;
+    return reply.code(201).send({ url, token, expiresAt: expiresAt.toISOString() });
+  });
+};
+
+/** GET /v1/portal/session: what the portal page needs to know about its own session. */
+export const portalSessionInfoRoutes: FastifyPluginAsync = async (fastify) => {
+  const app = fastify.withTypeProvider<ZodTypeProvider>();
+  const { pool } = app.hookline;
+
+  app.get('/v1/portal/session', {
+    config: { auth: 'read', tenancy: 'session' },
+    schema: { tags: ['portal'], summary: "The calling portal session: its tenant, read-only flag, expiry and branding", response: { 200: PortalSessionInfoOut } },
+  }, async (req) => {
+    const p = req.principal;
+    if (p?.kind !== 'portal') throw new ApiError(403, 'forbidden', 'authorization: this route answers a portal session token only');
+    const tenant = await getTenant(pool, p.session.tenantId);
+    if (!tenant) throw notFound('tenant', p.session.tenantId);
+    return {
+      tenantId: tenant.id,
+      tenantName: tenant.name,
+      readOnly: p.session.readOnly,
+      expiresAt: p.session.expiresAt.toISOString(),
+      branding: p.session.branding,
+    };
+  });
+};

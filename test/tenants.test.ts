@@ -1,0 +1,220 @@
+// Tenants on the real parts: lifecycle, fan-out that never crosses tenants, every read scoped to
+// the tenant in the path (another tenant's ids are 404), the default tenant behind the routes
+// without one, per-tenant Idempotency-Keys, the TenantId search attribute, per-tenant stats.
+import { Validator } from '@seriousme/openapi-schema-validator';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createHarness, FAST_RETRY, startReceiver, waitFor, type Harness, type Receiver } from './helpers';
+
+describe('tenants', () => {
+  let h: Harness;
+  let rxA: Receiver;
+  let rxB: Receiver;
+  let rxDefault: Receiver;
+
+  const call = async (method: 'GET' | 'POST' | 'PATCH' | 'DELETE', url: string, payload?: unknown, headers: Record<string, string> = {}) => {
+    const res = await h.app.inject({ method, url, payload: payload as never, headers });
+    return { status: res.statusCode, body: res.body ? res.json() : null };
+  };
+  const mustCreate = async (url: string, payload: unknown) => {
+    const r = await call('POST', url, payload);
+    if (r.status !== 201) throw new Error(`${url}: ${r.status} ${JSON.stringify(r.body)}`);
+    return r.body;
+  };
+
+  beforeAll(async () => {
+    h = await createHarness();
+    [rxA, rxB, rxDefault] = await Promise.all([startReceiver(), startReceiver(), startReceiver()]);
+  });
+  afterAll(async () => {
+    for (const r of [rxA, rxB, rxDefault]) await r?.close();
+    await h?.close();
+  });
+
+  it('creates, reads, lists, changes and deletes tenants; ids are chosen or generated, never reused', async () => {
+    const chosen = await mustCreate('/v1/tenants', { id: 'cust-42', name: 'Customer 42', metadata: { plan: 'pro' } });
+    expect(chosen).toMatchObject({ id: 'cust-42', name: 'Customer 42', metadata: { plan: 'pro' } });
+    const generated = await mustCreate('/v1/tenants', { name: 'Generated' });
+    expect(generated.id).toMatch(/^tn_[0-9A-Z]{26}$/);
+
+    expect((await call('POST', '/v1/tenants', { id: 'cust-42' })).status).toBe(409);
+    expect((await call('POST', '/v1/tenants', { id: 'default' })).status).toBe(409);
+    for (const bad of ['has space', 'tn_forged', '-lead', 'a/b', 'x'.repeat(65)]) {
+      const r = await call('POST', '/v1/tenants', { id: bad });
+      expect(r.status, bad).toBe(400);
+      expect(r.body.message).toMatch(/^body\.id: /);
+    }
+
+    expect((await call('GET', '/v1/tenants/cust-42')).body.name).toBe('Customer 42');
+    const listed = (await call('GET', '/v1/tenants?limit=250')).body.data.map((t: { id: string }) => t.id);
+    expect(listed).toEqual(expect.arrayContaining(['default', 'cust-42', generated.id]));
+
+    const patched = await call('PATCH', '/v1/tenants/cust-42', { name: 'Renamed', metadata: { plan: 'team' } });
+    expect(patched.body).toMatchObject({ name: 'Renamed', metadata: { plan: 'team' } });
+
+    expect((await call('DELETE', '/v1/tenants/default')).status).toBe(409);
+    expect((await call('DELETE', `/v1/tenants/${generated.id}`)).status).toBe(204);
+    expect((await call('GET', `/v1/tenants/${generated.id}`)).status).toBe(404);
+    expect((await call('GET', `/v1/tenants/${generated.id}/endpoints`)).status).toBe(404);
+    expect((await call('DELETE', `/v1/tenants/${generated.id}`)).status).toBe(404);
+    expect((await call('POST', '/v1/tenants', { id: 'cust-42' })).status).toBe(409);
+    expect((await call('GET', '/v1/tenants/nobody/endpoints')).status).toBe(404);
+  });
+
+  it('fans out within the tenant only; every other tenant reads its ids as absent', async () => {
+    await mustCreate('/v1/tenants', { id: 'acme' });
+    await mustCreate('/v1/tenants', { id: 'globex' });
+    // The same event type everywhere: only the tenant decides who gets it.
+    const epA = await mustCreate('/v1/tenants/acme/endpoints', { url: rxA.url, eventTypes: ['order.*'], retry: FAST_RETRY });
+    const epB = await mustCreate('/v1/tenants/globex/endpoints', { url: rxB.url, retry: FAST_RETRY });
+    const epD = await mustCreate('/v1/endpoints', { url: rxDefault.url, retry: FAST_RETRY });
+
+    const ev = (await call('POST', '/v1/tenants/acme/events', { type: 'order.created', data: { n: 1 } })).body;
+    expect(ev.id).toMatch(/^evt_/);
+    await waitFor(() => rxA.requests.some((r) => r.headers['webhook-id'] === ev.id), 30_000, 'acme delivery');
+    await waitFor(async () => (await h.client.workflow.getHandle(ev.id).describe()).status.name === 'COMPLETED', 30_000, 'workflow done');
+    expect(rxB.requests.filter((r) => r.headers['webhook-id'] === ev.id)).toHaveLength(0);
+    expect(rxDefault.requests.filter((r) => r.headers['webhook-id'] === ev.id)).toHaveLength(0);
+
+    const read = (await call('GET', `/v1/tenants/acme/events/${ev.id}`)).body;
+    expect(read.deliveries.map((d: { endpointId: string }) => d.endpointId)).toEqual([epA.id]);
+
+    // Another tenant, and the default tenant behind the unprefixed routes, see none of it.
+    for (const url of [
+      `/v1/tenants/globex/events/${ev.id}`, `/v1/events/${ev.id}`,
+      `/v1/tenants/globex/endpoints/${epA.id}`, `/v1/endpoints/${epA.id}`,
+      `/v1/tenants/globex/endpoints/${epA.id}/stats`,
+      `/v1/tenants/globex/deliveries/${ev.id}/${epA.id}/attempts`, `/v1/deliveries/${ev.id}/${epA.id}/attempts`,
+      `/v1/tenants/acme/endpoints/${epB.id}`, `/v1/tenants/acme/endpoints/${epD.id}`,
+    ]) {
+      const r = await call('GET', url);
+      expect(r.status, url).toBe(404);
+      expect(JSON.stringify(r.body)).not.toContain('order.created');
+    }
+    for (const [method, url, payload] of [
+      ['PATCH', `/v1/tenants/globex/endpoints/${epA.id}`, { description: 'taken over' }],
+      ['DELETE', `/v1/tenants/globex/endpoints/${epA.id}`, undefined],
+      ['POST', `/v1/tenants/globex/endpoints/${epA.id}/secret/rotate`, {}],
+      ['POST', `/v1/tenants/globex/deliveries/${ev.id}/${epA.id}/replay`, undefined],
+      ['PATCH', `/v1/endpoints/${epA.id}`, { description: 'taken over' }],
+    ] as const) {
+      expect((await call(method, url, payload)).status, `${method} ${url}`).toBe(404);
+    }
+    expect((await call('GET', `/v1/tenants/acme/endpoints/${epA.id}`)).body.description).toBe('');
+
+    const ids = async (url: string, key: string) => (await call('GET', url)).body.data.map((x: Record<string, string>) => x[key]);
+    expect(await ids('/v1/tenants/acme/endpoints', 'id')).toEqual([epA.id]);
+    expect(await ids('/v1/tenants/globex/endpoints', 'id')).toEqual([epB.id]);
+    expect(await ids('/v1/endpoints', 'id')).toEqual([epD.id]);
+    expect(await ids('/v1/tenants/acme/deliveries', 'eventId')).toEqual([ev.id]);
+    expect(await ids('/v1/tenants/globex/deliveries', 'eventId')).toEqual([]);
+    expect(await ids('/v1/deliveries', 'eventId')).toEqual([]);
+
+    // The Web UI can filter by customer: the relay set TenantId when it started the workflow.
+    const described = await h.client.workflow.getHandle(ev.id).describe();
+    expect(described.searchAttributes.TenantId).toEqual(['acme']);
+    expect(described.searchAttributes.DeliveryStatus).toEqual(['delivered']);
+  });
+
+  it('publishes to the default tenant through the routes without one, as before tenants', async () => {
+    const ev = (await call('POST', '/v1/events', { type: 'legacy.event', data: {} })).body;
+    await waitFor(() => rxDefault.requests.some((r) => r.headers['webhook-id'] === ev.id), 30_000, 'default delivery');
+    expect((await call('GET', `/v1/tenants/default/events/${ev.id}`)).status).toBe(200);
+    expect((await call('GET', `/v1/events/${ev.id}`)).status).toBe(200);
+    expect((await call('GET', `/v1/tenants/acme/events/${ev.id}`)).status).toBe(404);
+    const described = await h.client.workflow.getHandle(ev.id).describe();
+    expect(described.searchAttributes.TenantId).toEqual(['default']);
+  });
+
+  it('keeps Idempotency-Keys and producer-chosen event ids apart between tenants', async () => {
+    const headers = { 'idempotency-key': 'same-key-1' };
+    const a = await call('POST', '/v1/tenants/acme/events', { type: 'order.created', data: { who: 'a' } }, headers);
+    const b = await call('POST', '/v1/tenants/globex/events', { type: 'order.created', data: { who: 'b' } }, headers);
+    expect(a.status).toBe(202);
+    expect(b.status).toBe(202);
+    expect(b.body.id).not.toBe(a.body.id);
+    expect(b.body.data).toEqual({ who: 'b' });
+    // A repeat within one tenant still returns that tenant's first event.
+    const again = await call('POST', '/v1/tenants/globex/events', { type: 'order.created', data: { who: 'b' } }, headers);
+    expect(again.body.id).toBe(b.body.id);
+
+    // Event ids are global (they name workflows): an id acme used is a conflict for globex, and
+    // the answer carries nothing of acme's event.
+    const mine = await call('POST', '/v1/tenants/acme/events', { id: 'order-1001', type: 'order.created', data: { secret: 'acme-only' } });
+    expect(mine.status).toBe(202);
+    const theirs = await call('POST', '/v1/tenants/globex/events', { id: 'order-1001', type: 'order.created', data: { secret: 'acme-only' } });
+    expect(theirs.status).toBe(409);
+    expect(JSON.stringify(theirs.body)).not.toContain('acme');
+  });
+
+  it("deletes a tenant's endpoints with it, so nothing more is delivered to them, and keeps its history", async () => {
+    await mustCreate('/v1/tenants', { id: 'leaving' });
+    const rx = await startReceiver();
+    try {
+      const ep = await mustCreate('/v1/tenants/leaving/endpoints', { url: rx.url, retry: FAST_RETRY });
+      const ev = (await call('POST', '/v1/tenants/leaving/events', { type: 'bye.now', data: {} })).body;
+      await waitFor(() => rx.requests.length === 1, 30_000, 'first delivery');
+      expect((await call('DELETE', '/v1/tenants/leaving')).status).toBe(204);
+      expect((await call('POST', '/v1/tenants/leaving/events', { type: 'bye.now', data: {} })).status).toBe(404);
+      const left = await h.pool.query('SELECT count(*)::int AS n FROM endpoints WHERE id = $1', [ep.id]);
+      expect(left.rows[0].n).toBe(0);
+      // Events and deliveries stay for the retention to delete.
+      const kept = await h.pool.query('SELECT count(*)::int AS n FROM deliveries WHERE event_id = $1 AND tenant_id = $2', [ev.id, 'leaving']);
+      expect(kept.rows[0].n).toBe(1);
+    } finally {
+      await rx.close();
+    }
+  });
+
+  it("reports a tenant's figures over a window, and only that tenant's", async () => {
+    await mustCreate('/v1/tenants', { id: 'stats-co' });
+    const rx = await startReceiver();
+    try {
+      rx.respond = (_req, n) => ({ status: n === 0 ? 500 : 200 });
+      await mustCreate('/v1/tenants/stats-co/endpoints', { url: rx.url, retry: FAST_RETRY });
+      await mustCreate('/v1/tenants/stats-co/endpoints', { url: `${rx.url}/off`, eventTypes: ['never.sent'], disabled: true });
+      const ev = (await call('POST', '/v1/tenants/stats-co/events', { type: 'stat.event', data: {} })).body;
+      await waitFor(async () => (await call('GET', `/v1/tenants/stats-co/events/${ev.id}`)).body.deliveries[0]?.status === 'delivered', 30_000, 'delivered');
+      const s = await call('GET', '/v1/tenants/stats-co/stats?window=1h');
+      expect(s.status).toBe(200);
+      expect(s.body).toMatchObject({
+        tenantId: 'stats-co',
+        window: 3_600_000,
+        endpoints: { total: 2, disabled: 1 },
+        events: 1,
+        attempts: { total: 2, succeeded: 1, failed: 1 },
+        successRate: 0.5,
+        deliveries: { delivered: 1, pending: 0, deadLettered: 0 },
+        deadLettersOpen: 0,
+      });
+      expect(s.body.latencyMs.p50).toBeGreaterThanOrEqual(0);
+      await mustCreate('/v1/tenants', { id: 'quiet-co' });
+      const other = await call('GET', '/v1/tenants/quiet-co/stats');
+      expect(other.body).toMatchObject({ events: 0, attempts: { total: 0 }, endpoints: { total: 0 }, successRate: null });
+      expect((await call('GET', '/v1/tenants/stats-co/stats?window=100%20days')).status).toBe(400);
+    } finally {
+      await rx.close();
+    }
+  });
+
+  it('documents every tenant route in a valid OpenAPI document', async () => {
+    const doc = (await h.app.inject({ method: 'GET', url: '/docs/json' })).json();
+    const result = await new Validator().validate(doc);
+    expect(result.errors ?? []).toEqual([]);
+    for (const [p, method] of [
+      ['/v1/tenants', 'post'], ['/v1/tenants', 'get'], ['/v1/tenants/{tenantId}', 'patch'], ['/v1/tenants/{tenantId}', 'delete'],
+      ['/v1/tenants/{tenantId}/endpoints', 'post'], ['/v1/tenants/{tenantId}/endpoints/{id}', 'get'],
+      ['/v1/tenants/{tenantId}/endpoints/{id}/secret/rotate', 'post'], ['/v1/tenants/{tenantId}/events', 'post'],
+      ['/v1/tenants/{tenantId}/events/{id}', 'get'], ['/v1/tenants/{tenantId}/deliveries', 'get'],
+      ['/v1/tenants/{tenantId}/deliveries/{eventId}/{endpointId}/attempts', 'get'],
+      ['/v1/tenants/{tenantId}/dead-letters', 'get'], ['/v1/tenants/{tenantId}/dead-letters/replay', 'post'],
+      ['/v1/tenants/{tenantId}/stats', 'get'], ['/v1/tenants/{tenantId}/portal-sessions', 'post'],
+      ['/v1/endpoints', 'post'], ['/v1/events', 'post'], ['/v1/stats', 'get'],
+      ['/v1/api-keys', 'post'], ['/v1/api-keys/{id}', 'delete'], ['/v1/portal/session', 'get'],
+    ]) {
+      expect(doc.paths[p]?.[method], `${method} ${p}`).toBeDefined();
+    }
+    const params = doc.paths['/v1/tenants/{tenantId}/endpoints/{id}'].get.parameters.map((x: { name: string; in: string }) => `${x.in}:${x.name}`);
+    expect(params.sort()).toEqual(['path:id', 'path:tenantId']);
+    expect(doc.paths['/v1/endpoints/{id}'].get.parameters.map((x: { name: string }) => x.name)).toEqual(['id']);
+  });
+});
