@@ -495,203 +495,6 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/v1/event-types": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** List event types by name */
-        get: {
-            parameters: {
-                query?: {
-                    limit?: number;
-                    cursor?: string;
-                };
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            data: {
-                                name: string;
-                                description: string;
-                                deprecated: boolean;
-                                deprecatedAt: string | null;
-                                latestVersion: number | null;
-                                versions: {
-                                    version: number;
-                                    schema: unknown;
-                                    createdAt: string;
-                                }[];
-                                createdAt: string;
-                                updatedAt: string;
-                            }[];
-                            nextCursor: string | null;
-                        };
-                    };
-                };
-            };
-        };
-        put?: never;
-        /** Register an event type, optionally with the JSON Schema of its version 1 */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        name: string;
-                        description?: string;
-                        /** @description JSON Schema for the event data */
-                        schema?: {
-                            [key: string]: unknown;
-                        };
-                        deprecated?: boolean;
-                    };
-                };
-            };
-            responses: {
-                /** @description Default Response */
-                201: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            name: string;
-                            description: string;
-                            deprecated: boolean;
-                            deprecatedAt: string | null;
-                            latestVersion: number | null;
-                            versions: {
-                                version: number;
-                                schema: unknown;
-                                createdAt: string;
-                            }[];
-                            createdAt: string;
-                            updatedAt: string;
-                        };
-                    };
-                };
-            };
-        };
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/event-types/{name}": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** Read an event type with every schema version */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    name: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            name: string;
-                            description: string;
-                            deprecated: boolean;
-                            deprecatedAt: string | null;
-                            latestVersion: number | null;
-                            versions: {
-                                version: number;
-                                schema: unknown;
-                                createdAt: string;
-                            }[];
-                            createdAt: string;
-                            updatedAt: string;
-                        };
-                    };
-                };
-            };
-        };
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        /** Change the description or deprecation; a schema adds the next version (unless it equals the latest) */
-        patch: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    name: string;
-                };
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        description?: string;
-                        deprecated?: boolean;
-                        /** @description JSON Schema for the event data */
-                        schema?: {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-            };
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            name: string;
-                            description: string;
-                            deprecated: boolean;
-                            deprecatedAt: string | null;
-                            latestVersion: number | null;
-                            versions: {
-                                version: number;
-                                schema: unknown;
-                                createdAt: string;
-                            }[];
-                            createdAt: string;
-                            updatedAt: string;
-                        };
-                    };
-                };
-            };
-        };
-        trace?: never;
-    };
     "/v1/deliveries": {
         parameters: {
             query?: never;
@@ -1025,6 +828,1750 @@ export interface paths {
         options?: never;
         head?: never;
         patch?: never;
+        trace?: never;
+    };
+    "/v1/stats": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A tenant's figures over a window: endpoints, events, attempts (success rate, latency), deliveries by status, open dead letters */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description how far back, e.g. "1h", "24h", "7 days" or milliseconds; default 24h */
+                    window?: number | string;
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            tenantId: string;
+                            window: number;
+                            since: string;
+                            /** @description now, not over the window */
+                            endpoints: {
+                                total: number;
+                                disabled: number;
+                            };
+                            /** @description events published in the window */
+                            events: number;
+                            attempts: {
+                                total: number;
+                                succeeded: number;
+                                failed: number;
+                            };
+                            successRate: number | null;
+                            latencyMs: {
+                                p50: number | null;
+                                p95: number | null;
+                                p99: number | null;
+                            };
+                            deliveries: {
+                                pending: number;
+                                delivering: number;
+                                delivered: number;
+                                deadLettered: number;
+                                dropped: number;
+                            };
+                            /** @description dead letters waiting for a replay now, whenever parked */
+                            deadLettersOpen: number;
+                        };
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/portal-sessions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Start a portal session for this tenant: a URL to embed or link, valid for ttlSeconds (default 1 h) */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /** @description true: the session may read but change nothing */
+                        readOnly?: boolean;
+                        /** @description default 3600 */
+                        ttlSeconds?: number;
+                        branding?: {
+                            title?: string;
+                            logoUrl?: string;
+                            accentColor?: string;
+                        };
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                201: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description the portal page, with the token in the fragment (#token=…) so it never reaches a server log */
+                            url: string;
+                            /** @description the session token: `Authorization: Bearer <token>` on this tenant's routes */
+                            token: string;
+                            expiresAt: string;
+                        };
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants/{tenantId}/endpoints": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List endpoints, newest first */
+        get: {
+            parameters: {
+                query?: {
+                    limit?: number;
+                    cursor?: string;
+                };
+                header?: never;
+                path: {
+                    /** @description a tenant id (`tn_…` or one chosen at creation); `default` is the tenant of the routes without one */
+                    tenantId: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            data: {
+                                id: string;
+                                url: string;
+                                description: string;
+                                eventTypes: string[] | null;
+                                channels: string[] | null;
+                                retry: {
+                                    initialInterval: number;
+                                    backoffCoefficient: number;
+                                    maximumInterval: number;
+                                    deadline: number;
+                                    maxAttempts: number;
+                                    deadLetterRetention: number;
+                                    schedule: number[] | null;
+                                };
+                                disabled: boolean;
+                                disabledReason: string | null;
+                                /**
+                                 * @description hmac (v1, shared whsec_ secret) or ed25519 (v1a, receiver gets a whpk_ public key)
+                                 * @enum {string}
+                                 */
+                                signing: "hmac" | "ed25519";
+                                metadata: {
+                                    [key: string]: string;
+                                };
+                                createdAt: string;
+                                updatedAt: string;
+                            }[];
+                            nextCursor: string | null;
+                        };
+                    };
+                };
+            };
+        };
+        put?: never;
+        /** Create an endpoint */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description a tenant id (`tn_…` or one chosen at creation); `default` is the tenant of the routes without one */
+                    tenantId: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /**
+                         * @description hmac (v1, shared whsec_ secret) or ed25519 (v1a, receiver gets a whpk_ public key)
+                         * @enum {string}
+                         */
+                        signing?: "hmac" | "ed25519";
+                        url: string;
+                        eventTypes?: string[];
+                        channels?: string[];
+                        description?: string;
+                        secret?: string;
+                        retry?: {
+                            /** @description milliseconds, or a duration string such as "500ms", "30s", "3 days" */
+                            initialInterval?: number | string;
+                            backoffCoefficient?: number;
+                            /** @description milliseconds, or a duration string such as "500ms", "30s", "3 days" */
+                            maximumInterval?: number | string;
+                            /** @description milliseconds, or a duration string such as "500ms", "30s", "3 days" */
+                            deadline?: number | string;
+                            maxAttempts?: number;
+                            /** @description milliseconds, or a duration string such as "500ms", "30s", "3 days" */
+                            deadLetterRetention?: number | string;
+                            schedule?: (number | string)[];
+                        };
+                        disabled?: boolean;
+                        metadata?: {
+                            [key: string]: string;
+                        };
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                201: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            id: string;
+                            url: string;
+                            description: string;
+                            eventTypes: string[] | null;
+                            channels: string[] | null;
+                            retry: {
+                                initialInterval: number;
+                                backoffCoefficient: number;
+                                maximumInterval: number;
+                                deadline: number;
+                                maxAttempts: number;
+                                deadLetterRetention: number;
+                                schedule: number[] | null;
+                            };
+                            disabled: boolean;
+                            disabledReason: string | null;
+                            /**
+                             * @description hmac (v1, shared whsec_ secret) or ed25519 (v1a, receiver gets a whpk_ public key)
+                             * @enum {string}
+                             */
+                            signing: "hmac" | "ed25519";
+                            metadata: {
+                                [key: string]: string;
+                            };
+                            createdAt: string;
+                            updatedAt: string;
+                            /** @description whsec_ secret (hmac) or whpk_ public key (ed25519): what the receiver verifies with */
+                            secret: string;
+                        };
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants/{tenantId}/endpoints/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Read an endpoint */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                    /** @description a tenant id (`tn_…` or one chosen at creation); `default` is the tenant of the routes without one */
+                    tenantId: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            id: string;
+                            url: string;
+                            description: string;
+                            eventTypes: string[] | null;
+                            channels: string[] | null;
+                            retry: {
+                                initialInterval: number;
+                                backoffCoefficient: number;
+                                maximumInterval: number;
+                                deadline: number;
+                                maxAttempts: number;
+                                deadLetterRetention: number;
+                                schedule: number[] | null;
+                            };
+                            disabled: boolean;
+                            disabledReason: string | null;
+                            /**
+                             * @description hmac (v1, shared whsec_ secret) or ed25519 (v1a, receiver gets a whpk_ public key)
+                             * @enum {string}
+                             */
+                            signing: "hmac" | "ed25519";
+                            metadata: {
+                                [key: string]: string;
+                            };
+                            createdAt: string;
+                            updatedAt: string;
+                        };
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        /** Delete an endpoint (its deliveries stay readable) */
+        delete: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                    /** @description a tenant id (`tn_…` or one chosen at creation); `default` is the tenant of the routes without one */
+                    tenantId: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+            };
+        };
+        options?: never;
+        head?: never;
+        /** Change an endpoint */
+        patch: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                    /** @description a tenant id (`tn_…` or one chosen at creation); `default` is the tenant of the routes without one */
+                    tenantId: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        url?: string;
+                        eventTypes?: string[] | null;
+                        channels?: string[] | null;
+                        description?: string;
+                        retry?: {
+                            /** @description milliseconds, or a duration string such as "500ms", "30s", "3 days" */
+                            initialInterval?: number | string;
+                            backoffCoefficient?: number;
+                            /** @description milliseconds, or a duration string such as "500ms", "30s", "3 days" */
+                            maximumInterval?: number | string;
+                            /** @description milliseconds, or a duration string such as "500ms", "30s", "3 days" */
+                            deadline?: number | string;
+                            maxAttempts?: number;
+                            /** @description milliseconds, or a duration string such as "500ms", "30s", "3 days" */
+                            deadLetterRetention?: number | string;
+                            schedule?: (number | string)[];
+                        } | null;
+                        disabled?: boolean;
+                        metadata?: {
+                            [key: string]: string;
+                        };
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            id: string;
+                            url: string;
+                            description: string;
+                            eventTypes: string[] | null;
+                            channels: string[] | null;
+                            retry: {
+                                initialInterval: number;
+                                backoffCoefficient: number;
+                                maximumInterval: number;
+                                deadline: number;
+                                maxAttempts: number;
+                                deadLetterRetention: number;
+                                schedule: number[] | null;
+                            };
+                            disabled: boolean;
+                            disabledReason: string | null;
+                            /**
+                             * @description hmac (v1, shared whsec_ secret) or ed25519 (v1a, receiver gets a whpk_ public key)
+                             * @enum {string}
+                             */
+                            signing: "hmac" | "ed25519";
+                            metadata: {
+                                [key: string]: string;
+                            };
+                            createdAt: string;
+                            updatedAt: string;
+                        };
+                    };
+                };
+            };
+        };
+        trace?: never;
+    };
+    "/v1/tenants/{tenantId}/endpoints/{id}/secret/rotate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Issue a new signing secret (or switch hmac/ed25519); older ones keep signing until expireOldAfter (default 24 h) */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                    /** @description a tenant id (`tn_…` or one chosen at creation); `default` is the tenant of the routes without one */
+                    tenantId: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /** @description milliseconds, or a duration string such as "500ms", "30s", "3 days" */
+                        expireOldAfter?: number | string;
+                        /**
+                         * @description switch scheme with this rotation; old and new signatures overlap
+                         * @enum {string}
+                         */
+                        signing?: "hmac" | "ed25519";
+                        secret?: string;
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description whsec_ secret (hmac) or whpk_ public key (ed25519): what the receiver verifies with */
+                            secret: string;
+                            /**
+                             * @description hmac (v1, shared whsec_ secret) or ed25519 (v1a, receiver gets a whpk_ public key)
+                             * @enum {string}
+                             */
+                            signing: "hmac" | "ed25519";
+                            oldSecretsExpireAt: string;
+                        };
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants/{tenantId}/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Submit an event for delivery
+         * @description A registered type checks `data` against the JSON Schema of `version` (default: the latest) and answers 422 when it breaks it. A deprecated type is still accepted; the answer then carries `Deprecation` (RFC 9745) and `Warning: 299` headers and a `warning` field.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: {
+                    "idempotency-key"?: string;
+                };
+                path: {
+                    /** @description a tenant id (`tn_…` or one chosen at creation); `default` is the tenant of the routes without one */
+                    tenantId: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        type: string;
+                        data: {
+                            [key: string]: unknown;
+                        };
+                        id?: string;
+                        channels?: string[];
+                        version?: number;
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                202: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            id: string;
+                            type: string;
+                            version: number | null;
+                            channels: string[] | null;
+                            timestamp: string;
+                            data: unknown;
+                            warning?: string;
+                        };
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants/{tenantId}/events/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Read an event with one delivery status per endpoint */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                    /** @description a tenant id (`tn_…` or one chosen at creation); `default` is the tenant of the routes without one */
+                    tenantId: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            id: string;
+                            type: string;
+                            version: number | null;
+                            channels: string[] | null;
+                            timestamp: string;
+                            data: unknown;
+                            warning?: string;
+                            relayed: boolean;
+                            deliveries: {
+                                eventId: string;
+                                endpointId: string;
+                                eventType: string;
+                                /** @enum {string} */
+                                status: "pending" | "delivering" | "delivered" | "dead_lettered" | "dropped";
+                                attempts: number;
+                                lastStatusCode: number | null;
+                                lastError: string | null;
+                                reason: string | null;
+                                createdAt: string;
+                                updatedAt: string;
+                                deliveredAt: string | null;
+                                deadLetteredAt: string | null;
+                            }[];
+                        };
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants/{tenantId}/deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Deliveries, newest first */
+        get: {
+            parameters: {
+                query?: {
+                    limit?: number;
+                    cursor?: string;
+                    status?: "pending" | "delivering" | "delivered" | "dead_lettered" | "dropped";
+                    endpointId?: string;
+                    eventType?: string;
+                };
+                header?: never;
+                path: {
+                    /** @description a tenant id (`tn_…` or one chosen at creation); `default` is the tenant of the routes without one */
+                    tenantId: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            data: {
+                                eventId: string;
+                                endpointId: string;
+                                eventType: string;
+                                /** @enum {string} */
+                                status: "pending" | "delivering" | "delivered" | "dead_lettered" | "dropped";
+                                attempts: number;
+                                lastStatusCode: number | null;
+                                lastError: string | null;
+                                reason: string | null;
+                                createdAt: string;
+                                updatedAt: string;
+                                deliveredAt: string | null;
+                                deadLetteredAt: string | null;
+                            }[];
+                            nextCursor: string | null;
+                        };
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants/{tenantId}/deliveries/{eventId}/{endpointId}/attempts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Every attempt of one delivery, oldest first */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    eventId: string;
+                    endpointId: string;
+                    /** @description a tenant id (`tn_…` or one chosen at creation); `default` is the tenant of the routes without one */
+                    tenantId: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            data: {
+                                attempt: number;
+                                startedAt: string;
+                                latencyMs: number;
+                                statusCode: number | null;
+                                error: string | null;
+                                /** @enum {string} */
+                                outcome: "delivered" | "retrying" | "failed";
+                                responseBody: string | null;
+                                responseBodyEncoding: ("utf8" | "base64") | null;
+                            }[];
+                        };
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants/{tenantId}/dead-letters": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Deliveries that gave up and wait for a replay */
+        get: {
+            parameters: {
+                query?: {
+                    limit?: number;
+                    cursor?: string;
+                    endpointId?: string;
+                    eventType?: string;
+                    since?: string;
+                };
+                header?: never;
+                path: {
+                    /** @description a tenant id (`tn_…` or one chosen at creation); `default` is the tenant of the routes without one */
+                    tenantId: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            data: {
+                                eventId: string;
+                                endpointId: string;
+                                eventType: string;
+                                /** @enum {string} */
+                                status: "pending" | "delivering" | "delivered" | "dead_lettered" | "dropped";
+                                attempts: number;
+                                lastStatusCode: number | null;
+                                lastError: string | null;
+                                reason: string | null;
+                                createdAt: string;
+                                updatedAt: string;
+                                deliveredAt: string | null;
+                                deadLetteredAt: string | null;
+                            }[];
+                            nextCursor: string | null;
+                        };
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants/{tenantId}/deliveries/{eventId}/{endpointId}/replay": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Replay one delivery: a dead letter starts again with a fresh deadline; a delivered one is resent */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    eventId: string;
+                    endpointId: string;
+                    /** @description a tenant id (`tn_…` or one chosen at creation); `default` is the tenant of the routes without one */
+                    tenantId: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                202: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            eventId: string;
+                            endpointId: string;
+                            status: string;
+                        };
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants/{tenantId}/dead-letters/replay": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Replay every dead letter matching the filter */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description a tenant id (`tn_…` or one chosen at creation); `default` is the tenant of the routes without one */
+                    tenantId: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        endpointId?: string;
+                        eventType?: string;
+                        /** Format: date-time */
+                        since?: string;
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                202: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            replayed: number;
+                        };
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants/{tenantId}/endpoints/{id}/stats": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** An endpoint's health: success rate, latency percentiles, failure streak, last failures */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description how far back, e.g. "1h", "24h", "7 days" or milliseconds; default 24h */
+                    window?: number | string;
+                };
+                header?: never;
+                path: {
+                    id: string;
+                    /** @description a tenant id (`tn_…` or one chosen at creation); `default` is the tenant of the routes without one */
+                    tenantId: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            endpointId: string;
+                            window: number;
+                            since: string;
+                            attempts: {
+                                total: number;
+                                succeeded: number;
+                                failed: number;
+                            };
+                            /** @description succeeded / total attempts in the window; null without attempts */
+                            successRate: number | null;
+                            /** @description percentiles over attempts that got an HTTP response */
+                            latencyMs: {
+                                p50: number | null;
+                                p95: number | null;
+                                p99: number | null;
+                            };
+                            /** @description deliveries created in the window, by current status */
+                            deliveries: {
+                                pending: number;
+                                delivering: number;
+                                delivered: number;
+                                deadLettered: number;
+                                dropped: number;
+                            };
+                            /** @description failed attempts since the last success (all time, capped at 10 000) */
+                            consecutiveFailures: number;
+                            lastSuccessAt: string | null;
+                            lastFailures: {
+                                eventId: string;
+                                attempt: number;
+                                startedAt: string;
+                                statusCode: number | null;
+                                error: string | null;
+                            }[];
+                        };
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants/{tenantId}/stats": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A tenant's figures over a window: endpoints, events, attempts (success rate, latency), deliveries by status, open dead letters */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description how far back, e.g. "1h", "24h", "7 days" or milliseconds; default 24h */
+                    window?: number | string;
+                };
+                header?: never;
+                path: {
+                    /** @description a tenant id (`tn_…` or one chosen at creation); `default` is the tenant of the routes without one */
+                    tenantId: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            tenantId: string;
+                            window: number;
+                            since: string;
+                            /** @description now, not over the window */
+                            endpoints: {
+                                total: number;
+                                disabled: number;
+                            };
+                            /** @description events published in the window */
+                            events: number;
+                            attempts: {
+                                total: number;
+                                succeeded: number;
+                                failed: number;
+                            };
+                            successRate: number | null;
+                            latencyMs: {
+                                p50: number | null;
+                                p95: number | null;
+                                p99: number | null;
+                            };
+                            deliveries: {
+                                pending: number;
+                                delivering: number;
+                                delivered: number;
+                                deadLettered: number;
+                                dropped: number;
+                            };
+                            /** @description dead letters waiting for a replay now, whenever parked */
+                            deadLettersOpen: number;
+                        };
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants/{tenantId}/portal-sessions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Start a portal session for this tenant: a URL to embed or link, valid for ttlSeconds (default 1 h) */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description a tenant id (`tn_…` or one chosen at creation); `default` is the tenant of the routes without one */
+                    tenantId: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /** @description true: the session may read but change nothing */
+                        readOnly?: boolean;
+                        /** @description default 3600 */
+                        ttlSeconds?: number;
+                        branding?: {
+                            title?: string;
+                            logoUrl?: string;
+                            accentColor?: string;
+                        };
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                201: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description the portal page, with the token in the fragment (#token=…) so it never reaches a server log */
+                            url: string;
+                            /** @description the session token: `Authorization: Bearer <token>` on this tenant's routes */
+                            token: string;
+                            expiresAt: string;
+                        };
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List tenants by id */
+        get: {
+            parameters: {
+                query?: {
+                    limit?: number;
+                    cursor?: string;
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            data: {
+                                id: string;
+                                name: string;
+                                metadata: {
+                                    [key: string]: string;
+                                };
+                                createdAt: string;
+                                updatedAt: string;
+                            }[];
+                            nextCursor: string | null;
+                        };
+                    };
+                };
+            };
+        };
+        put?: never;
+        /** Create a tenant (one per customer you send webhooks to) */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /** @description your own id for this customer (e.g. its account id); absent: a generated tn_… id */
+                        id?: string;
+                        name?: string;
+                        metadata?: {
+                            [key: string]: string;
+                        };
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                201: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            id: string;
+                            name: string;
+                            metadata: {
+                                [key: string]: string;
+                            };
+                            createdAt: string;
+                            updatedAt: string;
+                        };
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants/{tenantId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Read a tenant */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    tenantId: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            id: string;
+                            name: string;
+                            metadata: {
+                                [key: string]: string;
+                            };
+                            createdAt: string;
+                            updatedAt: string;
+                        };
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        /** Delete a tenant: its endpoints stop receiving at once, its keys are revoked, its events and deliveries follow the retention */
+        delete: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    tenantId: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+            };
+        };
+        options?: never;
+        head?: never;
+        /** Change a tenant's name or metadata */
+        patch: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    tenantId: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        name?: string;
+                        metadata?: {
+                            [key: string]: string;
+                        };
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            id: string;
+                            name: string;
+                            metadata: {
+                                [key: string]: string;
+                            };
+                            createdAt: string;
+                            updatedAt: string;
+                        };
+                    };
+                };
+            };
+        };
+        trace?: never;
+    };
+    "/v1/api-keys": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List API keys, newest first (never the keys themselves) */
+        get: {
+            parameters: {
+                query?: {
+                    limit?: number;
+                    cursor?: string;
+                    tenantId?: string;
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            data: {
+                                id: string;
+                                name: string;
+                                /** @description null: every tenant */
+                                tenantId: string | null;
+                                scopes: ("publish" | "read" | "manage")[];
+                                /** @description the first characters of the key, to tell keys apart */
+                                keyPrefix: string;
+                                createdAt: string;
+                                /** @description updated at most once a minute */
+                                lastUsedAt: string | null;
+                                revokedAt: string | null;
+                            }[];
+                            nextCursor: string | null;
+                        };
+                    };
+                };
+            };
+        };
+        put?: never;
+        /** Mint an API key for one tenant (tenantId) or every tenant (all: true); the key is in this answer only */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        name: string;
+                        /** @description the one tenant this key acts on */
+                        tenantId?: string;
+                        /**
+                         * @description true: the key acts on every tenant (give tenantId or all, not both)
+                         * @enum {boolean}
+                         */
+                        all?: true;
+                        scopes: ("publish" | "read" | "manage")[];
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                201: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            id: string;
+                            name: string;
+                            /** @description null: every tenant */
+                            tenantId: string | null;
+                            scopes: ("publish" | "read" | "manage")[];
+                            /** @description the first characters of the key, to tell keys apart */
+                            keyPrefix: string;
+                            createdAt: string;
+                            /** @description updated at most once a minute */
+                            lastUsedAt: string | null;
+                            revokedAt: string | null;
+                            /** @description the key itself: shown this once, never again */
+                            key: string;
+                        };
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/api-keys/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Read an API key (its scopes, last use, revocation) */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            id: string;
+                            name: string;
+                            /** @description null: every tenant */
+                            tenantId: string | null;
+                            scopes: ("publish" | "read" | "manage")[];
+                            /** @description the first characters of the key, to tell keys apart */
+                            keyPrefix: string;
+                            createdAt: string;
+                            /** @description updated at most once a minute */
+                            lastUsedAt: string | null;
+                            revokedAt: string | null;
+                        };
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        /** Revoke an API key: the next request with it is a 401 */
+        delete: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            id: string;
+                            name: string;
+                            /** @description null: every tenant */
+                            tenantId: string | null;
+                            scopes: ("publish" | "read" | "manage")[];
+                            /** @description the first characters of the key, to tell keys apart */
+                            keyPrefix: string;
+                            createdAt: string;
+                            /** @description updated at most once a minute */
+                            lastUsedAt: string | null;
+                            revokedAt: string | null;
+                        };
+                    };
+                };
+            };
+        };
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/portal/session": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The calling portal session: its tenant, read-only flag, expiry and branding */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            tenantId: string;
+                            tenantName: string;
+                            readOnly: boolean;
+                            expiresAt: string;
+                            branding: {
+                                title?: string;
+                                logoUrl?: string;
+                                accentColor?: string;
+                            };
+                        };
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/event-types": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List event types by name */
+        get: {
+            parameters: {
+                query?: {
+                    limit?: number;
+                    cursor?: string;
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            data: {
+                                name: string;
+                                description: string;
+                                deprecated: boolean;
+                                deprecatedAt: string | null;
+                                latestVersion: number | null;
+                                versions: {
+                                    version: number;
+                                    schema: unknown;
+                                    createdAt: string;
+                                }[];
+                                createdAt: string;
+                                updatedAt: string;
+                            }[];
+                            nextCursor: string | null;
+                        };
+                    };
+                };
+            };
+        };
+        put?: never;
+        /** Register an event type, optionally with the JSON Schema of its version 1 */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        name: string;
+                        description?: string;
+                        /** @description JSON Schema for the event data */
+                        schema?: {
+                            [key: string]: unknown;
+                        };
+                        deprecated?: boolean;
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                201: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            name: string;
+                            description: string;
+                            deprecated: boolean;
+                            deprecatedAt: string | null;
+                            latestVersion: number | null;
+                            versions: {
+                                version: number;
+                                schema: unknown;
+                                createdAt: string;
+                            }[];
+                            createdAt: string;
+                            updatedAt: string;
+                        };
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/event-types/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Read an event type with every schema version */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    name: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            name: string;
+                            description: string;
+                            deprecated: boolean;
+                            deprecatedAt: string | null;
+                            latestVersion: number | null;
+                            versions: {
+                                version: number;
+                                schema: unknown;
+                                createdAt: string;
+                            }[];
+                            createdAt: string;
+                            updatedAt: string;
+                        };
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /** Change the description or deprecation; a schema adds the next version (unless it equals the latest) */
+        patch: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    name: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        description?: string;
+                        deprecated?: boolean;
+                        /** @description JSON Schema for the event data */
+                        schema?: {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            name: string;
+                            description: string;
+                            deprecated: boolean;
+                            deprecatedAt: string | null;
+                            latestVersion: number | null;
+                            versions: {
+                                version: number;
+                                schema: unknown;
+                                createdAt: string;
+                            }[];
+                            createdAt: string;
+                            updatedAt: string;
+                        };
+                    };
+                };
+            };
+        };
         trace?: never;
     };
 }

@@ -21,44 +21,20 @@ interface EndpointRow {
 interface Session {
   token: string;
   tenantId: string;
+  tenantName: string;
   readOnly: boolean;
-  expiresAt: Date | null;
+  expiresAt: string;
   branding: { title?: string; logoUrl?: string; accentColor?: string };
 }
 
-function decodeClaims(token: string): Record<string, unknown> | null {
-  const part = token.split('.')[1];
-  if (!part) return null;
-  try {
-    const json = atob(part.replace(/-/g, '+').replace(/_/g, '/').padEnd(Math.ceil(part.length / 4) * 4, '='));
-    return JSON.parse(new TextDecoder().decode(Uint8Array.from(json, (c) => c.charCodeAt(0))));
-  } catch {
-    return null;
-  }
-}
-
 /**
- * The session in the fragment, read once; the fragment is then removed from the address bar and
- * history so the token is not copied along with the URL. The claims are read for display only
- * (tenant, branding, read-only); the API checks the signature on every call.
+ * The token in the fragment, read once; the fragment is then removed from the address bar and
+ * history so the token is not copied along with the URL.
  */
-function takeSession(): Session | string {
+function takeToken(): string | null {
   const token = new URLSearchParams(location.hash.slice(1)).get('token');
   if (location.hash) history.replaceState(null, '', location.pathname + location.search);
-  if (!token) return 'No portal session in the link.';
-  const c = decodeClaims(token);
-  if (!c) return 'The portal session in the link is malformed.';
-  const tenantId = String(c.tenantId ?? c.tenant ?? c.sub ?? '');
-  if (!tenantId) return 'The portal session names no tenant.';
-  const branding = (typeof c.branding === 'object' && c.branding !== null ? c.branding : {}) as Record<string, unknown>;
-  const text = (v: unknown) => (typeof v === 'string' && v.trim() !== '' ? v : undefined);
-  return {
-    token,
-    tenantId,
-    readOnly: c.readOnly === true || c.scope === 'read',
-    expiresAt: typeof c.exp === 'number' ? new Date(c.exp * 1000) : null,
-    branding: { title: text(branding.title), logoUrl: text(branding.logoUrl), accentColor: text(branding.accentColor) },
-  };
+  return token;
 }
 
 function applyBranding(b: Session['branding']): void {
@@ -66,8 +42,8 @@ function applyBranding(b: Session['branding']): void {
     $('brand-title').textContent = b.title;
     document.title = b.title;
   }
-  // Only https logos (the CSP allows no other remote images) and only plain colours: a branding
-  // claim is the sender's data, but it still goes through the same narrow door.
+  // The API accepts only https logos and #rrggbb colours; checked again here because the CSP
+  // allows no other remote images and a colour is all --accent should ever hold.
   if (b.logoUrl && /^https:\/\//i.test(b.logoUrl)) {
     const img = $('brand-logo') as HTMLImageElement;
     img.src = b.logoUrl;
@@ -120,11 +96,13 @@ async function act(what: string, fn: () => Promise<unknown>): Promise<boolean> {
     await fn();
     return true;
   } catch (err) {
-    if (err instanceof HooklineApiError && err.status === 401) return refuse(err.apiMessage), false;
+    if (err instanceof HooklineApiError && err.status === 401) return refuse(expired(err)), false;
     notice(`${what} failed: ${err instanceof HooklineApiError ? err.apiMessage : (err as Error).message}`, true);
     return false;
   }
 }
+
+const expired = (err: HooklineApiError) => `The portal session has expired or is not valid (${err.apiMessage}).`;
 
 /** The session does not work (expired, revoked, malformed): say so and show nothing else. */
 function refuse(message: string): void {
@@ -141,7 +119,6 @@ class Portal {
   private endpoints: EndpointRow[] = [];
   private eventTypes: { name: string; description: string; deprecated: boolean; example: unknown }[] = [];
   private editing: string | null = null; // endpoint id, or null for a new one
-  private testing: string | null = null;
   private readonly expanded = new Set<string>();
 
   constructor(
@@ -154,7 +131,7 @@ class Portal {
   }
 
   async start(): Promise<void> {
-    $('session-info').textContent = `${this.s.tenantId}${this.s.readOnly ? ' · read-only' : ''}`;
+    $('session-info').textContent = `${this.s.tenantName || this.s.tenantId}${this.s.readOnly ? ' · read-only' : ''} · until ${when(this.s.expiresAt)}`;
     // Read-only sessions get no buttons that change anything (and the API refuses them anyway).
     if (!this.s.readOnly) {
       $('new-endpoint').hidden = false;
@@ -163,8 +140,6 @@ class Portal {
       $('endpoint-cancel').addEventListener('click', () => this.closeEditor());
       $('endpoint-form').addEventListener('submit', (e) => (e.preventDefault(), void this.saveEndpoint()));
       $('replay-all').addEventListener('click', () => void this.replayAll());
-      $('test-cancel').addEventListener('click', () => (($('test-panel').hidden = true), (this.testing = null)));
-      $('test-form').addEventListener('submit', (e) => (e.preventDefault(), void this.sendTest()));
     }
     $('refresh').addEventListener('click', () => void this.refresh());
     const loaded = await act('Loading', async () => {
@@ -201,7 +176,6 @@ class Portal {
         ),
       );
     }
-    $('test-type').replaceChildren(...this.eventTypes.map((t) => h('option', { value: t.name }, t.name)));
   }
 
   // ---- endpoints ----
@@ -218,7 +192,6 @@ class Portal {
         : [
             h('button', { type: 'button', class: 'edit', onclick: () => this.openEditor(ep.id) }, 'Edit'),
             h('button', { type: 'button', class: 'rotate', onclick: () => void this.rotate(ep.id) }, 'Rotate secret'),
-            h('button', { type: 'button', class: 'test', onclick: () => this.openTest(ep.id) }, 'Send test'),
             h('button', { type: 'button', class: 'delete danger', onclick: () => void this.remove(ep) }, 'Delete'),
           ];
       tbody.append(
@@ -304,29 +277,6 @@ class Portal {
     $('secret-value').textContent = secret;
     $('secret-note').textContent = note;
     $('secret-panel').hidden = false;
-  }
-
-  // ---- test events ----
-
-  private openTest(id: string): void {
-    this.testing = id;
-    $('test-endpoint').textContent = id;
-    $('test-panel').hidden = false;
-  }
-
-  private async sendTest(): Promise<void> {
-    const endpointId = this.testing;
-    const type = ($('test-type') as HTMLSelectElement).value;
-    if (!endpointId || !type) return;
-    const example = this.eventTypes.find((t) => t.name === type)?.example ?? {};
-    await act('Sending the test event', async () => {
-      const ev = await ok(this.api.POST('/v1/tenants/{tenantId}/endpoints/{id}/test', {
-        params: { path: { ...this.tenant, id: endpointId } },
-        body: { type, data: example },
-      }));
-      notice(`Sent test event ${ev.id} (${type}) to ${endpointId}.`);
-    });
-    await this.refresh();
   }
 
   // ---- deliveries and dead letters ----
@@ -435,12 +385,21 @@ interface DeliveryRow {
   deadLetteredAt: string | null;
 }
 
-function main(): void {
-  const session = takeSession();
-  if (typeof session === 'string') return refuse(session);
+async function main(): Promise<void> {
+  const token = takeToken();
+  if (!token) return refuse('No portal session in the link.');
+  const api = createHooklineClient({ baseUrl: location.origin, token });
+  // The API checks the token (signature, expiry) and says what the session is: tenant, read-only,
+  // branding. Nothing is taken from the token unchecked.
+  let session: Session;
+  try {
+    session = { token, ...(await ok(api.GET('/v1/portal/session'))) };
+  } catch (err) {
+    const why = err instanceof HooklineApiError ? err.apiMessage : (err as Error).message;
+    return refuse(err instanceof HooklineApiError && err.status === 401 ? expired(err) : why);
+  }
   applyBranding(session.branding);
-  const api = createHooklineClient({ baseUrl: location.origin, token: session.token });
-  void new Portal(api, session).start();
+  await new Portal(api, session).start();
 }
 
-main();
+void main();
