@@ -245,6 +245,21 @@ describe('consumer portal', () => {
     await page.click('#refresh');
     await page.locator(`#deliveries tr[data-event-id="${ev.id}"][data-status="delivered"]`).waitFor();
 
+    // Two more dead letters, both replayed with "Replay all".
+    healthy = false;
+    const more = [
+      await admin('POST', '/v1/tenants/acme/events', { type: 'invoice.paid', data: { invoiceId: 'inv_2' } }),
+      await admin('POST', '/v1/tenants/acme/events', { type: 'invoice.paid', data: { invoiceId: 'inv_3' } }),
+    ];
+    const statusOf = async (id: string) => (await admin('GET', `/v1/tenants/acme/events/${id}`)).deliveries.find((d: any) => d.endpointId === created.id)?.status;
+    for (const e of more) await waitFor(async () => (await statusOf(e.id)) === 'dead_lettered', 30_000, 'dead-lettered');
+    await page.click('#refresh');
+    for (const e of more) await page.locator(`#dead-letters tr[data-event-id="${e.id}"]`).waitFor();
+    healthy = true;
+    await page.click('#replay-all');
+    await page.locator('#notice').filter({ hasText: /^Replay requested for \d+ dead letter/ }).waitFor();
+    for (const e of more) await waitFor(async () => (await statusOf(e.id)) === 'delivered', 30_000, 'delivered after replay all');
+
     // Edit, then delete: both reach the API.
     await row.locator('button.edit').click();
     await page.fill('#ep-description', 'renamed');
