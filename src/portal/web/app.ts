@@ -3,29 +3,19 @@
 // typed client, the token as `Authorization: Bearer`. The token is kept in memory only: nothing
 // is stored, so a page that frames the portal without a token can do nothing.
 // Everything from the API is put on the page as text (textContent), never as HTML.
-import { createHooklineClient, HooklineApiError, ok, type HooklineClient } from '../../client';
+import { createHooklineClient, HooklineApiError, ok, type HooklineClient, type paths } from '../../client';
 import { exampleFromSchema } from './example';
 
-interface EndpointRow {
-  id: string;
-  url: string;
-  description: string;
-  eventTypes: string[] | null;
-  disabled: boolean;
-  disabledReason: string | null;
-}
+// The shapes the API answers with, straight from the generated types.
+type Json<P extends keyof paths, M extends 'get' | 'post'> = paths[P][M] extends { responses: infer R }
+  ? R extends { 200: { content: { 'application/json': infer B } } } ? B : never
+  : never;
+type Session = Json<'/v1/portal/session', 'get'>;
+type EndpointRow = Json<'/v1/tenants/{tenantId}/endpoints', 'get'>['data'][number];
+type DeliveryRow = Json<'/v1/tenants/{tenantId}/deliveries', 'get'>['data'][number];
 
 // -------------------------------------------------------------------------------------------
 // The session
-
-interface Session {
-  token: string;
-  tenantId: string;
-  tenantName: string;
-  readOnly: boolean;
-  expiresAt: string;
-  branding: { title?: string; logoUrl?: string; accentColor?: string };
-}
 
 /**
  * The token in the fragment, read once; the fragment is then removed from the address bar and
@@ -90,19 +80,19 @@ function emptyRow(tbody: HTMLElement, columns: number, text: string): void {
   tbody.append(h('tr', {}, h('td', { colSpan: columns, class: 'empty' }, text)));
 }
 
+const expired = (err: HooklineApiError) => `The portal session has expired or is not valid (${err.apiMessage}).`;
+
 /** Runs an action; the API's refusal (e.g. the URL policy's 400) is shown as the API words it. */
 async function act(what: string, fn: () => Promise<unknown>): Promise<boolean> {
   try {
     await fn();
     return true;
   } catch (err) {
-    if (err instanceof HooklineApiError && err.status === 401) return refuse(expired(err)), false;
-    notice(`${what} failed: ${err instanceof HooklineApiError ? err.apiMessage : (err as Error).message}`, true);
+    if (err instanceof HooklineApiError && err.status === 401) refuse(expired(err));
+    else notice(`${what} failed: ${err instanceof HooklineApiError ? err.apiMessage : (err as Error).message}`, true);
     return false;
   }
 }
-
-const expired = (err: HooklineApiError) => `The portal session has expired or is not valid (${err.apiMessage}).`;
 
 /** The session does not work (expired, revoked, malformed): say so and show nothing else. */
 function refuse(message: string): void {
@@ -372,19 +362,6 @@ class Portal {
   }
 }
 
-interface DeliveryRow {
-  eventId: string;
-  endpointId: string;
-  eventType: string;
-  status: string;
-  attempts: number;
-  lastStatusCode: number | null;
-  lastError: string | null;
-  reason: string | null;
-  createdAt: string;
-  deadLetteredAt: string | null;
-}
-
 async function main(): Promise<void> {
   const token = takeToken();
   if (!token) return refuse('No portal session in the link.');
@@ -393,7 +370,7 @@ async function main(): Promise<void> {
   // branding. Nothing is taken from the token unchecked.
   let session: Session;
   try {
-    session = { token, ...(await ok(api.GET('/v1/portal/session'))) };
+    session = await ok(api.GET('/v1/portal/session'));
   } catch (err) {
     const why = err instanceof HooklineApiError ? err.apiMessage : (err as Error).message;
     return refuse(err instanceof HooklineApiError && err.status === 401 ? expired(err) : why);
