@@ -11,6 +11,12 @@
 //
 // Labels are bounded: endpoint ids, outcomes, route templates. Never URLs (they may carry
 // tokens), event ids or status texts, which would grow without bound.
+//
+// Tenants: a tenant_id label goes only where it adds no series — next to endpoint_id (every
+// endpoint has exactly one tenant), so `sum by (tenant_id)` works on the API's per-endpoint
+// gauges at no cost. The HTTP request metrics keep route templates (`/v1/tenants/:tenantId/…`):
+// a tenant label there would multiply routes × methods × status codes by the number of tenants.
+// Per-tenant figures without that cost: GET /v1/tenants/:tenantId/stats.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
@@ -71,22 +77,22 @@ export function createApiMetrics(pool: Pool): Registry {
   outboxGauge('hookline_outbox_retrying', 'Outbox events whose workflow start failed at least once (Temporal unreachable?)', (o) => o.retrying);
   new Gauge({
     name: 'hookline_deliveries_in_progress',
-    help: 'Deliveries pending or being attempted, per endpoint',
-    labelNames: ['endpoint_id'] as const,
+    help: 'Deliveries pending or being attempted, per endpoint (and its tenant)',
+    labelNames: ['tenant_id', 'endpoint_id'] as const,
     registers: [registry],
     async collect() {
       this.reset();
-      for (const o of (await snapshot())?.open ?? []) if (o.inProgress > 0) this.set({ endpoint_id: o.endpointId }, o.inProgress);
+      for (const o of (await snapshot())?.open ?? []) if (o.inProgress > 0) this.set({ tenant_id: o.tenantId, endpoint_id: o.endpointId }, o.inProgress);
     },
   });
   new Gauge({
     name: 'hookline_dead_letters_open',
-    help: 'Dead letters waiting for a replay (or their retention to end), per endpoint',
-    labelNames: ['endpoint_id'] as const,
+    help: 'Dead letters waiting for a replay (or their retention to end), per endpoint (and its tenant)',
+    labelNames: ['tenant_id', 'endpoint_id'] as const,
     registers: [registry],
     async collect() {
       this.reset();
-      for (const o of (await snapshot())?.open ?? []) if (o.deadLettered > 0) this.set({ endpoint_id: o.endpointId }, o.deadLettered);
+      for (const o of (await snapshot())?.open ?? []) if (o.deadLettered > 0) this.set({ tenant_id: o.tenantId, endpoint_id: o.endpointId }, o.deadLettered);
     },
   });
   return registry;

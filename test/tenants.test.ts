@@ -3,7 +3,20 @@
 // without one, per-tenant Idempotency-Keys, the TenantId search attribute, per-tenant stats.
 import { Validator } from '@seriousme/openapi-schema-validator';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { EndpointRow } from '../src/db/endpoints';
+import { subscribersOf } from '../src/subscriptions';
 import { createHarness, FAST_RETRY, startReceiver, waitFor, type Harness, type Receiver } from './helpers';
+
+describe('subscribersOf', () => {
+  it('never matches an endpoint of another tenant, whatever it subscribes to', () => {
+    const ep = (id: string, tenantId: string): EndpointRow =>
+      ({ id, tenantId, url: 'https://example.com/', eventTypes: null, channels: null, disabled: false } as EndpointRow);
+    const active = [ep('ep_a', 'acme'), ep('ep_b', 'globex'), ep('ep_d', 'default')];
+    expect(subscribersOf(active, { tenantId: 'acme', type: 'order.created', channels: null }).map((e) => e.id)).toEqual(['ep_a']);
+    expect(subscribersOf(active, { tenantId: 'default', type: 'order.created', channels: null }).map((e) => e.id)).toEqual(['ep_d']);
+    expect(subscribersOf(active, { tenantId: 'nobody', type: 'order.created', channels: null })).toEqual([]);
+  });
+});
 
 describe('tenants', () => {
   let h: Harness;

@@ -86,8 +86,8 @@ export async function endpointStats(db: Queryable, endpointId: string, since: Da
 
 export interface BacklogSnapshot {
   outbox: { backlog: number; oldestAgeSeconds: number; retrying: number };
-  /** Per endpoint: deliveries not finished yet, and dead letters waiting for a replay. */
-  open: { endpointId: string; inProgress: number; deadLettered: number }[];
+  /** Per endpoint (and its tenant): deliveries not finished yet, and dead letters waiting for a replay. */
+  open: { tenantId: string; endpointId: string; inProgress: number; deadLettered: number }[];
 }
 
 /** What /metrics reports from the database: the relay's backlog and the open deliveries. */
@@ -100,16 +100,16 @@ export async function backlogSnapshot(db: Queryable): Promise<BacklogSnapshot> {
        FROM outbox`,
     ),
     db.query(
-      `SELECT endpoint_id,
+      `SELECT tenant_id, endpoint_id,
               count(*) FILTER (WHERE status IN ('pending', 'delivering')) AS in_progress,
               count(*) FILTER (WHERE status = 'dead_lettered') AS dead_lettered
        FROM deliveries WHERE status IN ('pending', 'delivering', 'dead_lettered')
-       GROUP BY endpoint_id`,
+       GROUP BY tenant_id, endpoint_id`,
     ),
   ]);
   const o = outbox.rows[0];
   return {
     outbox: { backlog: Number(o.backlog), oldestAgeSeconds: Number(o.oldest_age), retrying: Number(o.retrying) },
-    open: open.rows.map((r) => ({ endpointId: r.endpoint_id, inProgress: Number(r.in_progress), deadLettered: Number(r.dead_lettered) })),
+    open: open.rows.map((r) => ({ tenantId: r.tenant_id, endpointId: r.endpoint_id, inProgress: Number(r.in_progress), deadLettered: Number(r.dead_lettered) })),
   };
 }
