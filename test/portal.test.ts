@@ -4,6 +4,7 @@
 // button that changes anything (and the API refuses those changes), and an endpoint created
 // through the page that the API then lists. Needs Chromium: `apt-get install -y chromium`.
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -271,5 +272,31 @@ describe('consumer portal', () => {
     await expect(admin('GET', `/v1/tenants/acme/endpoints/${created.id}`)).rejects.toThrow(/404/);
     expect(problems).toEqual([]);
     await page.close();
+  });
+
+  it('works embedded in an iframe on the sender\'s own site', async () => {
+    const s = await session('acme', { branding: { title: 'Embedded' } });
+    // The sender's page, on another origin, framing the portal URL it got.
+    const sender = http.createServer((_req, res) => {
+      res.setHeader('content-type', 'text/html');
+      res.end(`<!doctype html><title>Sender app</title><iframe id="portal" src="${base}/portal#token=${s.token}" width="1000" height="800"></iframe>`);
+    });
+    await new Promise<void>((r) => sender.listen(0, '127.0.0.1', r));
+    try {
+      const { page, problems } = await open(`http://127.0.0.1:${(sender.address() as AddressInfo).port}/`);
+      const frame = page.frameLocator('#portal');
+      await frame.locator('#brand-title').filter({ hasText: 'Embedded' }).waitFor();
+      await frame.locator('#new-endpoint').click();
+      await frame.locator('#ep-url').fill(`${rx.url}/from-iframe`);
+      await frame.locator('#endpoint-form button[type=submit]').click();
+      await frame.locator('#notice').filter({ hasText: /^Added ep_/ }).waitFor();
+      const list = (await admin('GET', '/v1/tenants/acme/endpoints?limit=250')).data;
+      expect(list.some((e: any) => e.url === `${rx.url}/from-iframe`)).toBe(true);
+      expect(problems).toEqual([]);
+      await page.close();
+    } finally {
+      sender.closeAllConnections(); // the browser keeps its connection alive
+      await new Promise((r) => sender.close(r));
+    }
   });
 });

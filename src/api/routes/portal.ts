@@ -15,7 +15,7 @@ const WEB_DIRS = [path.resolve(__dirname, '../../portal/web'), path.resolve(__di
 // from https: (the sender's logo, a branding claim). Framing is allowed from anywhere: that is
 // what embedding is, and the page holds no ambient credential (no cookie, nothing stored), so a
 // framing site can do only what the token it put in the URL already allows.
-export const PORTAL_CSP = [
+const CSP = [
   "default-src 'none'",
   "script-src 'self'",
   "style-src 'self'",
@@ -28,7 +28,7 @@ export const PORTAL_CSP = [
 
 function secure(reply: FastifyReply): FastifyReply {
   return reply
-    .header('content-security-policy', PORTAL_CSP)
+    .header('content-security-policy', CSP)
     .header('x-content-type-options', 'nosniff')
     // The page's own URL holds the token in its fragment; no request made from it names the page.
     .header('referrer-policy', 'no-referrer')
