@@ -19,10 +19,11 @@ commands:
   migrate                      apply database migrations
   reencrypt                    after an encryption key rotation: re-encrypt stored secrets and
                                payloads with the newest key of HOOKLINE_ENCRYPTION_KEY
-  dead-letters [--endpoint ID] [--type TYPE] [--since ISO]
-                               list dead letters
-  replay EVENT_ID ENDPOINT_ID  replay one delivery
-  replay --all [--endpoint ID] [--type TYPE] [--since ISO]
+  dead-letters [--tenant ID] [--endpoint ID] [--type TYPE] [--since ISO]
+                               list dead letters (of the tenant; default: the default tenant)
+  replay [--tenant ID] EVENT_ID ENDPOINT_ID
+                               replay one delivery
+  replay --all [--tenant ID] [--endpoint ID] [--type TYPE] [--since ISO]
                                replay every matching dead letter
   receiver --secret whsec_…|whpk_…[,…] [--port 4000]
                                example receiver: verify and print deliveries
@@ -80,12 +81,17 @@ async function main(argv: string[]): Promise<void> {
       return;
     }
     case 'dead-letters': {
-      const { values } = parseArgs({ args: rest, options: { endpoint: { type: 'string' }, type: { type: 'string' }, since: { type: 'string' } } });
+      const { values } = parseArgs({ args: rest, options: { tenant: { type: 'string' }, endpoint: { type: 'string' }, type: { type: 'string' }, since: { type: 'string' } } });
       const { hookline, ok } = apiClient(config);
+      const tenantId = values.tenant;
       let cursor: string | undefined;
       do {
         const query = { endpointId: values.endpoint, eventType: values.type, since: values.since, cursor };
-        const page = await ok(hookline.GET('/v1/dead-letters', { params: { query } }));
+        const page = await ok(
+          tenantId
+            ? hookline.GET('/v1/tenants/{tenantId}/dead-letters', { params: { path: { tenantId }, query } })
+            : hookline.GET('/v1/dead-letters', { params: { query } }),
+        );
         for (const d of page.data) {
           console.log(`${d.deadLetteredAt}  ${d.eventId}  ${d.endpointId}  ${d.eventType}  attempts=${d.attempts}  ${d.reason ?? ''}`);
         }
@@ -97,17 +103,27 @@ async function main(argv: string[]): Promise<void> {
       const { values, positionals } = parseArgs({
         args: rest,
         allowPositionals: true,
-        options: { all: { type: 'boolean' }, endpoint: { type: 'string' }, type: { type: 'string' }, since: { type: 'string' } },
+        options: { all: { type: 'boolean' }, tenant: { type: 'string' }, endpoint: { type: 'string' }, type: { type: 'string' }, since: { type: 'string' } },
       });
       const { hookline, ok } = apiClient(config);
+      const tenantId = values.tenant;
       if (values.all) {
-        const r = await ok(hookline.POST('/v1/dead-letters/replay', { body: { endpointId: values.endpoint, eventType: values.type, since: values.since } }));
+        const body = { endpointId: values.endpoint, eventType: values.type, since: values.since };
+        const r = await ok(
+          tenantId
+            ? hookline.POST('/v1/tenants/{tenantId}/dead-letters/replay', { params: { path: { tenantId } }, body })
+            : hookline.POST('/v1/dead-letters/replay', { body }),
+        );
         console.log(`replayed ${r.replayed} dead letter(s)`);
         return;
       }
       const [eventId, endpointId] = positionals;
       if (!eventId || !endpointId) throw new Error('usage: hookline replay EVENT_ID ENDPOINT_ID, or hookline replay --all');
-      await ok(hookline.POST('/v1/deliveries/{eventId}/{endpointId}/replay', { params: { path: { eventId, endpointId } } }));
+      await ok(
+        tenantId
+          ? hookline.POST('/v1/tenants/{tenantId}/deliveries/{eventId}/{endpointId}/replay', { params: { path: { tenantId, eventId, endpointId } } })
+          : hookline.POST('/v1/deliveries/{eventId}/{endpointId}/replay', { params: { path: { eventId, endpointId } } }),
+      );
       console.log(`replaying ${eventId} → ${endpointId}`);
       return;
     }
