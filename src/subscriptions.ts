@@ -26,12 +26,18 @@ export function hostOf(url: string): string {
 
 /**
  * The active endpoints (all of them, disabled ones excluded) that want this event: those of the
- * event's tenant only — fan-out never crosses tenants, whatever the endpoints subscribe to.
+ * event's tenant only — fan-out never crosses tenants, whatever the endpoints subscribe to. A
+ * test event goes to its one endpoint, whatever that endpoint subscribes to.
  */
-export function subscribersOf(active: EndpointRow[], event: Pick<EventRow, 'tenantId' | 'type' | 'channels'>): EndpointRow[] {
-  return active.filter(
-    (e) => e.tenantId === event.tenantId && matchesEventType(e.eventTypes, event.type) && matchesChannels(e.channels, event.channels),
-  );
+export function subscribersOf(
+  active: EndpointRow[],
+  event: Pick<EventRow, 'tenantId' | 'type' | 'channels'> & { onlyEndpointId?: string | null },
+): EndpointRow[] {
+  return active.filter((e) => {
+    if (e.tenantId !== event.tenantId) return false;
+    if (event.onlyEndpointId) return e.id === event.onlyEndpointId;
+    return matchesEventType(e.eventTypes, event.type) && matchesChannels(e.channels, event.channels);
+  });
 }
 
 export function toResolved(e: EndpointRow): ResolvedEndpoint {

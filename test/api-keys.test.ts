@@ -209,6 +209,9 @@ describe('scoped API keys and portal sessions', () => {
       expect(Date.parse(s.expiresAt) - Date.now()).toBeLessThanOrEqual(3600_000);
       const manage = await mint({ name: 'acme manage', tenantId: 'acme', scopes: ['manage'] });
       await portal(manage.key, 'acme');
+      // No body at all: every field has a default.
+      const bare = await app.inject({ method: 'POST', url: '/v1/tenants/acme/portal-sessions', headers: { authorization: `Bearer ${ADMIN}` } });
+      expect(bare.statusCode, bare.body).toBe(201);
       expect((await call(manage.key, 'POST', '/v1/tenants/globex/portal-sessions', {})).status).toBe(404);
       const reader = await mint({ name: 'acme read', tenantId: 'acme', scopes: ['read'] });
       expect((await call(reader.key, 'POST', '/v1/tenants/acme/portal-sessions', {})).status).toBe(403);

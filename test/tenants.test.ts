@@ -15,6 +15,9 @@ describe('subscribersOf', () => {
     expect(subscribersOf(active, { tenantId: 'acme', type: 'order.created', channels: null }).map((e) => e.id)).toEqual(['ep_a']);
     expect(subscribersOf(active, { tenantId: 'default', type: 'order.created', channels: null }).map((e) => e.id)).toEqual(['ep_d']);
     expect(subscribersOf(active, { tenantId: 'nobody', type: 'order.created', channels: null })).toEqual([]);
+    // A test event: its one endpoint, and never one of another tenant under the same id.
+    expect(subscribersOf(active, { tenantId: 'acme', onlyEndpointId: 'ep_a', type: 'x.y', channels: null }).map((e) => e.id)).toEqual(['ep_a']);
+    expect(subscribersOf(active, { tenantId: 'acme', onlyEndpointId: 'ep_b', type: 'x.y', channels: null })).toEqual([]);
   });
 });
 
@@ -209,6 +212,29 @@ describe('tenants', () => {
     }
   });
 
+  it('sends a test event to one endpoint only, whatever it subscribes to', async () => {
+    await mustCreate('/v1/tenants', { id: 'tester' });
+    const [one, other] = [await startReceiver(), await startReceiver()];
+    try {
+      const target = await mustCreate('/v1/tenants/tester/endpoints', { url: one.url, eventTypes: ['never.this'], retry: FAST_RETRY });
+      await mustCreate('/v1/tenants/tester/endpoints', { url: other.url, retry: FAST_RETRY });
+      const sent = await call('POST', `/v1/tenants/tester/endpoints/${target.id}/test`, { eventType: 'invoice.paid', data: { example: true } });
+      expect(sent.status).toBe(202);
+      expect(sent.body).toMatchObject({ type: 'invoice.paid', data: { example: true } });
+      await waitFor(() => one.requests.some((r) => r.headers['webhook-id'] === sent.body.id), 30_000, 'test delivery');
+      await waitFor(async () => (await h.client.workflow.getHandle(sent.body.id).describe()).status.name === 'COMPLETED', 30_000, 'done');
+      expect(other.requests).toHaveLength(0);
+      expect(JSON.parse(one.requests[0].body)).toMatchObject({ type: 'invoice.paid', data: { example: true } });
+      const dflt = await call('POST', `/v1/tenants/tester/endpoints/${target.id}/test`);
+      expect(dflt.body.type, JSON.stringify(dflt.body)).toBe('webhook.test');
+      // Another tenant's endpoint cannot be tested from here.
+      expect((await call('POST', `/v1/tenants/acme/endpoints/${target.id}/test`)).status).toBe(404);
+    } finally {
+      await one.close();
+      await other.close();
+    }
+  });
+
   it('documents every tenant route in a valid OpenAPI document', async () => {
     const doc = (await h.app.inject({ method: 'GET', url: '/docs/json' })).json();
     const result = await new Validator().validate(doc);
@@ -221,6 +247,7 @@ describe('tenants', () => {
       ['/v1/tenants/{tenantId}/deliveries/{eventId}/{endpointId}/attempts', 'get'],
       ['/v1/tenants/{tenantId}/dead-letters', 'get'], ['/v1/tenants/{tenantId}/dead-letters/replay', 'post'],
       ['/v1/tenants/{tenantId}/stats', 'get'], ['/v1/tenants/{tenantId}/portal-sessions', 'post'],
+      ['/v1/tenants/{tenantId}/endpoints/{id}/test', 'post'],
       ['/v1/endpoints', 'post'], ['/v1/events', 'post'], ['/v1/stats', 'get'],
       ['/v1/api-keys', 'post'], ['/v1/api-keys/{id}', 'delete'], ['/v1/portal/session', 'get'],
     ]) {

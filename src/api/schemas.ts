@@ -146,6 +146,13 @@ export const EventIn = z
   })
   .strict();
 
+export const TestEventIn = z
+  .object({
+    eventType: EventTypeName.optional().describe('default webhook.test; a registered type checks data against its schema'),
+    data: z.record(z.string(), z.unknown()).optional().describe('default {} (e.g. the example payload of the type\'s schema)'),
+  })
+  .strict();
+
 export const DeliveryStatusEnum = z.enum(['pending', 'delivering', 'delivered', 'dead_lettered', 'dropped']);
 
 export const DeliveryOut = z.object({

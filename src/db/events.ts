@@ -13,6 +13,8 @@ export interface EventRow {
   id: string;
   /** The tenant it was published to; only that tenant's endpoints receive it. */
   tenantId: string;
+  /** A test event's one endpoint; null for every other event. */
+  onlyEndpointId: string | null;
   type: string;
   version: number | null;
   channels: string[] | null;
@@ -24,15 +26,17 @@ export interface NewEvent {
   id: string;
   /** Default `default` (the tenant of the routes without one, and of Hookline's own events). */
   tenantId?: string;
+  /** A test event: delivered to this endpoint only. */
+  onlyEndpointId?: string | null;
   type: string;
   version?: number | null;
   channels?: string[] | null;
   data: unknown;
 }
 
-const COLUMNS = 'id, tenant_id, type, version, channels, data, data_encrypted, created_at';
+const COLUMNS = 'id, tenant_id, only_endpoint_id, type, version, channels, data, data_encrypted, created_at';
 const toRow = (r: any): EventRow => ({
-  id: r.id, tenantId: r.tenant_id, type: r.type, version: r.version, channels: r.channels, createdAt: r.created_at,
+  id: r.id, tenantId: r.tenant_id, onlyEndpointId: r.only_endpoint_id, type: r.type, version: r.version, channels: r.channels, createdAt: r.created_at,
   data: r.data_encrypted === null ? r.data : openEventData(r.id, r.data_encrypted),
 });
 
@@ -46,15 +50,15 @@ export async function insertEventWithOutbox(db: Queryable, e: NewEvent): Promise
   // One statement, one round trip: the outbox row is written only if the event row was.
   const inserted = await db.query(
     `WITH e AS (
-       INSERT INTO events (id, type, version, channels, data, data_encrypted, tenant_id) VALUES ($1, $2, $3, $4, $5, $6, $7)
+       INSERT INTO events (id, type, version, channels, data, data_encrypted, tenant_id, only_endpoint_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
        ON CONFLICT (id) DO NOTHING RETURNING ${COLUMNS}
      ), o AS (
        INSERT INTO outbox (event_id) SELECT id FROM e
      )
      SELECT * FROM e`,
     payloadsEncrypted()
-      ? [e.id, e.type, e.version ?? null, e.channels ?? null, null, sealEventData(e.id, e.data), e.tenantId ?? DEFAULT_TENANT]
-      : [e.id, e.type, e.version ?? null, e.channels ?? null, JSON.stringify(e.data), null, e.tenantId ?? DEFAULT_TENANT],
+      ? [e.id, e.type, e.version ?? null, e.channels ?? null, null, sealEventData(e.id, e.data), e.tenantId ?? DEFAULT_TENANT, e.onlyEndpointId ?? null]
+      : [e.id, e.type, e.version ?? null, e.channels ?? null, JSON.stringify(e.data), null, e.tenantId ?? DEFAULT_TENANT, e.onlyEndpointId ?? null],
   );
   if (inserted.rows[0]) return { event: toRow(inserted.rows[0]), created: true };
   const existing = await getEvent(db, e.id);

@@ -33,6 +33,7 @@ export interface RelayOptions {
 export interface ClaimedEvent {
   event_id: string;
   tenant_id: string;
+  only_endpoint_id: string | null;
   type: string;
   channels: string[] | null;
   relay_attempts: number;
@@ -118,7 +119,7 @@ export class Relay {
     try {
       await db.query('BEGIN');
       const { rows } = await db.query<ClaimedEvent>(
-        `SELECT o.event_id, e.tenant_id, e.type, e.channels, o.relay_attempts FROM outbox o JOIN events e ON e.id = o.event_id
+        `SELECT o.event_id, e.tenant_id, e.only_endpoint_id, e.type, e.channels, o.relay_attempts FROM outbox o JOIN events e ON e.id = o.event_id
          WHERE o.available_at <= now()
          ORDER BY o.created_at, o.event_id
          LIMIT $1 FOR UPDATE OF o SKIP LOCKED`,
@@ -161,7 +162,7 @@ export class Relay {
     if (rows.length === 0) return [];
     const active = await listActiveEndpoints(this.o.pool, [...new Set(rows.map((r) => r.tenant_id))]);
     return Promise.allSettled(rows.map(async (r) => {
-      const endpoints = subscribersOf(active, { tenantId: r.tenant_id, type: r.type, channels: r.channels }).map(toResolved);
+      const endpoints = subscribersOf(active, { tenantId: r.tenant_id, onlyEndpointId: r.only_endpoint_id, type: r.type, channels: r.channels }).map(toResolved);
       await ensureDeliveries(this.o.pool, r.event_id, r.type, endpoints.map((e) => e.id), r.tenant_id);
       await this.startWorkflow(r.event_id, r.type, endpoints, r.tenant_id);
     }));

@@ -17,7 +17,11 @@ import { deliveriesForEvent } from '../../db/deliveries';
 import { newEventId } from '../../ids';
 import { ApiError, notFound } from '../errors';
 import { deliveryOut, eventOut } from '../serialize';
-import { EventIn, EventOut, EventWithDeliveriesOut } from '../schemas';
+import { EventIn, EventOut, EventWithDeliveriesOut, TestEventIn } from '../schemas';
+import { getEndpoint } from '../../db/endpoints';
+
+/** What a test event is called when the caller names no type. */
+const TEST_EVENT_TYPE = 'webhook.test';
 
 const IDEMPOTENCY_KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
 // An Idempotency-Key is remembered for HOOKLINE_IDEMPOTENCY_TTL_HOURS (default 24 h, as Stripe):
@@ -79,10 +83,10 @@ function contractOf(verdict: Verdict): ContractResult {
  * Without an Idempotency-Key: the event and its outbox row are one INSERT statement, atomic on
  * its own, so no BEGIN/COMMIT round trips around it.
  */
-async function recordEvent(pool: Pool, tenantId: string, b: z.output<typeof EventIn>, verdict: Verdict): Promise<Recorded> {
+async function recordEvent(pool: Pool, tenantId: string, b: z.output<typeof EventIn>, verdict: Verdict, onlyEndpointId?: string): Promise<Recorded> {
   const contract = contractOf(verdict);
   const id = b.id ?? newEventId();
-  const { event, created } = await insertEventWithOutbox(pool, { id, tenantId, type: b.type, data: b.data, channels: b.channels, version: contract.version });
+  const { event, created } = await insertEventWithOutbox(pool, { id, tenantId, onlyEndpointId, type: b.type, data: b.data, channels: b.channels, version: contract.version });
   if (!created && (event.tenantId !== tenantId || !sameEvent(event, b))) throw eventIdConflict(id);
   return { event, contract };
 }
@@ -166,5 +170,26 @@ export const eventRoutes: FastifyPluginAsync = async (fastify) => {
       pool.query('SELECT 1 FROM outbox WHERE event_id = $1', [event.id]),
     ]);
     return { ...eventOut(event), relayed: outbox.rowCount === 0, deliveries: deliveries.map(deliveryOut) };
+  });
+
+  // The portal's (and the console's) "send a test event": a real event through the real
+  // pipeline — outbox, relay, workflow, signature — that only this endpoint receives.
+  app.post('/endpoints/:id/test', {
+    config: { auth: 'manage' },
+    schema: {
+      tags: ['endpoints'],
+      summary: 'Send a test event to this endpoint only (its event-type filter does not apply); 202 with the event',
+      params: z.object({ id: z.string().max(128) }),
+      body: TestEventIn.nullish(),
+      response: { 202: EventOut },
+    },
+  }, async (req, reply) => {
+    const endpoint = await getEndpoint(pool, req.params.id, req.tenantId);
+    if (!endpoint) throw notFound('endpoint', req.params.id);
+    if (endpoint.disabled) throw new ApiError(409, 'endpoint_disabled', `id: endpoint ${endpoint.id} is disabled; enable it (PATCH disabled: false) to test it`);
+    const b = { type: req.body?.eventType ?? TEST_EVENT_TYPE, data: req.body?.data ?? {} };
+    const { event } = await recordEvent(pool, req.tenantId, b, await checkContract(pool, config, b), endpoint.id);
+    notifyOutbox(pool);
+    return reply.code(202).send(eventOut(event));
   });
 };

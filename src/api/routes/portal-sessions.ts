@@ -21,7 +21,7 @@ export const portalSessionRoutes: FastifyPluginAsync = async (fastify) => {
     schema: {
       tags: ['portal'],
       summary: 'Start a portal session for this tenant: a URL to embed or link, valid for ttlSeconds (default 1 h)',
-      body: PortalSessionIn.optional(),
+      body: PortalSessionIn.nullish(),
       response: { 201: PortalSessionOut },
     },
   }, async (req, reply) => {

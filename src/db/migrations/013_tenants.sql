@@ -21,6 +21,9 @@ INSERT INTO tenants (id, name) VALUES ('default', 'Default');
 
 ALTER TABLE endpoints ADD COLUMN tenant_id text NOT NULL DEFAULT 'default' REFERENCES tenants(id);
 ALTER TABLE events ADD COLUMN tenant_id text NOT NULL DEFAULT 'default';
+-- Set on a test event (POST …/endpoints/:id/test): it goes to this one endpoint only, whatever
+-- the endpoint subscribes to. NULL: the tenant's subscribed endpoints, as every other event.
+ALTER TABLE events ADD COLUMN only_endpoint_id text;
 -- Copied from the event when the relay plans it (and onto attempts as they are recorded), so
 -- listing and stats per tenant never need a join, and outlive a deleted endpoint.
 ALTER TABLE deliveries ADD COLUMN tenant_id text NOT NULL DEFAULT 'default';
