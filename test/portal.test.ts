@@ -174,7 +174,7 @@ describe('consumer portal', () => {
     expect(await page.locator('#session-info').textContent()).toContain('read-only');
     expect(await page.locator('#new-endpoint').isHidden()).toBe(true);
     expect(await page.locator('#replay-all').isHidden()).toBe(true);
-    expect(await page.locator('button.edit, button.delete, button.rotate, button.replay').count()).toBe(0);
+    expect(await page.locator('button.edit, button.delete, button.rotate, button.replay, button.test').count()).toBe(0);
     // Reading still works: the attempts of the delivery.
     await page.locator(`#deliveries tr[data-event-id="${ev.id}"] button.attempts`).click();
     await page.locator('#deliveries tr.attempts').filter({ hasText: 'HTTP 400' }).waitFor();
@@ -195,7 +195,7 @@ describe('consumer portal', () => {
     expect(await status()).toBe('dead_lettered');
   });
 
-  it('creates an endpoint through the page (the API sees it), shows the URL policy refusal, rotates, replays', async () => {
+  it('creates an endpoint through the page (the API sees it), shows the URL policy refusal, rotates, replays, tests', async () => {
     const s = await session('acme');
     const { page, problems } = await open(`${base}/portal#token=${s.token}`);
     page.on('dialog', (d) => void d.accept());
@@ -260,6 +260,18 @@ describe('consumer portal', () => {
     await page.click('#replay-all');
     await page.locator('#notice').filter({ hasText: /^Replay requested for \d+ dead letter/ }).waitFor();
     for (const e of more) await waitFor(async () => (await statusOf(e.id)) === 'delivered', 30_000, 'delivered after replay all');
+
+    // A test event with the catalogue's example payload: only this endpoint gets it, signed.
+    const before = rx.requests.length;
+    await row.locator('button.test').click();
+    await page.selectOption('#test-type', 'invoice.paid');
+    await page.click('#test-form button[type=submit]');
+    const sent = page.locator('#notice').filter({ hasText: /^Sent test event evt_/ });
+    await sent.waitFor();
+    const testId = /evt_[0-9A-Za-z]+/.exec((await sent.textContent())!)![0];
+    const got = await waitFor(() => rx.requests.slice(before).find((r) => r.headers['webhook-id'] === testId), 30_000, 'the test event');
+    expect(JSON.parse(got.body)).toMatchObject({ type: 'invoice.paid', data: { invoiceId: 'inv_42', amount: 0 } });
+    expect(got.headers['webhook-signature']).toMatch(/^v1,/);
 
     // Edit, then delete: both reach the API.
     await row.locator('button.edit').click();

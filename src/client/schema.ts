@@ -495,6 +495,63 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/endpoints/{id}/test": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Send a test event to this endpoint only (its event-type filter does not apply); 202 with the event */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /** @description default webhook.test; a registered type checks data against its schema */
+                        eventType?: string;
+                        /** @description default {} (e.g. the example payload of the type's schema) */
+                        data?: {
+                            [key: string]: unknown;
+                        };
+                    } | null;
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                202: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            id: string;
+                            type: string;
+                            version: number | null;
+                            channels: string[] | null;
+                            timestamp: string;
+                            data: unknown;
+                            warning?: string;
+                        };
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/deliveries": {
         parameters: {
             query?: never;
@@ -929,7 +986,7 @@ export interface paths {
                             logoUrl?: string;
                             accentColor?: string;
                         };
-                    };
+                    } | null;
                 };
             };
             responses: {
@@ -1468,6 +1525,65 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/tenants/{tenantId}/endpoints/{id}/test": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Send a test event to this endpoint only (its event-type filter does not apply); 202 with the event */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                    /** @description a tenant id (`tn_…` or one chosen at creation); `default` is the tenant of the routes without one */
+                    tenantId: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /** @description default webhook.test; a registered type checks data against its schema */
+                        eventType?: string;
+                        /** @description default {} (e.g. the example payload of the type's schema) */
+                        data?: {
+                            [key: string]: unknown;
+                        };
+                    } | null;
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                202: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            id: string;
+                            type: string;
+                            version: number | null;
+                            channels: string[] | null;
+                            timestamp: string;
+                            data: unknown;
+                            warning?: string;
+                        };
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/tenants/{tenantId}/deliveries": {
         parameters: {
             query?: never;
@@ -1923,7 +2039,7 @@ export interface paths {
                             logoUrl?: string;
                             accentColor?: string;
                         };
-                    };
+                    } | null;
                 };
             };
             responses: {

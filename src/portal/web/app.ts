@@ -109,6 +109,7 @@ class Portal {
   private endpoints: EndpointRow[] = [];
   private eventTypes: { name: string; description: string; deprecated: boolean; example: unknown }[] = [];
   private editing: string | null = null; // endpoint id, or null for a new one
+  private testing: string | null = null; // the endpoint the test panel sends to
   private readonly expanded = new Set<string>();
 
   constructor(
@@ -130,6 +131,8 @@ class Portal {
       $('endpoint-cancel').addEventListener('click', () => this.closeEditor());
       $('endpoint-form').addEventListener('submit', (e) => (e.preventDefault(), void this.saveEndpoint()));
       $('replay-all').addEventListener('click', () => void this.replayAll());
+      $('test-cancel').addEventListener('click', () => this.closeTest());
+      $('test-form').addEventListener('submit', (e) => (e.preventDefault(), void this.sendTest()));
     }
     $('refresh').addEventListener('click', () => void this.refresh());
     const loaded = await act('Loading', async () => {
@@ -154,6 +157,9 @@ class Portal {
       const latest = t.versions.find((v) => v.version === t.latestVersion) ?? t.versions[t.versions.length - 1];
       return { name: t.name, description: t.description, deprecated: t.deprecated, example: latest ? exampleFromSchema(latest.schema) : undefined };
     });
+    // webhook.test (the API's default) first, for an endpoint that subscribes to nothing yet.
+    const choices = ['webhook.test', ...this.eventTypes.map((t) => t.name).filter((n) => n !== 'webhook.test')];
+    $('test-type').replaceChildren(...choices.map((name) => h('option', { value: name }, name)));
     const box = $('event-types');
     box.replaceChildren();
     if (this.eventTypes.length === 0) box.append(h('p', { class: 'empty' }, 'No event types are published yet.'));
@@ -182,6 +188,7 @@ class Portal {
         : [
             h('button', { type: 'button', class: 'edit', onclick: () => this.openEditor(ep.id) }, 'Edit'),
             h('button', { type: 'button', class: 'rotate', onclick: () => void this.rotate(ep.id) }, 'Rotate secret'),
+            h('button', { type: 'button', class: 'test', onclick: () => this.openTest(ep.id) }, 'Send test'),
             h('button', { type: 'button', class: 'delete danger', onclick: () => void this.remove(ep) }, 'Delete'),
           ];
       tbody.append(
@@ -267,6 +274,33 @@ class Portal {
     $('secret-value').textContent = secret;
     $('secret-note').textContent = note;
     $('secret-panel').hidden = false;
+  }
+
+  // ---- test events ----
+
+  private openTest(id: string): void {
+    this.testing = id;
+    $('test-endpoint').textContent = id;
+    $('test-panel').hidden = false;
+  }
+
+  private closeTest(): void {
+    $('test-panel').hidden = true;
+    this.testing = null;
+  }
+
+  private async sendTest(): Promise<void> {
+    const id = this.testing;
+    if (!id) return;
+    const eventType = ($('test-type') as HTMLSelectElement).value;
+    const example = this.eventTypes.find((t) => t.name === eventType)?.example;
+    // The route takes an object; a type whose example is not one gets the API's default ({}).
+    const data = typeof example === 'object' && example !== null && !Array.isArray(example) ? (example as Record<string, unknown>) : undefined;
+    const sent = await act('Sending the test event', async () => {
+      const ev = await ok(this.api.POST('/v1/tenants/{tenantId}/endpoints/{id}/test', { params: { path: { ...this.tenant, id } }, body: { eventType, data } }));
+      notice(`Sent test event ${ev.id} (${ev.type}) to ${id}.`);
+    });
+    if (sent) await this.refresh();
   }
 
   // ---- deliveries and dead letters ----
