@@ -11,6 +11,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { mintPortalToken, portalSigningKey } from '../src/api/portal-token';
+import { exampleFromSchema } from '../src/portal/web/example';
 import { createHarness, FAST_RETRY, startReceiver, waitFor, type Harness, type Receiver } from './helpers';
 
 const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
@@ -310,5 +311,36 @@ describe('consumer portal', () => {
       sender.closeAllConnections(); // the browser keeps its connection alive
       await new Promise((r) => sender.close(r));
     }
+  });
+});
+
+describe('example payloads from event-type schemas', () => {
+  it('prefers what the schema says, else builds a value of each declared type', () => {
+    expect(exampleFromSchema({ type: 'object', examples: [{ a: 1 }], properties: { b: { type: 'string' } } })).toEqual({ a: 1 });
+    expect(exampleFromSchema({
+      type: 'object',
+      properties: {
+        id: { type: 'string', example: 'inv_1' },
+        status: { enum: ['paid', 'void'] },
+        at: { type: 'string', format: 'date-time' },
+        lines: { type: 'array', items: { type: 'object', properties: { qty: { type: 'integer', minimum: 1 } } } },
+        note: { type: ['string', 'null'] },
+        kind: { oneOf: [{ const: 'card' }, { const: 'bank' }] },
+        flag: { type: 'boolean', default: true },
+      },
+    })).toEqual({ id: 'inv_1', status: 'paid', at: '2026-01-01T00:00:00Z', lines: [{ qty: 1 }], note: 'string', kind: 'card', flag: true });
+  });
+
+  it('gives nothing for no schema, and stops on a schema that nests without end', () => {
+    expect(exampleFromSchema(undefined)).toBeUndefined();
+    expect(exampleFromSchema({})).toBeUndefined();
+    const deep: Record<string, unknown> = { type: 'object', properties: {} };
+    let at = deep;
+    for (let i = 0; i < 50; i++) {
+      const next = { type: 'object', properties: {} };
+      (at.properties as Record<string, unknown>).x = next;
+      at = next;
+    }
+    expect(JSON.stringify(exampleFromSchema(deep)).length).toBeLessThan(100);
   });
 });
