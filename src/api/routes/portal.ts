@@ -37,14 +37,17 @@ function secure(reply: FastifyReply): FastifyReply {
 
 let bundled: Promise<string> | null = null;
 /** The script: prebuilt by `npm run build`, else bundled once per process from source. */
-function portalScript(dir: string): Promise<string> {
+function portalScript(dir: string): () => Promise<string> {
   const prebuilt = path.join(dir, 'app.js');
-  if (existsSync(prebuilt)) return Promise.resolve(readFileSync(prebuilt, 'utf8'));
-  bundled ??= bundlePortal().catch((err) => {
-    bundled = null; // a broken source must not stay broken after it is fixed
-    throw err;
-  });
-  return bundled;
+  if (existsSync(prebuilt)) {
+    const script = Promise.resolve(readFileSync(prebuilt, 'utf8'));
+    return () => script;
+  }
+  return () =>
+    (bundled ??= bundlePortal().catch((err) => {
+      bundled = null; // a broken source must not stay broken after it is fixed
+      throw err;
+    }));
 }
 
 export const portalRoutes: FastifyPluginAsync = async (app) => {
@@ -52,11 +55,12 @@ export const portalRoutes: FastifyPluginAsync = async (app) => {
   if (!dir) throw new Error(`consumer portal files not found (looked in ${WEB_DIRS.join(', ')})`);
   const html = readFileSync(path.join(dir, 'index.html'));
   const css = readFileSync(path.join(dir, 'style.css'));
+  const script = portalScript(dir);
   const page = { schema: { hide: true }, config: { auth: 'public' as const } };
 
   for (const url of ['/portal', '/portal/']) {
     app.get(url, page, async (_req, reply) => secure(reply).type('text/html; charset=utf-8').send(html));
   }
   app.get('/portal/style.css', page, async (_req, reply) => secure(reply).type('text/css; charset=utf-8').send(css));
-  app.get('/portal/app.js', page, async (_req, reply) => secure(reply).type('text/javascript; charset=utf-8').send(await portalScript(dir)));
+  app.get('/portal/app.js', page, async (_req, reply) => secure(reply).type('text/javascript; charset=utf-8').send(await script()));
 };
