@@ -1,8 +1,9 @@
 // The consumer portal (/portal) in a real headless Chromium against the real pipeline: a page
 // served under a strict CSP that runs without a single violation, a session for one tenant that
 // shows only that tenant's data, an expired session refused, a read-only session that shows no
-// button that changes anything (and the API refuses those changes), and an endpoint created
-// through the page that the API then lists. Needs Chromium: `apt-get install -y chromium`.
+// button that changes anything (and the API refuses those changes), an endpoint created, edited,
+// rotated, tested, replayed and deleted through the page as the API then sees it, and the page
+// working inside an iframe on another origin. Needs Chromium: `apt-get install -y chromium`.
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
