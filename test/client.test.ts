@@ -1,7 +1,10 @@
 // The typed client (hookline/client): its generated files match what the routes generate now
 // (the drift check CI runs), and it works against a real API: the key as a Bearer header, typed
 // bodies and query parameters, refusals thrown with the API's status and message.
+import { execFile } from 'node:child_process';
 import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHooklineClient, HooklineApiError, ok, type HooklineClient } from '../src/client';
 import { driftedFiles, generateClientFiles } from '../scripts/generate-client';
@@ -12,6 +15,14 @@ const API_KEY = 'client-test-key-0123456789';
 describe('generated client files', () => {
   it('are up to date with the routes (run `npm run client:generate` when this fails)', async () => {
     expect(await driftedFiles()).toEqual([]);
+  });
+
+  it('type the consumer portal: its browser code compiles against them', async () => {
+    // The root tsconfig has no DOM, so the portal (src/portal/web) has its own; run it here so CI
+    // catches a route change that breaks the page, as `tsc --noEmit` does for the CLI.
+    const repo = path.resolve(__dirname, '..');
+    const tsc = promisify(execFile)(process.execPath, [require.resolve('typescript/bin/tsc'), '--noEmit', '-p', 'src/portal/web'], { cwd: repo });
+    await expect(tsc).resolves.toMatchObject({ stdout: '' });
   });
 
   it('describe every /v1 route of the API with its types', async () => {
