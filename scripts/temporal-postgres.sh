@@ -34,7 +34,7 @@ export TEMPORAL_HISTORY_SHARDS="${TEMPORAL_HISTORY_SHARDS:-512}"
 export TEMPORAL_DYNAMIC_CONFIG="$CONFIG_DIR/dynamicconfig.yaml"
 # Hookline's search attributes (DESIGN: find deliveries in the Web UI); the same list as
 # src/search-attributes.ts.
-SEARCH_ATTRIBUTES=(EventType=Keyword EndpointIds=KeywordList DeadLetteredEndpoints=KeywordList DeliveryStatus=Keyword)
+SEARCH_ATTRIBUTES=(EventType=Keyword EndpointIds=KeywordList DeadLetteredEndpoints=KeywordList DeliveryStatus=Keyword TenantId=Keyword)
 
 say() { echo "[temporal-postgres] $*" >&2; }
 

@@ -245,6 +245,7 @@ describe('scoped API keys and portal sessions', () => {
       expect((await call(s.token, 'POST', '/v1/tenants/acme/events', { type: 'x.y', data: {} })).status).toBe(403);
       expect((await call(s.token, 'POST', '/v1/tenants/acme/portal-sessions', {})).status).toBe(403);
       expect((await call(s.token, 'GET', '/v1/tenants')).status).toBe(403);
+      expect((await call(s.token, 'GET', '/v1/tenants/acme')).status).toBe(403); // the sender's metadata
       expect((await call(s.token, 'GET', '/v1/api-keys')).status).toBe(403);
       expect((await call(ADMIN, 'GET', '/v1/portal/session')).status).toBe(403);
     });

@@ -197,3 +197,53 @@ describe('authentication settings', () => {
       expect(() => app.get('/typo', { config: { auth: 'pubic' as never } }, async () => ({}))).toThrow(/config\.auth must be one of/);
     }));
 });
+
+describe('tenant-scoped credentials, over raw sockets', () => {
+  let app: FastifyInstance;
+  let close: () => Promise<void>;
+  let port: number;
+  let acmeKey: string;
+
+  beforeAll(async () => {
+    ({ app, close } = await createApiOnly({ HOOKLINE_API_KEY: KEY, HOOKLINE_ALLOWED_TARGETS: 'loopback' }));
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    port = (app.server.address() as AddressInfo).port;
+    const admin = { authorization: `Bearer ${KEY}` };
+    for (const id of ['acme', 'globex']) {
+      expect((await raw(port, request('POST', '/v1/tenants', admin, JSON.stringify({ id })))).status).toBe(201);
+    }
+    const ep = await raw(port, request('POST', '/v1/tenants/globex/endpoints', admin, JSON.stringify({ url: 'http://127.0.0.1:9/globex-secret-path' })));
+    expect(ep.status).toBe(201);
+    const minted = await raw(port, request('POST', '/v1/api-keys', admin, JSON.stringify({ name: 'acme', tenantId: 'acme', scopes: ['read', 'manage'] })));
+    acmeKey = JSON.parse(minted.body).key;
+  });
+  afterAll(async () => {
+    await close?.();
+  });
+
+  // Every spelling that might reach globex's endpoints from a path that starts with acme's, or
+  // name globex in a way a check on the raw URL would miss.
+  const SPELLINGS = [
+    '/v1/tenants/globex/endpoints',
+    '/v1/tenants/%67lobex/endpoints',
+    '/v1/tenants/GLOBEX/endpoints',
+    '/v1/tenants/acme/../globex/endpoints',
+    '/v1/tenants/acme/%2e%2e/globex/endpoints',
+    '/v1/tenants/acme%2f..%2fglobex/endpoints',
+    '/v1/tenants/acme/endpoints/../../globex/endpoints',
+    '/v1/tenants//globex/endpoints',
+    '/v1/tenants/globex%00/endpoints',
+    '/v1/tenants/acme,globex/endpoints',
+    '/v1/tenants/globex/endpoints?tenantId=acme',
+    '/v1/tenants/acme/endpoints?tenantId=globex',
+    '/v1/endpoints?tenantId=globex',
+    'http://127.0.0.1/v1/tenants/globex/endpoints',
+  ];
+
+  it.each(SPELLINGS)('%s with an acme key shows nothing of globex', async (target) => {
+    const res = await raw(port, request('GET', target, { authorization: `Bearer ${acmeKey}` }));
+    expect([200, 400, 404], `${target}: ${res.head}`).toContain(res.status);
+    expect(res.body).not.toContain('globex-secret-path');
+    if (res.status === 200) expect(JSON.parse(res.body).data).toEqual([]); // acme's own (empty) list
+  });
+});

@@ -49,7 +49,7 @@ describe('relay', () => {
     const db = await h.pool.connect();
     await db.query('BEGIN');
     const { rows } = await db.query(
-      `SELECT o.event_id, e.type, e.channels, o.relay_attempts FROM outbox o JOIN events e ON e.id = o.event_id ORDER BY o.created_at LIMIT 5 FOR UPDATE OF o SKIP LOCKED`,
+      `SELECT o.event_id, e.tenant_id, e.only_endpoint_id, e.type, e.channels, o.relay_attempts FROM outbox o JOIN events e ON e.id = o.event_id ORDER BY o.created_at LIMIT 5 FOR UPDATE OF o SKIP LOCKED`,
     );
     expect(rows).toHaveLength(5);
     await crashing.startWorkflows(rows);

@@ -4,6 +4,8 @@
 import { Validator } from '@seriousme/openapi-schema-validator';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EndpointRow } from '../src/db/endpoints';
+import { enqueueEvent } from '../src/producer';
+import { FANOUT_CHILD_BATCH } from '../workflows/deliver-event';
 import { subscribersOf } from '../src/subscriptions';
 import { createHarness, FAST_RETRY, startReceiver, waitFor, type Harness, type Receiver } from './helpers';
 
@@ -131,6 +133,23 @@ describe('tenants', () => {
     expect(described.searchAttributes.DeliveryStatus).toEqual(['delivered']);
   });
 
+  it('carries TenantId to the child workflows of a wide fan-out', async () => {
+    await mustCreate('/v1/tenants', { id: 'wide-co' });
+    const rx = await startReceiver();
+    try {
+      const n = FANOUT_CHILD_BATCH + 1;
+      for (let i = 0; i < n; i++) await mustCreate('/v1/tenants/wide-co/endpoints', { url: `${rx.url}/${i}`, retry: FAST_RETRY });
+      const ev = (await call('POST', '/v1/tenants/wide-co/events', { type: 'wide.event', data: {} })).body;
+      await waitFor(async () => (await h.client.workflow.getHandle(ev.id).describe()).status.name === 'COMPLETED', 60_000, 'fan-out done');
+      expect(rx.requests).toHaveLength(n);
+      for (const id of [ev.id, `${ev.id}/1`, `${ev.id}/2`]) {
+        expect((await h.client.workflow.getHandle(id).describe()).searchAttributes.TenantId, id).toEqual(['wide-co']);
+      }
+    } finally {
+      await rx.close();
+    }
+  });
+
   it('publishes to the default tenant through the routes without one, as before tenants', async () => {
     const ev = (await call('POST', '/v1/events', { type: 'legacy.event', data: {} })).body;
     await waitFor(() => rxDefault.requests.some((r) => r.headers['webhook-id'] === ev.id), 30_000, 'default delivery');
@@ -139,6 +158,24 @@ describe('tenants', () => {
     expect((await call('GET', `/v1/tenants/acme/events/${ev.id}`)).status).toBe(404);
     const described = await h.client.workflow.getHandle(ev.id).describe();
     expect(described.searchAttributes.TenantId).toEqual(['default']);
+  });
+
+  it('publishes to a tenant from the producer library too, in the caller\'s transaction', async () => {
+    const client = await h.pool.connect();
+    try {
+      await client.query('BEGIN');
+      const { id } = await enqueueEvent(client, { type: 'order.created', data: { via: 'producer' }, tenantId: 'acme' });
+      await client.query('COMMIT');
+      await waitFor(() => rxA.requests.some((r) => r.headers['webhook-id'] === id), 30_000, 'acme delivery from the producer');
+      await waitFor(async () => (await h.client.workflow.getHandle(id).describe()).status.name === 'COMPLETED', 30_000, 'done');
+      expect(rxB.requests.some((r) => r.headers['webhook-id'] === id)).toBe(false);
+      expect(rxDefault.requests.some((r) => r.headers['webhook-id'] === id)).toBe(false);
+      await client.query('BEGIN');
+      await expect(enqueueEvent(client, { type: 'x.y', data: {}, tenantId: 'no/such' })).rejects.toThrow(/^tenantId: /);
+      await client.query('ROLLBACK');
+    } finally {
+      client.release();
+    }
   });
 
   it('keeps Idempotency-Keys and producer-chosen event ids apart between tenants', async () => {
@@ -225,6 +262,9 @@ describe('tenants', () => {
       await waitFor(async () => (await h.client.workflow.getHandle(sent.body.id).describe()).status.name === 'COMPLETED', 30_000, 'done');
       expect(other.requests).toHaveLength(0);
       expect(JSON.parse(one.requests[0].body)).toMatchObject({ type: 'invoice.paid', data: { example: true } });
+      const reserved = await call('POST', `/v1/tenants/tester/endpoints/${target.id}/test`, { eventType: 'hookline.endpoint.disabled' });
+      expect(reserved.status).toBe(400);
+      expect(reserved.body.message).toMatch(/^body\.eventType: /);
       const dflt = await call('POST', `/v1/tenants/tester/endpoints/${target.id}/test`);
       expect(dflt.body.type, JSON.stringify(dflt.body)).toBe('webhook.test');
       // Another tenant's endpoint cannot be tested from here.

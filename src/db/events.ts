@@ -85,15 +85,18 @@ export async function claimIdempotencyKey(
   eventId: string,
   ttlHours: number,
 ): Promise<{ claimed: true } | { claimed: false; requestHash: string; eventId: string }> {
+  // Keys are printable ASCII without spaces (the API checks), so the space cannot occur in a
+  // default-tenant key: "acme k" is acme's key "k" and nobody else's.
+  const storedKey = tenantId === DEFAULT_TENANT ? key : `${tenantId} ${key}`;
   const { rows } = await db.query(
-    `INSERT INTO idempotency_keys (key, request_hash, event_id, tenant_id) VALUES ($1, $2, $3, $5)
-     ON CONFLICT (tenant_id, key) DO UPDATE SET request_hash = EXCLUDED.request_hash, event_id = EXCLUDED.event_id, created_at = now()
+    `INSERT INTO idempotency_keys (key, request_hash, event_id) VALUES ($1, $2, $3)
+     ON CONFLICT (key) DO UPDATE SET request_hash = EXCLUDED.request_hash, event_id = EXCLUDED.event_id, created_at = now()
        WHERE idempotency_keys.created_at < now() - make_interval(hours => $4)
      RETURNING key`,
-    [key, requestHash, eventId, ttlHours, tenantId],
+    [storedKey, requestHash, eventId, ttlHours],
   );
   if (rows[0]) return { claimed: true };
-  const held = await db.query('SELECT request_hash, event_id FROM idempotency_keys WHERE tenant_id = $1 AND key = $2', [tenantId, key]);
+  const held = await db.query('SELECT request_hash, event_id FROM idempotency_keys WHERE key = $1', [storedKey]);
   return { claimed: false, requestHash: held.rows[0].request_hash, eventId: held.rows[0].event_id };
 }
 

@@ -14,6 +14,7 @@
 // (one extra query per event; compiled schemas are cached) and throws EventContractError.
 import type { ClientBase } from 'pg';
 import { insertEventWithOutbox } from '../db/events';
+import { TENANT_PATH_PATTERN } from '../db/tenants';
 import { notifyOutboxOnCommit } from '../db/outbox-notify';
 import { CHANNEL_PATTERN, EVENT_ID_PATTERN, EVENT_TYPE_PATTERN, newEventId } from '../ids';
 import type { EventContractError } from '../contracts';
@@ -37,6 +38,11 @@ export interface ProducerEvent {
   channels?: string[];
   /** Schema version of `data`. */
   version?: number;
+  /**
+   * The tenant it is published to (only its endpoints receive it); default `default`. Not checked
+   * against the tenants table: an unknown or deleted tenant has no endpoints, so nobody gets it.
+   */
+  tenantId?: string;
 }
 
 export interface EnqueueOptions {
@@ -63,6 +69,9 @@ function checkShape(e: ProducerEvent): void {
   }
   if (e.version !== undefined && (!Number.isInteger(e.version) || e.version < 1)) {
     throw new TypeError('version: an integer ≥ 1');
+  }
+  if (e.tenantId !== undefined && (typeof e.tenantId !== 'string' || !TENANT_PATH_PATTERN.test(e.tenantId))) {
+    throw new TypeError('tenantId: a tenant id (1–64 of A-Z a-z 0-9 _ . - starting with a letter or digit)');
   }
 }
 
@@ -96,6 +105,7 @@ export async function enqueueEvent(
     }
     const { event: row, created } = await insertEventWithOutbox(client, {
       id: event.id ?? newEventId(),
+      tenantId: event.tenantId,
       type: event.type,
       data: event.data,
       channels: event.channels && event.channels.length > 0 ? event.channels : null,

@@ -188,6 +188,10 @@ export const eventRoutes: FastifyPluginAsync = async (fastify) => {
     if (!endpoint) throw notFound('endpoint', req.params.id);
     if (endpoint.disabled) throw new ApiError(409, 'endpoint_disabled', `id: endpoint ${endpoint.id} is disabled; enable it (PATCH disabled: false) to test it`);
     const b = { type: req.body?.eventType ?? TEST_EVENT_TYPE, data: req.body?.data ?? {} };
+    // Hookline's own operational events (hookline.*) are never sent by anyone else, not even as a test.
+    if (b.type.startsWith('hookline.')) {
+      throw new ApiError(400, 'validation_error', 'body.eventType: the hookline. prefix is reserved for Hookline\'s own events');
+    }
     const { event } = await recordEvent(pool, req.tenantId, b, await checkContract(pool, config, b), endpoint.id);
     notifyOutbox(pool);
     return reply.code(202).send(eventOut(event));

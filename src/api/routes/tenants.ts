@@ -41,10 +41,14 @@ export const tenantRoutes: FastifyPluginAsync = async (fastify) => {
   });
 
   app.get('/v1/tenants/:tenantId', {
-    // `path`: a tenant's own keys and portal sessions may read it; access.ts checked it exists.
+    // `path`: a tenant's own keys may read it; access.ts checked it exists.
     config: { auth: 'read', tenancy: 'path' },
     schema: { tags: ['tenants'], summary: 'Read a tenant', params: TenantParams, response: { 200: TenantOut } },
   }, async (req) => {
+    // The metadata is the sender's notes on its customer, not for the customer's browser.
+    if (req.principal?.kind === 'portal') {
+      throw new ApiError(403, 'forbidden', 'authorization: a portal session reads its tenant through GET /v1/portal/session');
+    }
     const row = await tenants.getTenant(pool, req.tenantId);
     if (!row) throw notFound('tenant', req.params.tenantId);
     return tenantOut(row);

@@ -34,11 +34,10 @@ CREATE INDEX events_tenant_created ON events (tenant_id, created_at DESC);
 CREATE INDEX deliveries_tenant_created ON deliveries (tenant_id, created_at DESC, event_id, endpoint_id);
 CREATE INDEX attempts_tenant_started ON attempts (tenant_id, started_at DESC);
 
--- An Idempotency-Key is the producer's word for "the same request" within one tenant: tenant A's
--- key must never return tenant B's event.
-ALTER TABLE idempotency_keys ADD COLUMN tenant_id text NOT NULL DEFAULT 'default';
-ALTER TABLE idempotency_keys DROP CONSTRAINT idempotency_keys_pkey;
-ALTER TABLE idempotency_keys ADD PRIMARY KEY (tenant_id, key);
+-- Idempotency-Keys are per tenant with no change here: another tenant's key is stored as
+-- "<tenantId> <key>" (src/db/events.ts), which no default-tenant key can spell (keys have no
+-- spaces), so processes of the previous release keep working on the same table during a
+-- rolling upgrade.
 
 -- Keys minted by the admin (HOOKLINE_API_KEY). Only the SHA-256 of a key is stored: keys are 256
 -- random bits, so a fast hash cannot be brute-forced and needs no salt or slow KDF, and the
