@@ -314,6 +314,12 @@ class Portal {
     this.renderDeadLetters(deadLetters.data);
   }
 
+  /** An endpoint as its owner knows it (description, else URL), its id on hover. */
+  private endpointCell(id: string): HTMLElement {
+    const ep = this.endpoints.find((e) => e.id === id);
+    return h('td', { title: id, class: ep?.description ? '' : 'mono' }, ep ? ep.description || ep.url : id);
+  }
+
   private async renderDeliveries(rows: DeliveryRow[]): Promise<void> {
     const tbody = $('deliveries').querySelector('tbody')!;
     const fragment: HTMLElement[] = [];
@@ -324,7 +330,7 @@ class Portal {
         h('tr', { 'data-event-id': d.eventId, 'data-endpoint-id': d.endpointId, 'data-status': d.status },
           h('td', {}, when(d.createdAt)),
           h('td', { class: 'mono' }, d.eventId),
-          h('td', { class: 'mono' }, d.endpointId),
+          this.endpointCell(d.endpointId),
           h('td', { class: 'mono' }, d.eventType),
           h('td', {}, badge(d.status)),
           h('td', {}, d.attempts),
@@ -368,7 +374,7 @@ class Portal {
         h('tr', { 'data-event-id': d.eventId, 'data-endpoint-id': d.endpointId },
           h('td', {}, when(d.deadLetteredAt)),
           h('td', { class: 'mono' }, d.eventId),
-          h('td', { class: 'mono' }, d.endpointId),
+          this.endpointCell(d.endpointId),
           h('td', { class: 'mono' }, d.eventType),
           h('td', {}, d.attempts),
           h('td', { class: 'reason' }, d.reason ?? d.lastError ?? ''),
