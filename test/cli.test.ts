@@ -53,6 +53,24 @@ describe('hookline dead-letters / replay', () => {
     await waitFor(async () => (await status(b.id)()) === 'delivered', 30_000, 'b delivered');
   });
 
+  it('lists and replays one tenant\'s dead letters with --tenant', async () => {
+    let healthy = false;
+    rx.respond = () => ({ status: healthy ? 200 : 404 });
+    const inject = async (method: 'GET' | 'POST', url: string, payload?: object) => (await h.app.inject({ method, url, payload })).json();
+    await inject('POST', '/v1/tenants', { id: 'cli-tenant' });
+    const ep = await inject('POST', '/v1/tenants/cli-tenant/endpoints', { url: rx.url, eventTypes: ['cli.tenant'], retry: FAST_RETRY });
+    const ev = await inject('POST', '/v1/tenants/cli-tenant/events', { type: 'cli.tenant', data: {} });
+    const status = async () => (await inject('GET', `/v1/tenants/cli-tenant/events/${ev.id}`)).deliveries?.[0]?.status;
+    await waitFor(async () => (await status()) === 'dead_lettered', 30_000, 'dead letter');
+
+    expect((await hookline('dead-letters', '--tenant', 'cli-tenant')).stdout).toContain(ev.id);
+    expect((await hookline('dead-letters')).stdout).not.toContain(ev.id); // the default tenant's
+    healthy = true;
+    expect((await hookline('replay', '--tenant', 'cli-tenant', ev.id, ep.id)).stdout).toContain(`replaying ${ev.id}`);
+    await waitFor(async () => (await status()) === 'delivered', 30_000, 'delivered');
+    await expect(hookline('dead-letters', '--tenant', 'no-such-tenant')).rejects.toMatchObject({ stderr: expect.stringContaining('404') });
+  });
+
   it('fails with a clear message on a bad command', async () => {
     await expect(hookline('replay')).rejects.toMatchObject({ stderr: expect.stringContaining('usage: hookline replay') });
     await expect(hookline('frobnicate')).rejects.toMatchObject({ stderr: expect.stringContaining('unknown command') });

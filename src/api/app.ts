@@ -22,6 +22,7 @@ import { portalSessionInfoRoutes, portalSessionRoutes } from './routes/portal-se
 import { registerTenantRoutes } from './tenant-routes';
 import { uiRoutes } from './routes/ui';
 import { listenRoutes } from './routes/listen';
+import { portalRoutes } from './routes/portal';
 import { registerDocs } from './docs';
 import { registerRequestSpans } from '../telemetry';
 
@@ -103,5 +104,6 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(eventTypeRoutes);
   await app.register(uiRoutes);
   await app.register(listenRoutes);
+  await app.register(portalRoutes);
   return app;
 }

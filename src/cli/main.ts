@@ -10,6 +10,7 @@ import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig, type Config } from '../config';
 import { createPool } from '../db/pool';
 import { migrate } from '../db/migrate';
+import type { HooklineClient } from '../client';
 
 const USAGE = `usage: hookline <command> [options]
 
@@ -19,10 +20,11 @@ commands:
   migrate                      apply database migrations
   reencrypt                    after an encryption key rotation: re-encrypt stored secrets and
                                payloads with the newest key of HOOKLINE_ENCRYPTION_KEY
-  dead-letters [--endpoint ID] [--type TYPE] [--since ISO]
-                               list dead letters
-  replay EVENT_ID ENDPOINT_ID  replay one delivery
-  replay --all [--endpoint ID] [--type TYPE] [--since ISO]
+  dead-letters [--tenant ID] [--endpoint ID] [--type TYPE] [--since ISO]
+                               list dead letters (of the tenant; default: the default tenant)
+  replay [--tenant ID] EVENT_ID ENDPOINT_ID
+                               replay one delivery
+  replay --all [--tenant ID] [--endpoint ID] [--type TYPE] [--since ISO]
                                replay every matching dead letter
   receiver --secret whsec_…|whpk_…[,…] [--port 4000]
                                example receiver: verify and print deliveries
@@ -32,19 +34,11 @@ commands:
 
 The API-talking commands use HOOKLINE_URL (default http://HOST:PORT) and HOOKLINE_API_KEY.`;
 
-async function api(config: Config, method: string, path: string, body?: unknown): Promise<any> {
-  const base = process.env.HOOKLINE_URL ?? `http://${config.HOST}:${config.PORT}`;
-  const res = await fetch(new URL(path, base), {
-    method,
-    headers: {
-      ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
-      ...(config.HOOKLINE_API_KEY ? { authorization: `Bearer ${config.HOOKLINE_API_KEY}` } : {}),
-    },
-    body: body !== undefined ? JSON.stringify(body) : undefined,
-  });
-  const json: any = await res.json().catch(() => ({}));
-  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${json.message ?? ''}`);
-  return json;
+/** The typed client (src/client) for the API-talking commands, with the configured key. */
+function apiClient(config: Config): { hookline: HooklineClient; ok: typeof import('../client').ok } {
+  const { createHooklineClient, ok } = require('../client') as typeof import('../client');
+  const baseUrl = process.env.HOOKLINE_URL ?? `http://${config.HOST}:${config.PORT}`;
+  return { hookline: createHooklineClient({ baseUrl, token: config.HOOKLINE_API_KEY }), ok };
 }
 
 async function main(argv: string[]): Promise<void> {
@@ -93,19 +87,21 @@ async function main(argv: string[]): Promise<void> {
       return;
     }
     case 'dead-letters': {
-      const { values } = parseArgs({ args: rest, options: { endpoint: { type: 'string' }, type: { type: 'string' }, since: { type: 'string' } } });
-      const q = new URLSearchParams();
-      if (values.endpoint) q.set('endpointId', values.endpoint);
-      if (values.type) q.set('eventType', values.type);
-      if (values.since) q.set('since', values.since);
-      let cursor: string | null = null;
+      const { values } = parseArgs({ args: rest, options: { tenant: { type: 'string' }, endpoint: { type: 'string' }, type: { type: 'string' }, since: { type: 'string' } } });
+      const { hookline, ok } = apiClient(config);
+      const tenantId = values.tenant;
+      let cursor: string | undefined;
       do {
-        if (cursor) q.set('cursor', cursor);
-        const page = await api(config, 'GET', `/v1/dead-letters?${q}`);
+        const query = { endpointId: values.endpoint, eventType: values.type, since: values.since, cursor };
+        const page = await ok(
+          tenantId
+            ? hookline.GET('/v1/tenants/{tenantId}/dead-letters', { params: { path: { tenantId }, query } })
+            : hookline.GET('/v1/dead-letters', { params: { query } }),
+        );
         for (const d of page.data) {
           console.log(`${d.deadLetteredAt}  ${d.eventId}  ${d.endpointId}  ${d.eventType}  attempts=${d.attempts}  ${d.reason ?? ''}`);
         }
-        cursor = page.nextCursor;
+        cursor = page.nextCursor ?? undefined;
       } while (cursor);
       return;
     }
@@ -113,16 +109,27 @@ async function main(argv: string[]): Promise<void> {
       const { values, positionals } = parseArgs({
         args: rest,
         allowPositionals: true,
-        options: { all: { type: 'boolean' }, endpoint: { type: 'string' }, type: { type: 'string' }, since: { type: 'string' } },
+        options: { all: { type: 'boolean' }, tenant: { type: 'string' }, endpoint: { type: 'string' }, type: { type: 'string' }, since: { type: 'string' } },
       });
+      const { hookline, ok } = apiClient(config);
+      const tenantId = values.tenant;
       if (values.all) {
-        const r = await api(config, 'POST', '/v1/dead-letters/replay', { endpointId: values.endpoint, eventType: values.type, since: values.since });
+        const body = { endpointId: values.endpoint, eventType: values.type, since: values.since };
+        const r = await ok(
+          tenantId
+            ? hookline.POST('/v1/tenants/{tenantId}/dead-letters/replay', { params: { path: { tenantId } }, body })
+            : hookline.POST('/v1/dead-letters/replay', { body }),
+        );
         console.log(`replayed ${r.replayed} dead letter(s)`);
         return;
       }
       const [eventId, endpointId] = positionals;
       if (!eventId || !endpointId) throw new Error('usage: hookline replay EVENT_ID ENDPOINT_ID, or hookline replay --all');
-      await api(config, 'POST', `/v1/deliveries/${encodeURIComponent(eventId)}/${encodeURIComponent(endpointId)}/replay`);
+      await ok(
+        tenantId
+          ? hookline.POST('/v1/tenants/{tenantId}/deliveries/{eventId}/{endpointId}/replay', { params: { path: { tenantId, eventId, endpointId } } })
+          : hookline.POST('/v1/deliveries/{eventId}/{endpointId}/replay', { params: { path: { eventId, endpointId } } }),
+      );
       console.log(`replaying ${eventId} → ${endpointId}`);
       return;
     }
