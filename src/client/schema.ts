@@ -54,6 +54,27 @@ export interface paths {
                                 metadata: {
                                     [key: string]: string;
                                 };
+                                maxInFlight: number;
+                                rateLimit: number | null;
+                                timeouts: {
+                                    connect: number;
+                                    response: number;
+                                };
+                                health?: {
+                                    /**
+                                     * @description circuit breaker: closed (delivering), open (waiting for a probe), half_open (probe in flight)
+                                     * @enum {string}
+                                     */
+                                    state: "closed" | "open" | "half_open";
+                                    since: string | null;
+                                    consecutiveFailures: number;
+                                    nextProbeAt: string | null;
+                                    failingSince: string | null;
+                                    lastSuccessAt: string | null;
+                                    inFlight: number;
+                                    /** @description a Retry-After from the receiver holds every delivery until then */
+                                    pausedUntil: string | null;
+                                };
                                 createdAt: string;
                                 updatedAt: string;
                             }[];
@@ -102,6 +123,16 @@ export interface paths {
                         metadata?: {
                             [key: string]: string;
                         };
+                        /** @description requests in flight to this endpoint across all workers (default HOOKLINE_ENDPOINT_MAX_IN_FLIGHT, 10) */
+                        maxInFlight?: number;
+                        /** @description requests per second across all workers; absent: no limit */
+                        rateLimit?: number;
+                        timeouts?: {
+                            /** @description DNS + TCP connect (default HOOKLINE_CONNECT_TIMEOUT_MS, 5 s) */
+                            connect?: number | string;
+                            /** @description the whole request (default HOOKLINE_REQUEST_TIMEOUT_MS, 15 s) */
+                            response?: number | string;
+                        };
                     };
                 };
             };
@@ -136,6 +167,27 @@ export interface paths {
                             signing: "hmac" | "ed25519";
                             metadata: {
                                 [key: string]: string;
+                            };
+                            maxInFlight: number;
+                            rateLimit: number | null;
+                            timeouts: {
+                                connect: number;
+                                response: number;
+                            };
+                            health?: {
+                                /**
+                                 * @description circuit breaker: closed (delivering), open (waiting for a probe), half_open (probe in flight)
+                                 * @enum {string}
+                                 */
+                                state: "closed" | "open" | "half_open";
+                                since: string | null;
+                                consecutiveFailures: number;
+                                nextProbeAt: string | null;
+                                failingSince: string | null;
+                                lastSuccessAt: string | null;
+                                inFlight: number;
+                                /** @description a Retry-After from the receiver holds every delivery until then */
+                                pausedUntil: string | null;
                             };
                             createdAt: string;
                             updatedAt: string;
@@ -201,6 +253,27 @@ export interface paths {
                             signing: "hmac" | "ed25519";
                             metadata: {
                                 [key: string]: string;
+                            };
+                            maxInFlight: number;
+                            rateLimit: number | null;
+                            timeouts: {
+                                connect: number;
+                                response: number;
+                            };
+                            health?: {
+                                /**
+                                 * @description circuit breaker: closed (delivering), open (waiting for a probe), half_open (probe in flight)
+                                 * @enum {string}
+                                 */
+                                state: "closed" | "open" | "half_open";
+                                since: string | null;
+                                consecutiveFailures: number;
+                                nextProbeAt: string | null;
+                                failingSince: string | null;
+                                lastSuccessAt: string | null;
+                                inFlight: number;
+                                /** @description a Retry-After from the receiver holds every delivery until then */
+                                pausedUntil: string | null;
                             };
                             createdAt: string;
                             updatedAt: string;
@@ -268,6 +341,14 @@ export interface paths {
                         metadata?: {
                             [key: string]: string;
                         };
+                        maxInFlight?: number | null;
+                        rateLimit?: number | null;
+                        timeouts?: {
+                            /** @description DNS + TCP connect (default HOOKLINE_CONNECT_TIMEOUT_MS, 5 s) */
+                            connect?: number | string;
+                            /** @description the whole request (default HOOKLINE_REQUEST_TIMEOUT_MS, 15 s) */
+                            response?: number | string;
+                        } | null;
                     };
                 };
             };
@@ -302,6 +383,27 @@ export interface paths {
                             signing: "hmac" | "ed25519";
                             metadata: {
                                 [key: string]: string;
+                            };
+                            maxInFlight: number;
+                            rateLimit: number | null;
+                            timeouts: {
+                                connect: number;
+                                response: number;
+                            };
+                            health?: {
+                                /**
+                                 * @description circuit breaker: closed (delivering), open (waiting for a probe), half_open (probe in flight)
+                                 * @enum {string}
+                                 */
+                                state: "closed" | "open" | "half_open";
+                                since: string | null;
+                                consecutiveFailures: number;
+                                nextProbeAt: string | null;
+                                failingSince: string | null;
+                                lastSuccessAt: string | null;
+                                inFlight: number;
+                                /** @description a Retry-After from the receiver holds every delivery until then */
+                                pausedUntil: string | null;
                             };
                             createdAt: string;
                             updatedAt: string;
@@ -383,7 +485,7 @@ export interface paths {
         put?: never;
         /**
          * Submit an event for delivery
-         * @description A registered type checks `data` against the JSON Schema of `version` (default: the latest) and answers 422 when it breaks it. A deprecated type is still accepted; the answer then carries `Deprecation` (RFC 9745) and `Warning: 299` headers and a `warning` field.
+         * @description A registered type checks `data` against the JSON Schema of `version` (default: the latest) and answers 422 when it breaks it. A deprecated type is still accepted; the answer then carries `Deprecation` (RFC 9745) and `Warning: 299` headers and a `warning` field. The `hookline.` type prefix is reserved for Hookline's own operational events (400 naming `type`).
          */
         post: {
             parameters: {
@@ -1068,6 +1170,27 @@ export interface paths {
                                 metadata: {
                                     [key: string]: string;
                                 };
+                                maxInFlight: number;
+                                rateLimit: number | null;
+                                timeouts: {
+                                    connect: number;
+                                    response: number;
+                                };
+                                health?: {
+                                    /**
+                                     * @description circuit breaker: closed (delivering), open (waiting for a probe), half_open (probe in flight)
+                                     * @enum {string}
+                                     */
+                                    state: "closed" | "open" | "half_open";
+                                    since: string | null;
+                                    consecutiveFailures: number;
+                                    nextProbeAt: string | null;
+                                    failingSince: string | null;
+                                    lastSuccessAt: string | null;
+                                    inFlight: number;
+                                    /** @description a Retry-After from the receiver holds every delivery until then */
+                                    pausedUntil: string | null;
+                                };
                                 createdAt: string;
                                 updatedAt: string;
                             }[];
@@ -1119,6 +1242,16 @@ export interface paths {
                         metadata?: {
                             [key: string]: string;
                         };
+                        /** @description requests in flight to this endpoint across all workers (default HOOKLINE_ENDPOINT_MAX_IN_FLIGHT, 10) */
+                        maxInFlight?: number;
+                        /** @description requests per second across all workers; absent: no limit */
+                        rateLimit?: number;
+                        timeouts?: {
+                            /** @description DNS + TCP connect (default HOOKLINE_CONNECT_TIMEOUT_MS, 5 s) */
+                            connect?: number | string;
+                            /** @description the whole request (default HOOKLINE_REQUEST_TIMEOUT_MS, 15 s) */
+                            response?: number | string;
+                        };
                     };
                 };
             };
@@ -1153,6 +1286,27 @@ export interface paths {
                             signing: "hmac" | "ed25519";
                             metadata: {
                                 [key: string]: string;
+                            };
+                            maxInFlight: number;
+                            rateLimit: number | null;
+                            timeouts: {
+                                connect: number;
+                                response: number;
+                            };
+                            health?: {
+                                /**
+                                 * @description circuit breaker: closed (delivering), open (waiting for a probe), half_open (probe in flight)
+                                 * @enum {string}
+                                 */
+                                state: "closed" | "open" | "half_open";
+                                since: string | null;
+                                consecutiveFailures: number;
+                                nextProbeAt: string | null;
+                                failingSince: string | null;
+                                lastSuccessAt: string | null;
+                                inFlight: number;
+                                /** @description a Retry-After from the receiver holds every delivery until then */
+                                pausedUntil: string | null;
                             };
                             createdAt: string;
                             updatedAt: string;
@@ -1220,6 +1374,27 @@ export interface paths {
                             signing: "hmac" | "ed25519";
                             metadata: {
                                 [key: string]: string;
+                            };
+                            maxInFlight: number;
+                            rateLimit: number | null;
+                            timeouts: {
+                                connect: number;
+                                response: number;
+                            };
+                            health?: {
+                                /**
+                                 * @description circuit breaker: closed (delivering), open (waiting for a probe), half_open (probe in flight)
+                                 * @enum {string}
+                                 */
+                                state: "closed" | "open" | "half_open";
+                                since: string | null;
+                                consecutiveFailures: number;
+                                nextProbeAt: string | null;
+                                failingSince: string | null;
+                                lastSuccessAt: string | null;
+                                inFlight: number;
+                                /** @description a Retry-After from the receiver holds every delivery until then */
+                                pausedUntil: string | null;
                             };
                             createdAt: string;
                             updatedAt: string;
@@ -1291,6 +1466,14 @@ export interface paths {
                         metadata?: {
                             [key: string]: string;
                         };
+                        maxInFlight?: number | null;
+                        rateLimit?: number | null;
+                        timeouts?: {
+                            /** @description DNS + TCP connect (default HOOKLINE_CONNECT_TIMEOUT_MS, 5 s) */
+                            connect?: number | string;
+                            /** @description the whole request (default HOOKLINE_REQUEST_TIMEOUT_MS, 15 s) */
+                            response?: number | string;
+                        } | null;
                     };
                 };
             };
@@ -1325,6 +1508,27 @@ export interface paths {
                             signing: "hmac" | "ed25519";
                             metadata: {
                                 [key: string]: string;
+                            };
+                            maxInFlight: number;
+                            rateLimit: number | null;
+                            timeouts: {
+                                connect: number;
+                                response: number;
+                            };
+                            health?: {
+                                /**
+                                 * @description circuit breaker: closed (delivering), open (waiting for a probe), half_open (probe in flight)
+                                 * @enum {string}
+                                 */
+                                state: "closed" | "open" | "half_open";
+                                since: string | null;
+                                consecutiveFailures: number;
+                                nextProbeAt: string | null;
+                                failingSince: string | null;
+                                lastSuccessAt: string | null;
+                                inFlight: number;
+                                /** @description a Retry-After from the receiver holds every delivery until then */
+                                pausedUntil: string | null;
                             };
                             createdAt: string;
                             updatedAt: string;
@@ -1408,7 +1612,7 @@ export interface paths {
         put?: never;
         /**
          * Submit an event for delivery
-         * @description A registered type checks `data` against the JSON Schema of `version` (default: the latest) and answers 422 when it breaks it. A deprecated type is still accepted; the answer then carries `Deprecation` (RFC 9745) and `Warning: 299` headers and a `warning` field.
+         * @description A registered type checks `data` against the JSON Schema of `version` (default: the latest) and answers 422 when it breaks it. A deprecated type is still accepted; the answer then carries `Deprecation` (RFC 9745) and `Warning: 299` headers and a `warning` field. The `hookline.` type prefix is reserved for Hookline's own operational events (400 naming `type`).
          */
         post: {
             parameters: {
@@ -2688,6 +2892,166 @@ export interface paths {
                 };
             };
         };
+        trace?: never;
+    };
+    "/v1/listen/sessions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Open or resume a hookline listen session */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /** @description resume this session, or open it under this name; absent: a new random one */
+                        session?: string;
+                        eventTypes?: string[];
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            session: string;
+                            endpointId: string;
+                            eventTypes: string[] | null;
+                            graceMs: number;
+                            resumed: boolean;
+                            /** @description set when the endpoint is disabled (e.g. the local app answered 410) */
+                            disabledReason: string | null;
+                            /** @description only when the session is created */
+                            secret?: string;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                201: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            session: string;
+                            endpointId: string;
+                            eventTypes: string[] | null;
+                            graceMs: number;
+                            resumed: boolean;
+                            /** @description set when the endpoint is disabled (e.g. the local app answered 410) */
+                            disabledReason: string | null;
+                            /** @description only when the session is created */
+                            secret?: string;
+                        };
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/listen/sessions/{session}/stream": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The session's deliveries as Server-Sent Events (events: ready, delivery, replaced, removed) */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    session: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/listen/sessions/{session}/results": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Report the local app's answer to one delivery */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    session: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        requestId: string;
+                        status?: number;
+                        headers?: {
+                            [key: string]: string;
+                        };
+                        bodyBase64?: string;
+                        error?: {
+                            code: string;
+                            message: string;
+                        };
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
 }
