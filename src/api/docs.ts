@@ -18,7 +18,7 @@ export async function registerDocs(app: FastifyInstance, config: Pick<Config, 'H
         version: VERSION,
         description:
           'Webhook delivery: submit events, manage endpoints, inspect deliveries and attempts, replay dead letters.' +
-          (auth ? ' Every route except /healthz, /readyz, /docs and /ui needs `Authorization: Bearer <key>`: HOOKLINE_API_KEY, a minted API key, or a portal session token.' : ''),
+          (auth ? ' Every route except /healthz, /readyz, /docs, /ui and /portal (the pages; their API calls carry a key) needs `Authorization: Bearer <key>`: HOOKLINE_API_KEY, a minted API key, or a portal session token.' : ''),
       },
       tags: [
         { name: 'events', description: 'What producers submit' },
