@@ -21,7 +21,7 @@ import { apiKeyRoutes } from './routes/api-keys';
 import { portalSessionInfoRoutes, portalSessionRoutes } from './routes/portal-sessions';
 import { registerTenantRoutes } from './tenant-routes';
 import { uiRoutes } from './routes/ui';
-import { listenRoutes } from './routes/listen';
+import { registerListenRoutes } from './routes/listen';
 import { registerDocs } from './docs';
 import { registerRequestSpans } from '../telemetry';
 
@@ -102,6 +102,6 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(portalSessionInfoRoutes);
   await app.register(eventTypeRoutes);
   await app.register(uiRoutes);
-  await app.register(listenRoutes);
+  await registerListenRoutes(app);
   return app;
 }
