@@ -259,7 +259,10 @@ export function createActivities(deps: ActivityDeps) {
           ? parseRetryAfter(headerValue(result.headers['retry-after']), Date.now())
           : undefined;
       // The release goes with the record: the lease frees and the circuit moves in one statement.
-      const release = releaseFragment(endpointId, leaseId, healthOutcome(ok, statusCode), Math.min(retryAfter ?? 0, RETRY_AFTER_MAX_MS), gate);
+      // A listener that died holding requests makes them time out: that says the CLI went away
+      // (the endpoint pauses now), not that the local app is failing, so it opens no circuit.
+      const outcome = result.kind === 'error' && isListenUrl(endpoint.url) ? 'neutral' : healthOutcome(ok, statusCode);
+      const release = releaseFragment(endpointId, leaseId, outcome, Math.min(retryAfter ?? 0, RETRY_AFTER_MAX_MS), gate);
       recordedLease = true;
       if (ok) return await recordDelivered(record, statusCode!, release);
       const attempt = await recordAndReport(record, release);

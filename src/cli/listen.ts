@@ -132,7 +132,11 @@ class ListenClient {
 
   /** Opens or resumes the session; prints the secret when it is new (the only time it is shown). */
   async open(): Promise<void> {
-    const { json } = await this.call('POST', `${this.o.prefix}/listen/sessions`, { session: this.session, eventTypes: this.o.eventTypes });
+    const { json } = await this.call('POST', `${this.o.prefix}/listen/sessions`, { session: this.session, eventTypes: this.o.eventTypes }).catch((err) => {
+      // Opening a session, 404 is about the tenant (none such, or not the key's): waiting will not help.
+      if (err instanceof ListenError && err.status === 404) throw new ListenError(`${err.message} (check --tenant)`, 404, true);
+      throw err;
+    });
     this.session = json.session;
     const types = json.eventTypes ? json.eventTypes.join(', ') : 'all event types';
     if (json.resumed) {
