@@ -286,6 +286,19 @@ describe('hookline listen', () => {
     expect(l.out.join('\n')).toContain(mine.id);
   });
 
+  it('serves both mounts from one hub: one LISTEN connection in the API for listeners on /v1 and on a tenant', async () => {
+    const a = listen(['--forward-to', local.url, '--api', base, '--session', 'mount-default', '--events', 'nothing.here']);
+    const b = listen(['--forward-to', local.url, '--api', base, '--session', 'mount-tenant', '--events', 'nothing.here', '--tenant', 'listen-a']);
+    await a.line(/^connected to /);
+    await b.line(/^connected to /);
+    // The API's hub LISTENs on hookline_listen (the worker's transport on hookline_listen_answer);
+    // a hub per mount would hold two.
+    const { rows } = await h.pool.query(
+      `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND query = 'LISTEN hookline_listen'`,
+    );
+    expect(rows[0].n).toBe(1);
+  });
+
   it('a key without the manage scope cannot listen, on its own tenant either', async () => {
     const key = (await h.app.inject({ method: 'POST', url: '/v1/api-keys', payload: { name: 'publish only', tenantId: 'listen-a', scopes: ['publish', 'read'] } })).json().key as string;
     const l = listen(['--forward-to', local.url, '--api', base, '--tenant', 'listen-a'], { HOOKLINE_API_KEY: key });
