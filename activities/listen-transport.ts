@@ -12,7 +12,7 @@
 import type { Pool } from '../src/db/pool';
 import { PgChannel } from '../src/listen/channel';
 import { ANSWER_CHANNEL, dropRequest, enqueueRequest, takeAnswer, type ListenAnswer } from '../src/listen/requests';
-import { CONNECTED_STALE_MS, sessionOfUrl } from '../src/listen/sessions';
+import { sessionOfUrl } from '../src/listen/sessions';
 import type { PostOptions, PostResult } from './http';
 
 /** The failure code of an attempt made while no `hookline listen` serves the session. */
@@ -31,16 +31,6 @@ export type ListenPost = Pick<PostOptions, 'url' | 'headers' | 'body' | 'timeout
   /** The workflow to wake when a listener attaches, if nobody listens now. */
   waiter?: string | null;
 };
-
-/** Whether a listener serves the session now. */
-export async function listenerConnected(pool: Pool, sessionId: string): Promise<boolean> {
-  const { rows } = await pool.query(
-    `SELECT 1 FROM listen_sessions WHERE id = $1 AND holder IS NOT NULL
-       AND last_seen_at > now() - make_interval(secs => $2::double precision / 1000)`,
-    [sessionId, CONNECTED_STALE_MS],
-  );
-  return rows.length > 0;
-}
 
 export function createListenTransport(pool: Pool) {
   const waiters = new Map<string, () => void>();

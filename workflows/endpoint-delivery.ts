@@ -116,8 +116,9 @@ export class EndpointDelivery {
 
   /**
    * Sleeps `ms` in a durable timer; waiting for an in-flight slot or a listener, a gateOpen
-   * signal ends it sooner. A signal that came while the refused attempt was still returning counts: the
-   * release that sent it is holding a slot for this delivery now.
+   * signal ends it sooner. A signal that came while the refused attempt was still returning
+   * counts: the release that sent it is holding a slot for this delivery now (or the listener
+   * that sent it is back).
    */
   private async waitForGate(ms: number, untilSlotFreed: boolean): Promise<void> {
     if (!untilSlotFreed) return sleep(ms);
@@ -188,8 +189,8 @@ async function attemptRun(
   for (;;) {
     if (wait) {
       const remainingMs = r.deadlineMs - (Date.now() - startedAt);
-      // The in-flight wait is a guess: it never outlasts the deadline, the delivery tries once
-      // more before it. The others are certain: a wait past the deadline ends the delivery now,
+      // The in-flight and listener waits are guesses (a signal usually ends them): they never
+      // outlast the deadline, the delivery tries once more before it. The others are certain: a wait past the deadline ends the delivery now,
       // as a retry delay past it does.
       const guess = SIGNALLED_WAITS[wait.reason];
       const ms = guess ? Math.min(gateWaitMs(wait), remainingMs - DEADLINE_MARGIN_MS) : gateWaitMs(wait);
