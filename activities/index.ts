@@ -17,7 +17,7 @@ import { hostOf, subscribersOf, toResolved, type ResolvedEndpoint } from '../src
 import { USER_AGENT } from '../src/version';
 import type { TargetPolicy } from '../src/net/address-policy';
 import { post } from './http';
-import { createListenTransport, LISTENER_OFFLINE } from './listen-transport';
+import { createListenTransport, LISTENER_OFFLINE, LISTENER_RECHECK_MS } from './listen-transport';
 import { isListenUrl } from '../src/listen/sessions';
 
 export type { ResolvedEndpoint } from '../src/subscriptions';
@@ -68,8 +68,6 @@ export const FailureTypes = {
   deleted: 'EndpointDeleted',
   privateTarget: 'PrivateTarget',
   retryable: 'RetryableDeliveryError',
-  /** Retryable: no `hookline listen` serves the endpoint now (the seam for pausing it instead). */
-  listenerOffline: 'ListenerOffline',
 } as const;
 
 // 3xx is retried rather than followed: following would let a receiver bounce a signed request
@@ -235,7 +233,15 @@ export function createActivities(deps: ActivityDeps) {
         connectTimeoutMs: endpoint.limits.connectTimeoutMs ?? deps.connectTimeoutMs,
         maxResponseBytes: deps.responseBodyMaxBytes,
         targetPolicy: deps.targetPolicy,
+        waiter: info.workflowExecution?.workflowId ?? null,
       });
+      if (result.kind === 'error' && result.code === LISTENER_OFFLINE) {
+        // Nobody runs `hookline listen` for it: the endpoint is paused, not failing. Nothing was
+        // sent, so nothing is recorded and the lease goes back (finally); the workflow waits
+        // until the listener attaches (it is signalled) or the recheck timer ends.
+        const attemptsMade = info.isLocal ? 0 : info.attempt - 1;
+        return { statusCode: 0, attempt: 0, wait: { reason: 'listener_offline', ms: LISTENER_RECHECK_MS, slotMs: null, ticket: null, attemptsMade } };
+      }
 
       const statusCode = result.kind === 'response' ? result.status : null;
       const ok = statusCode !== null && statusCode >= 200 && statusCode < 300;
@@ -253,7 +259,10 @@ export function createActivities(deps: ActivityDeps) {
           ? parseRetryAfter(headerValue(result.headers['retry-after']), Date.now())
           : undefined;
       // The release goes with the record: the lease frees and the circuit moves in one statement.
-      const release = releaseFragment(endpointId, leaseId, healthOutcome(ok, statusCode), Math.min(retryAfter ?? 0, RETRY_AFTER_MAX_MS), gate);
+      // A listener that died holding requests makes them time out: that says the CLI went away
+      // (the endpoint pauses now), not that the local app is failing, so it opens no circuit.
+      const outcome = result.kind === 'error' && isListenUrl(endpoint.url) ? 'neutral' : healthOutcome(ok, statusCode);
+      const release = releaseFragment(endpointId, leaseId, outcome, Math.min(retryAfter ?? 0, RETRY_AFTER_MAX_MS), gate);
       recordedLease = true;
       if (ok) return await recordDelivered(record, statusCode!, release);
       const attempt = await recordAndReport(record, release);
@@ -267,8 +276,7 @@ export function createActivities(deps: ActivityDeps) {
         throw ApplicationFailure.nonRetryable(error!, type, { statusCode, attempt });
       }
       const retryDelayMs = nextDelayMs(input.retry, input.attemptsBefore + (info.isLocal ? 1 : info.attempt), retryAfter);
-      const type = result.kind === 'error' && result.code === LISTENER_OFFLINE ? FailureTypes.listenerOffline : FailureTypes.retryable;
-      throw ApplicationFailure.create({ message: error!, type, details: [{ statusCode }], nextRetryDelay: retryDelayMs });
+      throw ApplicationFailure.create({ message: error!, type: FailureTypes.retryable, details: [{ statusCode }], nextRetryDelay: retryDelayMs });
     } finally {
       // Anything that ended the attempt before its record (a throw while signing or posting) frees the lease now.
       if (!recordedLease) await releaseLease(pool, endpointId, leaseId).catch(() => {});

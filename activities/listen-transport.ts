@@ -5,34 +5,32 @@
 // number of API replicas and workers. The result has post()'s shape, so the deliver activity
 // judges a listener's 500 or timeout exactly like an HTTP endpoint's.
 //
-// No listener connected: a retryable error (ELISTENEROFFLINE) at once, without waiting. The
-// endpoint gate (circuit breaker / rate limits waiting in durable timers) can later turn this
-// code into a pause of the endpoint instead of a burnt attempt: `listenerConnected()` is the
-// condition to wait on.
+// No listener connected: ELISTENEROFFLINE at once, without waiting, and the asking workflow is
+// noted in listen_waiters. The deliver activity turns that into a gate refusal (the endpoint is
+// paused): nothing is recorded, the delivery sleeps in a durable timer, and the API that takes
+// the next stream of the session wakes it with a gateOpen signal (src/listen/hub.ts).
 import type { Pool } from '../src/db/pool';
 import { PgChannel } from '../src/listen/channel';
 import { ANSWER_CHANNEL, dropRequest, enqueueRequest, takeAnswer, type ListenAnswer } from '../src/listen/requests';
-import { CONNECTED_STALE_MS, sessionOfUrl } from '../src/listen/sessions';
+import { sessionOfUrl } from '../src/listen/sessions';
 import type { PostOptions, PostResult } from './http';
 
 /** The failure code of an attempt made while no `hookline listen` serves the session. */
 export const LISTENER_OFFLINE = 'ELISTENEROFFLINE';
+/**
+ * How long a delivery paused for an absent listener sleeps before it looks again by itself: the
+ * listener's reconnect wakes it sooner (a signal); this only bounds a lost signal's cost.
+ */
+export const LISTENER_RECHECK_MS = 60_000;
 /** A lost notification costs at most this much delay. */
 const POLL_MS = 500;
 /** The LISTEN connection closes after this long without an attempt waiting on it. */
 const IDLE_CLOSE_MS = 30_000;
 
-export type ListenPost = Pick<PostOptions, 'url' | 'headers' | 'body' | 'timeoutMs' | 'maxResponseBytes'>;
-
-/** Whether a listener serves the session now (the condition a pause would wait on). */
-export async function listenerConnected(pool: Pool, sessionId: string): Promise<boolean> {
-  const { rows } = await pool.query(
-    `SELECT 1 FROM listen_sessions WHERE id = $1 AND holder IS NOT NULL
-       AND last_seen_at > now() - make_interval(secs => $2::double precision / 1000)`,
-    [sessionId, CONNECTED_STALE_MS],
-  );
-  return rows.length > 0;
-}
+export type ListenPost = Pick<PostOptions, 'url' | 'headers' | 'body' | 'timeoutMs' | 'maxResponseBytes'> & {
+  /** The workflow to wake when a listener attaches, if nobody listens now. */
+  waiter?: string | null;
+};
 
 export function createListenTransport(pool: Pool) {
   const waiters = new Map<string, () => void>();
@@ -86,7 +84,7 @@ export function createListenTransport(pool: Pool) {
     const sessionId = sessionOfUrl(opts.url);
     await openChannel();
     try {
-      const requestId = await enqueueRequest(pool, sessionId, opts.headers, opts.body, opts.timeoutMs);
+      const requestId = await enqueueRequest(pool, sessionId, opts.headers, opts.body, opts.timeoutMs, opts.waiter ?? null);
       if (!requestId) {
         return { kind: 'error', code: LISTENER_OFFLINE, message: `no hookline listen is connected for session ${sessionId}`, latencyMs: latency() };
       }

@@ -89,7 +89,7 @@ describe('endpoint isolation', () => {
     const read = (await h.app.inject({ method: 'GET', url: `/v1/endpoints/${ep.id}` })).json();
     expect(read).toMatchObject({ maxInFlight: 10, rateLimit: 2.5, timeouts: { connect: 1000, response: 3000 } });
     expect(read.health).toEqual({
-      state: 'closed', since: null, consecutiveFailures: 0, nextProbeAt: null, failingSince: null, lastSuccessAt: null, inFlight: 0, pausedUntil: null,
+      state: 'closed', since: null, consecutiveFailures: 0, nextProbeAt: null, failingSince: null, lastSuccessAt: null, inFlight: 0, pausedUntil: null, pausedReason: null,
     });
 
     const patched = await h.app.inject({ method: 'PATCH', url: `/v1/endpoints/${ep.id}`, payload: { maxInFlight: 3, rateLimit: null, timeouts: { response: '20s' } } });

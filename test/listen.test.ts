@@ -110,6 +110,9 @@ describe('hookline listen', () => {
   const attemptsOf = async (eventId: string, endpointId: string) =>
     (await h.app.inject({ method: 'GET', url: `/v1/deliveries/${eventId}/${endpointId}/attempts` })).json().data as { statusCode: number | null; error: string | null }[];
   const delivered = (eventId: string) => async () => (await deliveryOf(eventId))?.status === 'delivered';
+  /** What the Web UI shows for the event's workflow (its "current details"). */
+  const currentDetails = async (eventId: string): Promise<string> =>
+    ((await h.client.workflow.getHandle(eventId).query('__temporal_workflow_metadata')) as { currentDetails?: string }).currentDetails ?? '';
 
   it('forwards deliveries to the local app, which verifies them with standardwebhooks', async () => {
     const l = listen(['--forward-to', local.url, '--api', base, '--session', 'first', '--events', 'listen.*']);
@@ -170,8 +173,9 @@ describe('hookline listen', () => {
     await l.exited;
     const during: { id: string }[] = [];
     for (let i = 0; i < 5; i++) during.push(await sendEvent(h.app, { type: 'restart.tick', data: { i: 10 + i } }));
-    // While nobody listens, attempts fail fast and retryably: the deliveries wait, none is dropped.
-    await waitFor(async () => (await attemptsOf(during[0].id, endpointId)).some((a) => a.error?.startsWith('ELISTENEROFFLINE')), 60_000, 'an offline attempt');
+    // While nobody listens the endpoint is paused: the deliveries wait, none is dropped. (Requests
+    // the killed listener held time out, and open no circuit: the pause is what holds them.)
+    await waitFor(async () => /waiting: endpoint paused, hookline listen is disconnected/.test(await currentDetails(during[0].id)), 60_000, 'paused');
 
     l = listen(args);
     await l.line(/^resumed session restart /);
@@ -183,25 +187,132 @@ describe('hookline listen', () => {
     local.state.delayMs = 0;
   });
 
-  it('with nobody listening, a delivery fails retryably as ListenerOffline, dead-letters at its deadline, and a replay delivers it', async () => {
+  it('with nobody listening, the endpoint is paused: no attempt, and at its deadline a dead letter a replay delivers', async () => {
     const opened = (await h.app.inject({ method: 'POST', url: '/v1/listen/sessions', payload: { session: 'away', eventTypes: ['away.*'] } })).json();
     local.state.secrets.push(opened.secret);
-    const retry = { initialInterval: '100ms', maximumInterval: '200ms', deadline: '2s' };
+    const retry = { initialInterval: '100ms', maximumInterval: '200ms', deadline: '3s' };
     expect((await h.app.inject({ method: 'PATCH', url: `/v1/endpoints/${opened.endpointId}`, payload: { retry } })).statusCode).toBe(200);
     const ev = await sendEvent(h.app, { type: 'away.sent', data: {} });
     await waitFor(async () => (await deliveryOf(ev.id))?.status === 'dead_lettered', 60_000, 'dead-lettered while offline');
-    const attempts = await attemptsOf(ev.id, opened.endpointId);
-    expect(attempts.length).toBeGreaterThan(1);
-    expect(attempts.every((a) => a.error?.startsWith('ELISTENEROFFLINE'))).toBe(true);
-    // The failure type a pause could key on, as the workflow saw it (the timeout's last failure).
-    expect(await workflowHistoryText(h.client, ev.id)).toContain('ListenerOffline');
+    expect(await attemptsOf(ev.id, opened.endpointId)).toEqual([]);
+    expect((await deliveryOf(ev.id)).reason).toMatch(/^deadline exceeded: waiting for the endpoint \(endpoint paused, hookline listen is disconnected\)/);
+    const health = (await h.app.inject({ method: 'GET', url: `/v1/endpoints/${opened.endpointId}` })).json().health;
+    expect(health).toMatchObject({ pausedReason: 'listener_offline', state: 'closed', consecutiveFailures: 0 });
 
     const l = listen(['--forward-to', local.url, '--api', base, '--session', 'away']);
     await l.line(/^connected to /);
+    expect((await h.app.inject({ method: 'GET', url: `/v1/endpoints/${opened.endpointId}` })).json().health.pausedReason).toBeNull();
     const replay = await h.app.inject({ method: 'POST', url: `/v1/deliveries/${ev.id}/${opened.endpointId}/replay` });
     expect(replay.statusCode).toBe(202);
     await waitFor(delivered(ev.id), 60_000, 'delivered after the replay');
     expect(local.verified).toContain(ev.id);
+  });
+
+  it('events sent while the listener is away make no attempt, show it waits for the listener, and go once it reconnects', async () => {
+    const args = ['--forward-to', local.url, '--api', base, '--session', 'paused', '--events', 'paused.*'];
+    let l = listen(args);
+    local.state.secrets.push((await l.line(/^secret: (whsec_\S+)/))[1]);
+    const endpointId = (await l.line(/^session paused \(endpoint (ep_\w+)/))[1];
+    await l.line(/^connected to /);
+    l.proc.kill('SIGKILL');
+    await l.exited;
+    await waitFor(async () => (await h.app.inject({ method: 'GET', url: `/v1/endpoints/${endpointId}` })).json().health.pausedReason === 'listener_offline', 30_000, 'offline');
+
+    const away: { id: string }[] = [];
+    for (let i = 0; i < 3; i++) away.push(await sendEvent(h.app, { type: 'paused.tick', data: { i } }));
+    for (const e of away) {
+      await waitFor(async () => /\| delivering \| waiting: endpoint paused, hookline listen is disconnected; next try when the listener reconnects or in \d+ s/.test(await currentDetails(e.id)), 60_000, `${e.id} waiting for the listener`);
+    }
+    const attemptRows = async () => (await h.pool.query('SELECT count(*)::int AS n FROM attempts WHERE endpoint_id = $1', [endpointId])).rows[0].n;
+    expect(await attemptRows()).toBe(0);
+
+    l = listen(args);
+    await l.line(/^resumed session paused /);
+    // The paused deliveries sleep up to ~60 s on their own; the reconnect wakes them (a gateOpen
+    // signal), so they arrive well before any of those timers could have fired.
+    for (const e of away) await waitFor(delivered(e.id), 40_000, `${e.id} delivered after the reconnect`);
+    for (const e of away) expect((await attemptsOf(e.id, endpointId)).map((a) => a.statusCode)).toEqual([200]);
+    expect(await attemptRows()).toBe(3);
+  });
+
+  it('a tenant key listens on its own tenant only, receives only that tenant\'s events, and session ids do not cross tenants', async () => {
+    for (const id of ['listen-a', 'listen-b']) expect((await h.app.inject({ method: 'POST', url: '/v1/tenants', payload: { id } })).statusCode).toBe(201);
+    const mint = async (tenantId: string, scopes: string[]) =>
+      (await h.app.inject({ method: 'POST', url: '/v1/api-keys', payload: { name: `listen ${tenantId}`, tenantId, scopes } })).json().key as string;
+    const keyA = await mint('listen-a', ['manage']);
+    const publishA = await mint('listen-a', ['publish']);
+    const asKey = (key: string) => ({ authorization: `Bearer ${key}` });
+
+    const args = ['--forward-to', local.url, '--api', base, '--session', 'shared-name', '--events', 'tenanted.*'];
+    const l = listen([...args, '--tenant', 'listen-a'], { HOOKLINE_API_KEY: keyA });
+    local.state.secrets.push((await l.line(/^secret: (whsec_\S+)/))[1]);
+    const endpointId = (await l.line(/^session shared-name \(endpoint (ep_\w+)/))[1];
+    await l.line(/^connected to /);
+    // The endpoint is tenant A's, not the default tenant's.
+    expect((await h.app.inject({ method: 'GET', url: `/v1/tenants/listen-a/endpoints/${endpointId}` })).json().url).toBe('listen://listen-a/shared-name');
+    expect((await h.app.inject({ method: 'GET', url: `/v1/endpoints/${endpointId}` })).statusCode).toBe(404);
+
+    // The same name in tenant B is another session with another endpoint.
+    const inB = await h.app.inject({ method: 'POST', url: '/v1/tenants/listen-b/listen/sessions', payload: { session: 'shared-name', eventTypes: ['tenanted.*'] } });
+    expect(inB.statusCode).toBe(201);
+    expect(inB.json().endpointId).not.toBe(endpointId);
+    // A's random session id answers 404 in tenant B and in the default tenant, even to the admin key.
+    const random = (await h.app.inject({ method: 'POST', url: '/v1/tenants/listen-a/listen/sessions', payload: {}, headers: asKey(keyA) })).json().session;
+    for (const t of ['/v1/tenants/listen-b', '/v1']) {
+      expect((await h.app.inject({ method: 'GET', url: `${t}/listen/sessions/${random}/stream` })).statusCode).toBe(404);
+      expect((await h.app.inject({ method: 'POST', url: `${t}/listen/sessions/${random}/results`, payload: { requestId: '1', status: 200 } })).statusCode).toBe(404);
+      const other = { session: random, eventTypes: ['nothing.here'] };
+      expect((await h.app.inject({ method: 'POST', url: `${t}/listen/sessions`, payload: other })).json().resumed).toBe(false);
+    }
+    // A's key cannot listen on B or on the default tenant.
+    expect((await h.app.inject({ method: 'POST', url: '/v1/tenants/listen-b/listen/sessions', payload: {}, headers: asKey(keyA) })).statusCode).toBe(404);
+    expect((await h.app.inject({ method: 'POST', url: '/v1/listen/sessions', payload: {}, headers: asKey(keyA) })).statusCode).toBe(404);
+    const wrong = listen(args, { HOOKLINE_API_KEY: keyA });
+    expect(await wrong.exited).toBe(1);
+    expect(wrong.err.join('\n')).toMatch(/404 .*tenant default/);
+
+    const send = async (prefix: string, n: number) =>
+      (await h.app.inject({ method: 'POST', url: `${prefix}/events`, payload: { type: 'tenanted.sent', data: { n } } })).json() as { id: string };
+    const elsewhere = [await send('/v1', 1), await send('/v1/tenants/listen-b', 2)];
+    const mine = await send('/v1/tenants/listen-a', 3);
+    await l.line(new RegExp(`${mine.id}  tenanted.sent  -> 200`));
+    for (const e of elsewhere) {
+      const deliveries = (await h.app.inject({ method: 'GET', url: `/v1/events/${e.id}` })).json().deliveries ?? [];
+      expect(deliveries.map((d: { endpointId: string }) => d.endpointId)).not.toContain(endpointId);
+      expect(l.out.join('\n')).not.toContain(e.id);
+    }
+    const ofB = (await h.app.inject({ method: 'GET', url: `/v1/tenants/listen-b/events/${elsewhere[1].id}` })).json().deliveries;
+    expect(ofB.map((d: { endpointId: string }) => d.endpointId)).toEqual([inB.json().endpointId]);
+    expect(l.out.join('\n')).toContain(mine.id);
+  });
+
+  it('serves both mounts from one hub: one LISTEN connection in the API for listeners on /v1 and on a tenant', async () => {
+    const a = listen(['--forward-to', local.url, '--api', base, '--session', 'mount-default', '--events', 'nothing.here']);
+    const b = listen(['--forward-to', local.url, '--api', base, '--session', 'mount-tenant', '--events', 'nothing.here', '--tenant', 'listen-a']);
+    await a.line(/^connected to /);
+    await b.line(/^connected to /);
+    // The API's hub LISTENs on hookline_listen (the worker's transport on hookline_listen_answer);
+    // a hub per mount would hold two.
+    const { rows } = await h.pool.query(
+      `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND query = 'LISTEN hookline_listen'`,
+    );
+    expect(rows[0].n).toBe(1);
+  });
+
+  it('a key without the manage scope cannot listen, on its own tenant either', async () => {
+    const key = (await h.app.inject({ method: 'POST', url: '/v1/api-keys', payload: { name: 'publish only', tenantId: 'listen-a', scopes: ['publish', 'read'] } })).json().key as string;
+    const l = listen(['--forward-to', local.url, '--api', base, '--tenant', 'listen-a'], { HOOKLINE_API_KEY: key });
+    expect(await l.exited).toBe(1);
+    expect(l.err.join('\n')).toMatch(/403 authorization: this route needs the manage scope/);
+    const headers = { authorization: `Bearer ${key}` };
+    expect((await h.app.inject({ method: 'POST', url: '/v1/tenants/listen-a/listen/sessions', payload: {}, headers })).statusCode).toBe(403);
+    expect((await h.app.inject({ method: 'GET', url: '/v1/tenants/listen-a/listen/sessions/shared-name/stream', headers })).statusCode).toBe(403);
+  });
+
+  it('refuses a malformed --tenant before calling the API', async () => {
+    const l = listen(['--forward-to', local.url, '--api', base, '--tenant', '../x']);
+    expect(await l.exited).toBe(1);
+    expect(l.err.join('\n')).toMatch(/--tenant: not a tenant id/);
   });
 
   it('a second listener on the same session takes it over; the first one stops', async () => {

@@ -67,7 +67,7 @@ export class EndpointDelivery {
     return this.active && this.parkedUntil > 0 && !this.replayRequested;
   }
 
-  /** The endpoint's gate handed this delivery a freed slot: stop waiting for it. */
+  /** The endpoint's gate handed this delivery a freed slot, or its listener reconnected: stop waiting. */
   gateOpened(): void {
     this.slotFreed = true;
   }
@@ -115,9 +115,10 @@ export class EndpointDelivery {
   }
 
   /**
-   * Sleeps `ms` in a durable timer; waiting for an in-flight slot, a gateOpen signal ends it
-   * sooner. A signal that came while the refused attempt was still returning counts: the
-   * release that sent it is holding a slot for this delivery now.
+   * Sleeps `ms` in a durable timer; waiting for an in-flight slot or a listener, a gateOpen
+   * signal ends it sooner. A signal that came while the refused attempt was still returning
+   * counts: the release that sent it is holding a slot for this delivery now (or the listener
+   * that sent it is back).
    */
   private async waitForGate(ms: number, untilSlotFreed: boolean): Promise<void> {
     if (!untilSlotFreed) return sleep(ms);
@@ -188,13 +189,14 @@ async function attemptRun(
   for (;;) {
     if (wait) {
       const remainingMs = r.deadlineMs - (Date.now() - startedAt);
-      // The in-flight wait is a guess: it never outlasts the deadline, the delivery tries once
-      // more before it. The others are certain: a wait past the deadline ends the delivery now,
+      // The in-flight and listener waits are guesses (a signal usually ends them): they never
+      // outlast the deadline, the delivery tries once more before it. The others are certain: a wait past the deadline ends the delivery now,
       // as a retry delay past it does.
-      const ms = wait.reason === 'in_flight' ? Math.min(gateWaitMs(wait), remainingMs - DEADLINE_MARGIN_MS) : gateWaitMs(wait);
+      const guess = SIGNALLED_WAITS[wait.reason];
+      const ms = guess ? Math.min(gateWaitMs(wait), remainingMs - DEADLINE_MARGIN_MS) : gateWaitMs(wait);
       if (ms <= 0 || ms >= remainingMs) return `deadline exceeded: waiting for the endpoint (${WAIT_WORDS[wait.reason]})`;
-      waiting.show(`waiting: ${WAIT_WORDS[wait.reason]}; next try in ${Math.ceil(ms / 1000)} s${wait.reason === 'in_flight' ? ' or when a request ends' : ''}`);
-      await waiting.wait(ms, wait.reason === 'in_flight');
+      waiting.show(`waiting: ${WAIT_WORDS[wait.reason]}; next try ${guess ? `${guess} or ` : ''}in ${Math.ceil(ms / 1000)} s`);
+      await waiting.wait(ms, guess !== undefined);
       waiting.show(undefined);
     }
     let result: DeliverResult;
@@ -217,6 +219,14 @@ const WAIT_WORDS: Record<GateWait['reason'], string> = {
   paused: 'receiver asked to wait (Retry-After)',
   circuit_open: 'circuit open, endpoint failing',
   disabled: 'endpoint disabled',
+  listener_offline: 'endpoint paused, hookline listen is disconnected',
+};
+
+// Waits a gateOpen signal ends early (when, in words): a freed in-flight slot, a listener that
+// reconnected. Their timers are fallbacks, so they never outlast the deadline.
+const SIGNALLED_WAITS: Partial<Record<GateWait['reason'], string>> = {
+  in_flight: 'when a request ends',
+  listener_offline: 'when the listener reconnects',
 };
 
 // An in-flight wait ends this long before the deadline, to leave the last try time to run.
@@ -235,7 +245,7 @@ function gateWaitMs(w: GateWait): number {
   if (w.reason === 'rate_limit' || w.reason === 'circuit_open') return ms;
   // In-flight cap: the gateOpen signal is the wake-up; this is the fallback (the oldest lease's
   // expiry), jittered so waiters that lost their signal do not come back together.
-  if (w.reason === 'in_flight') return Math.max(1, withJitter(ms));
+  if (w.reason === 'in_flight' || w.reason === 'listener_offline') return Math.max(1, withJitter(ms));
   // Math.random is the workflow's seeded one: deterministic on replay.
   return ms + Math.round(Math.random() * Math.min(WAKE_SPREAD_MAX_MS, ms / 4));
 }

@@ -21,7 +21,7 @@ import { apiKeyRoutes } from './routes/api-keys';
 import { portalSessionInfoRoutes, portalSessionRoutes } from './routes/portal-sessions';
 import { registerTenantRoutes } from './tenant-routes';
 import { uiRoutes } from './routes/ui';
-import { listenRoutes } from './routes/listen';
+import { registerListenRoutes } from './routes/listen';
 import { portalRoutes } from './routes/portal';
 import { registerDocs } from './docs';
 import { registerRequestSpans } from '../telemetry';
@@ -103,7 +103,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(portalSessionInfoRoutes);
   await app.register(eventTypeRoutes);
   await app.register(uiRoutes);
-  await app.register(listenRoutes);
+  await registerListenRoutes(app);
   await app.register(portalRoutes);
   return app;
 }

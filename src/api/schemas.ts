@@ -78,6 +78,9 @@ export const HealthOut = z.object({
   lastSuccessAt: z.string().nullable(),
   inFlight: z.number(),
   pausedUntil: z.string().nullable().meta({ description: 'a Retry-After from the receiver holds every delivery until then' }),
+  pausedReason: z.enum(['retry_after', 'listener_offline']).nullable().meta({
+    description: 'why deliveries wait now: a Retry-After (until pausedUntil), or a `hookline listen` endpoint whose listener is disconnected (until it reconnects)',
+  }),
 });
 
 export const EventTypeName = z.string().max(255).regex(EVENT_TYPE_PATTERN, 'dotted name such as invoice.paid');

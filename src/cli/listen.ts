@@ -4,19 +4,24 @@
 // verifies the signature as it would in production), and reports the local answer back as the
 // attempt's result. Self-contained: it speaks to the API with fetch and nothing else from src/.
 //
-// Protocol (src/api/routes/listen.ts): POST /v1/listen/sessions, then GET …/stream (Server-Sent
+// Protocol (src/api/routes/listen.ts): POST {T}/listen/sessions ({T}: /v1, or /v1/tenants/<id>
+// with --tenant), then GET …/stream (Server-Sent
 // Events: ready, delivery, replaced, removed), and one POST …/results per delivery. A dropped
-// stream is reopened with the same session; the API keeps its deliveries retrying meanwhile.
+// stream is reopened with the same session; meanwhile the endpoint is paused: its deliveries
+// wait (no attempts) and go as soon as this listener is back.
 import http from 'node:http';
 import https from 'node:https';
 import { parseArgs } from 'node:util';
 
-export const LISTEN_USAGE = `usage: hookline listen --forward-to URL [--events 'invoice.*,order.paid'] [--api URL] [--session ID] [--key KEY]
+export const LISTEN_USAGE = `usage: hookline listen --forward-to URL [--events 'invoice.*,order.paid'] [--api URL] [--tenant ID] [--session ID] [--key KEY]
 
   --forward-to URL   where each delivery is re-POSTed (e.g. http://localhost:8080/webhooks)
   --events LIST      event types or patterns to receive, comma-separated (default: all)
   --api URL          the Hookline API (default: HOOKLINE_URL, else http://127.0.0.1:3000)
-  --session ID       resume this session, or open it under this name (default: a new one)
+  --tenant ID        listen in this tenant (default: the tenant "default"); a key bound to a
+                     tenant needs its own tenant here
+  --session ID       resume this session, or open it under this name (default: a new one);
+                     each tenant has its own session names
   --key KEY          API key (default: HOOKLINE_API_KEY; prefer the variable: arguments show in ps)`;
 
 /** The local app's answer body kept for the attempt record (the API keeps 2 KiB of it). */
@@ -52,6 +57,9 @@ interface Options {
   forwardTo: URL;
   eventTypes: string[] | undefined;
   session: string | undefined;
+  tenant: string | undefined;
+  /** Where the tenant's routes are: /v1, or /v1/tenants/<id>. */
+  prefix: string;
 }
 
 function parseOptions(args: string[], env: NodeJS.ProcessEnv): Options {
@@ -59,7 +67,7 @@ function parseOptions(args: string[], env: NodeJS.ProcessEnv): Options {
     args,
     options: {
       'forward-to': { type: 'string' }, events: { type: 'string' }, api: { type: 'string' },
-      session: { type: 'string' }, key: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+      session: { type: 'string' }, key: { type: 'string' }, tenant: { type: 'string' }, help: { type: 'boolean', short: 'h' },
     },
   });
   if (values.help) {
@@ -77,6 +85,10 @@ function parseOptions(args: string[], env: NodeJS.ProcessEnv): Options {
     }
     throw new ListenError(`${flag}: not an http(s) URL: ${raw}`, null, true);
   };
+  const tenant = values.tenant;
+  if (tenant !== undefined && !/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(tenant)) {
+    throw new ListenError(`--tenant: not a tenant id: ${tenant}`, null, true);
+  }
   const events = values.events?.split(',').map((s) => s.trim()).filter(Boolean);
   return {
     api: url(values.api ?? env.HOOKLINE_URL ?? `http://${env.HOST ?? '127.0.0.1'}:${env.PORT ?? '3000'}`, '--api'),
@@ -84,6 +96,8 @@ function parseOptions(args: string[], env: NodeJS.ProcessEnv): Options {
     forwardTo: url(forwardTo, '--forward-to'),
     eventTypes: events && events.length > 0 ? events : undefined,
     session: values.session,
+    tenant,
+    prefix: tenant === undefined ? '/v1' : `/v1/tenants/${tenant}`,
   };
 }
 
@@ -118,20 +132,24 @@ class ListenClient {
 
   /** Opens or resumes the session; prints the secret when it is new (the only time it is shown). */
   async open(): Promise<void> {
-    const { json } = await this.call('POST', '/v1/listen/sessions', { session: this.session, eventTypes: this.o.eventTypes });
+    const { json } = await this.call('POST', `${this.o.prefix}/listen/sessions`, { session: this.session, eventTypes: this.o.eventTypes }).catch((err) => {
+      // Opening a session, 404 is about the tenant (none such, or not the key's): waiting will not help.
+      if (err instanceof ListenError && err.status === 404) throw new ListenError(`${err.message} (check --tenant)`, 404, true);
+      throw err;
+    });
     this.session = json.session;
     const types = json.eventTypes ? json.eventTypes.join(', ') : 'all event types';
     if (json.resumed) {
       console.log(`resumed session ${json.session} (endpoint ${json.endpointId}, ${types})`);
       if (json.disabledReason) {
-        console.error(`warning: endpoint ${json.endpointId} is disabled (${json.disabledReason}); nothing is delivered until it is enabled: PATCH /v1/endpoints/${json.endpointId} {"disabled":false}`);
+        console.error(`warning: endpoint ${json.endpointId} is disabled (${json.disabledReason}); nothing is delivered until it is enabled: PATCH ${this.o.prefix}/endpoints/${json.endpointId} {"disabled":false}`);
       }
     } else {
       console.log(`session ${json.session} (endpoint ${json.endpointId}, ${types})`);
       console.log(`secret: ${json.secret}`);
       console.log('  (shown once: give it to your app to verify signatures, e.g. the standardwebhooks library)');
     }
-    console.log(`forwarding to ${this.o.forwardTo.href}; resume later with --session ${json.session} (kept ${Math.round(json.graceMs / 60_000)} min after a disconnect)`);
+    console.log(`forwarding to ${this.o.forwardTo.href}; resume later with ${this.o.tenant ? `--tenant ${this.o.tenant} ` : ''}--session ${json.session} (kept ${Math.round(json.graceMs / 60_000)} min after a disconnect)`);
   }
 
   /** Streams until stopped; a dropped stream is reopened with backoff, a refused one ends the command. */
@@ -170,7 +188,7 @@ class ListenClient {
     const ac = new AbortController();
     this.current = ac;
     let idle = setTimeout(() => ac.abort(), STREAM_IDLE_MS);
-    const path = `/v1/listen/sessions/${encodeURIComponent(this.session!)}/stream`;
+    const path = `${this.o.prefix}/listen/sessions/${encodeURIComponent(this.session!)}/stream`;
     try {
       let res: Response;
       try {
@@ -234,7 +252,7 @@ class ListenClient {
     const ms = Math.round(performance.now() - started);
     console.log(`${new Date().toISOString()}  ${d.headers['webhook-id'] ?? '?'}  ${eventTypeOf(d.body)}  -> ${'status' in answer ? answer.status : `${answer.error.code}: ${answer.error.message}`}  ${ms} ms`);
     try {
-      await this.call('POST', `/v1/listen/sessions/${encodeURIComponent(this.session!)}/results`, { requestId: d.requestId, ...answer });
+      await this.call('POST', `${this.o.prefix}/listen/sessions/${encodeURIComponent(this.session!)}/results`, { requestId: d.requestId, ...answer });
     } catch (err) {
       // The attempt times out on the worker and is retried like any unanswered POST.
       console.error(`could not report ${d.headers['webhook-id'] ?? d.requestId}: ${(err as Error).message}`);

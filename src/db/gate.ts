@@ -8,10 +8,13 @@
 // release part of the statement that records the attempt (src/db/deliveries.ts).
 import type { Pool, PoolClient } from './pool';
 import { COLUMNS, toRow, type EndpointRow } from './endpoints';
+import { listenerOffline } from '../listen/sessions';
 
 type Queryable = Pool | PoolClient;
 
-export type WaitReason = 'in_flight' | 'rate_limit' | 'paused' | 'circuit_open' | 'disabled';
+export type WaitReason = 'in_flight' | 'rate_limit' | 'paused' | 'circuit_open' | 'disabled'
+  /** A `hookline listen` endpoint whose listener is away (decided by its transport, not gate_acquire). */
+  | 'listener_offline';
 
 export interface GateDecision {
   admitted: boolean;
@@ -117,6 +120,8 @@ export interface EndpointHealth {
   lastSuccessAt: Date | null;
   inFlight: number;
   pausedUntil: Date | null;
+  /** Why deliveries wait now, whatever the circuit: a Retry-After, or a `hookline listen` endpoint with nobody listening. */
+  pausedReason: 'retry_after' | 'listener_offline' | null;
 }
 
 const HEALTH = `circuit, circuit_since, consecutive_failures, next_probe_at, failing_since, last_success_at, pause_until,
@@ -131,15 +136,17 @@ const toHealth = (r: any): EndpointHealth => ({
   lastSuccessAt: r.last_success_at,
   inFlight: r.in_flight,
   pausedUntil: r.pause_until && r.pause_until > new Date() ? r.pause_until : null,
+  pausedReason: r.pause_until && r.pause_until > new Date() ? 'retry_after' : null,
 });
 
 const NEVER_TRIED: EndpointHealth = {
-  state: 'closed', since: null, consecutiveFailures: 0, nextProbeAt: null, failingSince: null, lastSuccessAt: null, inFlight: 0, pausedUntil: null,
+  state: 'closed', since: null, consecutiveFailures: 0, nextProbeAt: null, failingSince: null, lastSuccessAt: null, inFlight: 0, pausedUntil: null, pausedReason: null,
 };
 
 export async function endpointHealth(db: Queryable, endpointId: string): Promise<EndpointHealth> {
   const { rows } = await db.query(`SELECT ${HEALTH} FROM endpoint_gates WHERE endpoint_id = $1`, [endpointId]);
-  return rows[0] ? toHealth(rows[0]) : NEVER_TRIED;
+  const health = rows[0] ? toHealth(rows[0]) : NEVER_TRIED;
+  return (await listenerOffline(db, endpointId)) ? { ...health, pausedReason: 'listener_offline' } : health;
 }
 
 /** Every endpoint whose gate has state (Prometheus' circuit gauge). */

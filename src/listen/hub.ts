@@ -10,7 +10,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { Pool } from '../db/pool';
 import { PgChannel } from './channel';
 import { claimRequests, REQUEST_CHANNEL, type ClaimedRequest } from './requests';
-import { existingSessions, HEARTBEAT_MS, heartbeat, releaseSession, sweepSessions, takeSession } from './sessions';
+import { existingSessions, HEARTBEAT_MS, heartbeat, releaseSession, sessionName, sweepSessions, takeSession, takeWaiters } from './sessions';
 
 /** SSE comment lines keep proxies (nginx's proxy_read_timeout is 30 s) from closing a quiet stream. */
 const PING_MS = 15_000;
@@ -35,6 +35,11 @@ export interface HubOptions {
   databaseUrl: string;
   graceMs: number;
   log: FastifyBaseLogger;
+  /**
+   * Wakes a delivery paused for this session's listener (a gateOpen signal to its workflow).
+   * Absent (an API without Temporal): paused deliveries look again at their own timers.
+   */
+  wake?: (workflowId: string, endpointId: string) => Promise<void>;
 }
 
 export class ListenHub {
@@ -75,6 +80,7 @@ export class ListenHub {
     this.ensureRunning();
     await this.channel!.start();
     void this.pump(entry);
+    void this.wakeWaiters(sessionId);
     return async () => {
       if (this.held.get(sessionId) === entry) this.held.delete(sessionId);
       await releaseSession(this.opts.pool, sessionId, holder).catch(() => {});
@@ -82,8 +88,21 @@ export class ListenHub {
     };
   }
 
+  /** The deliveries that paused while nobody listened go now, not at their recheck timers. */
+  private async wakeWaiters(sessionId: string): Promise<void> {
+    const wake = this.opts.wake;
+    if (!wake) return;
+    try {
+      const waiters = await takeWaiters(this.opts.pool, sessionId);
+      // A workflow closed meanwhile, or Temporal unreachable: that delivery's own timer covers it.
+      await Promise.all(waiters.map((w) => wake(w.workflowId, w.endpointId).catch(() => {})));
+    } catch (err) {
+      this.opts.log.warn({ err: (err as Error).message }, 'listen: could not wake paused deliveries');
+    }
+  }
+
   private replaced(entry: Held): void {
-    entry.stream.send('replaced', { session: entry.sessionId, message: 'another hookline listen took over this session' });
+    entry.stream.send('replaced', { session: sessionName(entry.sessionId), message: 'another hookline listen took over this session' });
     entry.stream.end();
   }
 
@@ -133,7 +152,7 @@ export class ListenHub {
         if (exist.has(e.sessionId)) {
           this.replaced(e); // a newer stream holds it, here or on another replica
         } else {
-          e.stream.send('removed', { session: e.sessionId, message: 'the session was removed (its endpoint was deleted)' });
+          e.stream.send('removed', { session: sessionName(e.sessionId), message: 'the session was removed (its endpoint was deleted)' });
           e.stream.end();
         }
         continue;

@@ -39,20 +39,28 @@ export interface ClaimedRequest {
 
 /**
  * Queues one attempt for the session's listener, only while the session is connected (held by a
- * stream whose API beat recently); returns the request id, or null when nobody listens.
+ * stream whose API beat recently); returns the request id, or null when nobody listens. Then the
+ * workflow `waiter` (when given) is noted in listen_waiters, to be woken when a listener attaches.
+ * The share lock on the session row orders this against takeSession: either this sees the new
+ * holder, or its waiter row exists before the attaching API reads them.
  */
 export async function enqueueRequest(
-  db: Queryable, sessionId: string, headers: Record<string, string>, body: string, timeoutMs: number,
+  db: Queryable, sessionId: string, headers: Record<string, string>, body: string, timeoutMs: number, waiter: string | null = null,
 ): Promise<string | null> {
   const sealing = payloadsEncrypted();
-  const { rows } = await db.query<{ id: string }>(
-    `WITH ins AS (
+  const { rows } = await db.query<{ id: string | null }>(
+    `WITH s AS (
+       SELECT id, holder IS NOT NULL AND last_seen_at > now() - make_interval(secs => $5::double precision / 1000) AS connected
+       FROM listen_sessions WHERE id = $1 FOR SHARE),
+     ins AS (
        INSERT INTO listen_requests (session_id, headers, body, body_sealed, deadline)
-       SELECT id, $2, $3, $6, now() + make_interval(secs => $4::double precision / 1000) FROM listen_sessions
-       WHERE id = $1 AND holder IS NOT NULL AND last_seen_at > now() - make_interval(secs => $5::double precision / 1000)
-       RETURNING id, session_id)
+       SELECT id, $2, $3, $6, now() + make_interval(secs => $4::double precision / 1000) FROM s WHERE connected
+       RETURNING id, session_id),
+     waits AS (
+       INSERT INTO listen_waiters (session_id, workflow_id) SELECT id, $7 FROM s WHERE NOT connected AND $7::text IS NOT NULL
+       ON CONFLICT DO NOTHING)
      SELECT id::text, pg_notify('${REQUEST_CHANNEL}', session_id) FROM ins`,
-    [sessionId, headers, sealing ? seal(sessionId, 'request', body) : body, timeoutMs, CONNECTED_STALE_MS, sealing],
+    [sessionId, headers, sealing ? seal(sessionId, 'request', body) : body, timeoutMs, CONNECTED_STALE_MS, sealing, waiter],
   );
   return rows[0]?.id ?? null;
 }

@@ -3,6 +3,7 @@
 // `listen://<session id>`; the deliver activity sends that endpoint's attempts through
 // listen_requests (src/listen/requests.ts) instead of an HTTP POST.
 import type { Pool, PoolClient } from '../db/pool';
+import { DEFAULT_TENANT } from '../db/tenants';
 
 type Queryable = Pool | PoolClient;
 
@@ -17,6 +18,15 @@ export const SESSION_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
  */
 export const HEARTBEAT_MS = 2_000;
 export const CONNECTED_STALE_MS = 10_000;
+
+/**
+ * A session's row id (and its `listen://` url): the name the user chose in the default tenant,
+ * `<tenant>/<name>` in any other. Neither names nor tenant ids contain '/', so each tenant has its
+ * own names, and a session id looked up in the wrong tenant finds nothing (404).
+ */
+export const sessionKey = (tenantId: string, name: string): string => (tenantId === DEFAULT_TENANT ? name : `${tenantId}/${name}`);
+/** The name the user knows a session by (the part after the tenant). */
+export const sessionName = (key: string): string => key.slice(key.indexOf('/') + 1);
 
 export const listenUrl = (sessionId: string): string => `${LISTEN_SCHEME}${sessionId}`;
 export const isListenUrl = (url: string): boolean => url.toLowerCase().startsWith(LISTEN_SCHEME);
@@ -89,4 +99,30 @@ export async function sweepSessions(db: Queryable, graceMs: number): Promise<str
   );
   await db.query(`DELETE FROM listen_requests WHERE deadline < now() - interval '1 minute'`);
   return rows.map((r) => r.id);
+}
+
+/**
+ * Whether the endpoint is a listen session's and nobody listens now: its deliveries are paused
+ * (they wait in their workflows, woken when a listener attaches). Null: not a listen endpoint.
+ */
+export async function listenerOffline(db: Queryable, endpointId: string): Promise<boolean | null> {
+  const { rows } = await db.query(
+    `SELECT NOT (holder IS NOT NULL AND last_seen_at > now() - make_interval(secs => $2::double precision / 1000)) AS offline
+     FROM listen_sessions WHERE endpoint_id = $1`,
+    [endpointId, CONNECTED_STALE_MS],
+  );
+  return rows[0] ? rows[0].offline : null;
+}
+
+/**
+ * A listener attached: takes the deliveries that waited for it (listen_waiters, migration 016),
+ * for the caller to wake (a gateOpen signal to each workflow).
+ */
+export async function takeWaiters(db: Queryable, id: string): Promise<{ workflowId: string; endpointId: string }[]> {
+  const { rows } = await db.query(
+    `DELETE FROM listen_waiters w USING listen_sessions s WHERE w.session_id = $1 AND s.id = w.session_id
+     RETURNING w.workflow_id, s.endpoint_id`,
+    [id],
+  );
+  return rows.map((r) => ({ workflowId: r.workflow_id, endpointId: r.endpoint_id }));
 }

@@ -140,6 +140,7 @@
     if (c.state === 'open') parts.push(`circuit open since ${when(c.since)}; next probe ${when(c.nextProbeAt)}`);
     if (c.state === 'half_open') parts.push('circuit half-open: probe in flight');
     if (c.pausedUntil) parts.push(`paused (Retry-After) until ${when(c.pausedUntil)}`);
+    if (c.pausedReason === 'listener_offline') parts.push('paused: hookline listen is disconnected');
     if (c.inFlight > 0) parts.push(`${c.inFlight} in flight`);
     return parts.length > 0 ? h('div', { class: 'muted circuit' }, parts.join(' · ')) : null;
   }

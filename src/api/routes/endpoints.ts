@@ -74,6 +74,7 @@ const iso = (d: Date | null) => (d ? d.toISOString() : null);
 const healthOut = (h: EndpointHealth) => ({
   state: h.state, since: iso(h.since), consecutiveFailures: h.consecutiveFailures, nextProbeAt: iso(h.nextProbeAt),
   failingSince: iso(h.failingSince), lastSuccessAt: iso(h.lastSuccessAt), inFlight: h.inFlight, pausedUntil: iso(h.pausedUntil),
+  pausedReason: h.pausedReason,
 });
 
 /** Without HOOKLINE_ENCRYPTION_KEY a secret could only be stored in plaintext: refuse instead. */

@@ -1,10 +1,15 @@
-// /v1/listen: what `hookline listen` (src/cli/listen.ts) talks to. The only way to make a
+// {T}/listen: what `hookline listen` (src/cli/listen.ts) talks to, {T} being /v1 (tenant
+// `default`) or /v1/tenants/:tenantId (src/api/tenant-routes.ts). The only way to make a
 // `listen://` endpoint (src/api/url-policy.ts refuses that scheme on /v1/endpoints).
 //
-//   POST /v1/listen/sessions                   open a session (201, its endpoint and secret, once)
+//   POST {T}/listen/sessions                   open a session (201, its endpoint and secret, once)
 //                                              or resume one by name (200, no secret)
-//   GET  /v1/listen/sessions/:session/stream   the deliveries, as Server-Sent Events
-//   POST /v1/listen/sessions/:session/results  the local app's answer to one delivery
+//   GET  {T}/listen/sessions/:session/stream   the deliveries, as Server-Sent Events
+//   POST {T}/listen/sessions/:session/results  the local app's answer to one delivery
+//
+// A session belongs to the tenant it was opened in (its endpoint is that tenant's; its row id is
+// tenant-qualified, src/listen/sessions.ts sessionKey), so the same name in another tenant is
+// another session, and a key bound to one tenant can listen there only.
 //
 // Server-Sent Events plus a POST per answer rather than a WebSocket: both halves are plain HTTP
 // requests through Fastify's router, so the access checks (Bearer key, Host allowlist, cross-site
@@ -12,8 +17,7 @@
 // config unchanged (X-Accel-Buffering: no turns off its buffering; pings every 15 s stay inside
 // its 30 s read timeout), where a WebSocket needs Upgrade headers there; and it needs no new
 // dependency on either side (the CLI reads the stream with fetch).
-import { DEFAULT_TENANT } from '../../db/tenants';
-import type { FastifyPluginAsync } from 'fastify';
+import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { hasEncryptionKey } from '../../at-rest';
@@ -24,14 +28,14 @@ import { generateSigningSecret } from '../../signing';
 import type { RetryOverrides } from '../../retry';
 import { ListenHub } from '../../listen/hub';
 import { answerRequest } from '../../listen/requests';
-import { getSession, insertSession, listenUrl, SESSION_ID_PATTERN } from '../../listen/sessions';
+import { getSession, insertSession, listenUrl, SESSION_ID_PATTERN, sessionKey } from '../../listen/sessions';
+import { registerTenantRoutes } from '../tenant-routes';
 import { ApiError, notFound } from '../errors';
 
 /**
- * A listen endpoint's retries. Until the endpoint gate can pause it, an attempt while the CLI is
- * away fails at once (no socket, one indexed query), so retries may come often: at most 5 s
- * apart, a reconnected listener gets the backlog within seconds. The deadline is the grace
- * period: past it the session and its endpoint are removed anyway.
+ * A listen endpoint's retries: of a local app that failed (a listener that is away pauses the
+ * endpoint instead, costing no attempt). Short, as for a developer at work: at most 5 s apart.
+ * The deadline is the grace period: past it the session and its endpoint are removed anyway.
  */
 function listenRetry(graceMs: number): RetryOverrides {
   return { initialIntervalMs: 1_000, backoffCoefficient: 2, maximumIntervalMs: 5_000, deadlineMs: graceMs, maxAttempts: 0 };
@@ -75,23 +79,42 @@ const ResultIn = z
 
 const randomSessionId = () => `lsn_${newEndpointId().slice('ep_'.length).toLowerCase()}`;
 
-export const listenRoutes: FastifyPluginAsync = async (fastify) => {
+/** The signal that wakes a delivery waiting at its endpoint's gate (activities GATE_OPEN_SIGNAL). */
+const GATE_OPEN_SIGNAL = 'gateOpen';
+
+/**
+ * Mounts the listen routes for every tenant (/v1 and /v1/tenants/:tenantId) around ONE hub per
+ * app: one sweeper, one LISTEN connection, one map of held streams, whichever prefix a CLI used.
+ */
+export async function registerListenRoutes(root: FastifyInstance): Promise<void> {
+  const { pool, config, temporal } = root.hookline;
+  const hub = new ListenHub({
+    pool,
+    databaseUrl: config.DATABASE_URL ?? pool.options.connectionString!,
+    graceMs: config.HOOKLINE_LISTEN_GRACE_MS,
+    log: root.log,
+    wake: temporal ? (workflowId, endpointId) => temporal.client.workflow.getHandle(workflowId).signal(GATE_OPEN_SIGNAL, endpointId) : undefined,
+  });
+  hub.startSweeping();
+  // Before the server closes: an open stream would otherwise hold the close forever.
+  root.addHook('preClose', async () => hub.close());
+  await registerTenantRoutes(root, [listenRoutes(hub)]);
+}
+
+const listenRoutes = (hub: ListenHub): FastifyPluginAsync => async (fastify) => {
   const app = fastify.withTypeProvider<ZodTypeProvider>();
   const { pool, config } = app.hookline;
   const graceMs = config.HOOKLINE_LISTEN_GRACE_MS;
-  const hub = new ListenHub({ pool, databaseUrl: config.DATABASE_URL ?? pool.options.connectionString!, graceMs, log: app.log });
-  hub.startSweeping();
-  // Before the server closes: an open stream would otherwise hold the close forever.
-  app.addHook('preClose', async () => hub.close());
 
-  app.post('/v1/listen/sessions', {
+  app.post('/listen/sessions', {
     schema: { tags: ['listen'], summary: 'Open or resume a hookline listen session', body: SessionIn, response: { 200: SessionOut, 201: SessionOut } },
     config: { auth: 'manage' },
   }, async (req, reply) => {
     const id = req.body.session ?? randomSessionId();
+    const key = sessionKey(req.tenantId, id);
     const eventTypes = req.body.eventTypes ?? null;
     const result = await withTransaction(pool, async (db) => {
-      const existing = await getSession(db, id, true);
+      const existing = await getSession(db, key, true);
       if (existing) {
         const ep = req.body.eventTypes
           ? await endpoints.updateEndpoint(db, existing.endpointId, { eventTypes })
@@ -105,8 +128,8 @@ export const listenRoutes: FastifyPluginAsync = async (fastify) => {
       const secret = generateSigningSecret('hmac');
       const ep = await endpoints.insertEndpoint(db, {
         id: newEndpointId(),
-        tenantId: DEFAULT_TENANT,
-        url: listenUrl(id),
+        tenantId: req.tenantId,
+        url: listenUrl(key),
         description: `hookline listen session ${id}`,
         eventTypes,
         channels: null,
@@ -115,7 +138,7 @@ export const listenRoutes: FastifyPluginAsync = async (fastify) => {
         disabled: false,
         secret,
       });
-      await insertSession(db, id, ep.id);
+      await insertSession(db, key, ep.id);
       return { resumed: false, endpointId: ep.id, eventTypes: ep.eventTypes, disabledReason: null, secret };
     }).catch((err) => {
       if ((err as { code?: string }).code === '23505') throw new ApiError(409, 'conflict', `body.session: ${id} is being opened by another request`);
@@ -124,11 +147,11 @@ export const listenRoutes: FastifyPluginAsync = async (fastify) => {
     return reply.code(result.resumed ? 200 : 201).send({ session: id, graceMs, ...result });
   });
 
-  app.get('/v1/listen/sessions/:session/stream', {
+  app.get('/listen/sessions/:session/stream', {
     schema: { tags: ['listen'], summary: 'The session\'s deliveries as Server-Sent Events (events: ready, delivery, replaced, removed)', params: SessionParams },
     config: { auth: 'manage' },
   }, async (req, reply) => {
-    const session = await getSession(pool, req.params.session);
+    const session = await getSession(pool, sessionKey(req.tenantId, req.params.session));
     if (!session) throw notFound('listen session', req.params.session);
     reply.hijack();
     const res = reply.raw;
@@ -152,7 +175,7 @@ export const listenRoutes: FastifyPluginAsync = async (fastify) => {
         res.end();
       },
     };
-    stream.send('ready', { session: session.id, endpointId: session.endpointId });
+    stream.send('ready', { session: req.params.session, endpointId: session.endpointId });
     const attached = hub.attach(session.id, stream);
     res.on('close', () => {
       open = false;
@@ -166,12 +189,12 @@ export const listenRoutes: FastifyPluginAsync = async (fastify) => {
     }
   });
 
-  app.post('/v1/listen/sessions/:session/results', {
+  app.post('/listen/sessions/:session/results', {
     schema: { tags: ['listen'], summary: 'Report the local app\'s answer to one delivery', params: SessionParams, body: ResultIn },
     config: { auth: 'manage' },
   }, async (req, reply) => {
     const b = req.body;
-    const answered = await answerRequest(pool, req.params.session, b.requestId, {
+    const answered = await answerRequest(pool, sessionKey(req.tenantId, req.params.session), b.requestId, {
       status: b.status ?? null,
       headers: b.headers ?? null,
       body: b.bodyBase64 !== undefined ? Buffer.from(b.bodyBase64, 'base64') : null,
