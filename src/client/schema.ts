@@ -74,6 +74,8 @@ export interface paths {
                                     inFlight: number;
                                     /** @description a Retry-After from the receiver holds every delivery until then */
                                     pausedUntil: string | null;
+                                    /** @description why deliveries wait now: a Retry-After (until pausedUntil), or a `hookline listen` endpoint whose listener is disconnected (until it reconnects) */
+                                    pausedReason: ("retry_after" | "listener_offline") | null;
                                 };
                                 createdAt: string;
                                 updatedAt: string;
@@ -188,6 +190,8 @@ export interface paths {
                                 inFlight: number;
                                 /** @description a Retry-After from the receiver holds every delivery until then */
                                 pausedUntil: string | null;
+                                /** @description why deliveries wait now: a Retry-After (until pausedUntil), or a `hookline listen` endpoint whose listener is disconnected (until it reconnects) */
+                                pausedReason: ("retry_after" | "listener_offline") | null;
                             };
                             createdAt: string;
                             updatedAt: string;
@@ -274,6 +278,8 @@ export interface paths {
                                 inFlight: number;
                                 /** @description a Retry-After from the receiver holds every delivery until then */
                                 pausedUntil: string | null;
+                                /** @description why deliveries wait now: a Retry-After (until pausedUntil), or a `hookline listen` endpoint whose listener is disconnected (until it reconnects) */
+                                pausedReason: ("retry_after" | "listener_offline") | null;
                             };
                             createdAt: string;
                             updatedAt: string;
@@ -404,6 +410,8 @@ export interface paths {
                                 inFlight: number;
                                 /** @description a Retry-After from the receiver holds every delivery until then */
                                 pausedUntil: string | null;
+                                /** @description why deliveries wait now: a Retry-After (until pausedUntil), or a `hookline listen` endpoint whose listener is disconnected (until it reconnects) */
+                                pausedReason: ("retry_after" | "listener_offline") | null;
                             };
                             createdAt: string;
                             updatedAt: string;
@@ -1190,6 +1198,8 @@ export interface paths {
                                     inFlight: number;
                                     /** @description a Retry-After from the receiver holds every delivery until then */
                                     pausedUntil: string | null;
+                                    /** @description why deliveries wait now: a Retry-After (until pausedUntil), or a `hookline listen` endpoint whose listener is disconnected (until it reconnects) */
+                                    pausedReason: ("retry_after" | "listener_offline") | null;
                                 };
                                 createdAt: string;
                                 updatedAt: string;
@@ -1307,6 +1317,8 @@ export interface paths {
                                 inFlight: number;
                                 /** @description a Retry-After from the receiver holds every delivery until then */
                                 pausedUntil: string | null;
+                                /** @description why deliveries wait now: a Retry-After (until pausedUntil), or a `hookline listen` endpoint whose listener is disconnected (until it reconnects) */
+                                pausedReason: ("retry_after" | "listener_offline") | null;
                             };
                             createdAt: string;
                             updatedAt: string;
@@ -1395,6 +1407,8 @@ export interface paths {
                                 inFlight: number;
                                 /** @description a Retry-After from the receiver holds every delivery until then */
                                 pausedUntil: string | null;
+                                /** @description why deliveries wait now: a Retry-After (until pausedUntil), or a `hookline listen` endpoint whose listener is disconnected (until it reconnects) */
+                                pausedReason: ("retry_after" | "listener_offline") | null;
                             };
                             createdAt: string;
                             updatedAt: string;
@@ -1529,6 +1543,8 @@ export interface paths {
                                 inFlight: number;
                                 /** @description a Retry-After from the receiver holds every delivery until then */
                                 pausedUntil: string | null;
+                                /** @description why deliveries wait now: a Retry-After (until pausedUntil), or a `hookline listen` endpoint whose listener is disconnected (until it reconnects) */
+                                pausedReason: ("retry_after" | "listener_offline") | null;
                             };
                             createdAt: string;
                             updatedAt: string;
@@ -3019,6 +3035,173 @@ export interface paths {
                 header?: never;
                 path: {
                     session: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        requestId: string;
+                        status?: number;
+                        headers?: {
+                            [key: string]: string;
+                        };
+                        bodyBase64?: string;
+                        error?: {
+                            code: string;
+                            message: string;
+                        };
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants/{tenantId}/listen/sessions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Open or resume a hookline listen session */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description a tenant id (`tn_…` or one chosen at creation); `default` is the tenant of the routes without one */
+                    tenantId: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /** @description resume this session, or open it under this name; absent: a new random one */
+                        session?: string;
+                        eventTypes?: string[];
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            session: string;
+                            endpointId: string;
+                            eventTypes: string[] | null;
+                            graceMs: number;
+                            resumed: boolean;
+                            /** @description set when the endpoint is disabled (e.g. the local app answered 410) */
+                            disabledReason: string | null;
+                            /** @description only when the session is created */
+                            secret?: string;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                201: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            session: string;
+                            endpointId: string;
+                            eventTypes: string[] | null;
+                            graceMs: number;
+                            resumed: boolean;
+                            /** @description set when the endpoint is disabled (e.g. the local app answered 410) */
+                            disabledReason: string | null;
+                            /** @description only when the session is created */
+                            secret?: string;
+                        };
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants/{tenantId}/listen/sessions/{session}/stream": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The session's deliveries as Server-Sent Events (events: ready, delivery, replaced, removed) */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    session: string;
+                    /** @description a tenant id (`tn_…` or one chosen at creation); `default` is the tenant of the routes without one */
+                    tenantId: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants/{tenantId}/listen/sessions/{session}/results": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Report the local app's answer to one delivery */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    session: string;
+                    /** @description a tenant id (`tn_…` or one chosen at creation); `default` is the tenant of the routes without one */
+                    tenantId: string;
                 };
                 cookie?: never;
             };
