@@ -4,18 +4,15 @@
 // button that changes anything (and the API refuses those changes), an endpoint created, edited,
 // rotated, tested, replayed and deleted through the page as the API then sees it, and the page
 // working inside an iframe on another origin. Needs Chromium: `apt-get install -y chromium`.
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
+import { launchChromium, type Browser } from './browser';
 import { mintPortalToken, portalSigningKey } from '../src/api/portal-token';
 import { exampleFromSchema } from '../src/portal/web/example';
 import { createHarness, FAST_RETRY, startReceiver, waitFor, type Harness, type Receiver } from './helpers';
 
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const API_KEY = 'portal-test-admin-key-0123456789';
 const PNG_1PX = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==', 'base64');
 
@@ -23,7 +20,7 @@ describe('consumer portal', () => {
   let h: Harness;
   let rx: Receiver;
   let base: string;
-  let profile: string;
+  let chrome: Browser | null = null;
   let browser: BrowserContext | null = null;
 
   /** The admin's call (the sender's back end); throws on anything but 2xx. */
@@ -53,12 +50,6 @@ describe('consumer portal', () => {
   }
 
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) {
-      throw new Error(
-        `Chromium not found at ${CHROMIUM}. The portal test drives a real browser: ` +
-          'install it with `apt-get update && apt-get install -y chromium`, or set CHROMIUM_PATH.',
-      );
-    }
     h = await createHarness({ env: { HOOKLINE_API_KEY: API_KEY } });
     await h.app.listen({ port: 0, host: '127.0.0.1' });
     base = `http://127.0.0.1:${(h.app.server.address() as AddressInfo).port}`;
@@ -70,19 +61,11 @@ describe('consumer portal', () => {
       description: 'An invoice was paid in full.',
       schema: { type: 'object', properties: { invoiceId: { type: 'string', examples: ['inv_42'] }, amount: { type: 'integer' } }, required: ['invoiceId'] },
     });
-    profile = mkdtempSync(path.join(tmpdir(), 'hookline-portal-chromium-'));
-    browser = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [
-        '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-        '--disable-background-networking', '--disable-component-update', '--disable-sync',
-      ],
-    });
+    chrome = await launchChromium('portal');
+    browser = chrome.context;
   });
   afterAll(async () => {
-    await browser?.close();
-    if (profile) rmSync(profile, { recursive: true, force: true });
+    await chrome?.close();
     await rx?.close();
     await h?.close();
   });

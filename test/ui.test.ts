@@ -2,22 +2,19 @@
 // that answers 400 leaves a dead letter; the operator pastes the API key, sees the dead letter
 // and the endpoint failing, the receiver is fixed, one click replays it, and the page shows it
 // delivered. Needs Chromium: `apt-get install -y chromium` (or CHROMIUM_PATH).
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
+import { launchChromium, type Browser } from './browser';
 import { createHarness, FAST_RETRY, startReceiver, waitFor, type Harness, type Receiver } from './helpers';
 
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const API_KEY = 'test-key-0123456789abcdef';
 
 describe('operator console', () => {
   let h: Harness;
   let rx: Receiver;
   let base: string;
-  let profile: string;
+  let chrome: Browser | null = null;
   let browser: BrowserContext | null = null;
 
   const api = async (method: string, url: string, payload?: unknown) => {
@@ -29,29 +26,15 @@ describe('operator console', () => {
     (await api('GET', `/v1/events/${eventId}`)).deliveries.find((d: any) => d.endpointId === endpointId)?.status;
 
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) {
-      throw new Error(
-        `Chromium not found at ${CHROMIUM}. The operator console test drives a real browser: ` +
-          'install it with `apt-get update && apt-get install -y chromium`, or set CHROMIUM_PATH.',
-      );
-    }
     h = await createHarness({ env: { HOOKLINE_API_KEY: API_KEY, HOOKLINE_TEMPORAL_UI_URL: 'http://temporal-ui.example:8233/' } });
     await h.app.listen({ port: 0, host: '127.0.0.1' });
     base = `http://127.0.0.1:${(h.app.server.address() as AddressInfo).port}`;
     rx = await startReceiver();
-    profile = mkdtempSync(path.join(tmpdir(), 'hookline-chromium-'));
-    browser = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [
-        '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-        '--disable-background-networking', '--disable-component-update', '--disable-sync',
-      ],
-    });
+    chrome = await launchChromium('operator console');
+    browser = chrome.context;
   });
   afterAll(async () => {
-    await browser?.close();
-    if (profile) rmSync(profile, { recursive: true, force: true });
+    await chrome?.close();
     await rx?.close();
     await h?.close();
   });
