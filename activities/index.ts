@@ -5,6 +5,7 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Pool } from '../src/db/pool';
 import { randomUUID } from 'node:crypto';
+import { setTimeout as delay } from 'node:timers/promises';
 import { activeSecrets, getEndpointsByIds, listActiveEndpoints, updateEndpoint } from '../src/db/endpoints';
 import { getEvent } from '../src/db/events';
 import { ensureDeliveries, recordAttempt, recordAttemptReleasing, setDeliveryStatus, type DeliveryStatus, type NewAttempt } from '../src/db/deliveries';
@@ -210,6 +211,7 @@ export function createActivities(deps: ActivityDeps) {
     const { eventId, endpointId } = input;
     const leaseId = randomUUID();
     const info = Context.current().info;
+    const askedAt = Date.now();
     const { endpoint, event, secrets, body, gate: decision } = await load(
       eventId, endpointId, leaseId, input.slotMs ?? null, input.ticket ?? null, info.workflowExecution?.workflowId ?? null,
     );
@@ -219,6 +221,10 @@ export function createActivities(deps: ActivityDeps) {
     }
     let recordedLease = false;
     try {
+      // A rate-limited endpoint's start may be a moment away (under a second): wait for it here,
+      // where a timer is exact, rather than in the workflow, where a late timer loses the slot.
+      const startInMs = askedAt + decision.waitMs - Date.now();
+      if (decision.waitMs > 0 && startInMs > 0) await delay(startInMs);
       const startedAt = new Date();
       const timestamp = Math.floor(startedAt.getTime() / 1000);
       const result = await (isListenUrl(endpoint.url) ? listen.post : post)({

@@ -16,7 +16,7 @@ export type WaitReason = 'in_flight' | 'rate_limit' | 'paused' | 'circuit_open' 
 export interface GateDecision {
   admitted: boolean;
   reason: WaitReason | null;
-  /** Refused: how long until trying again makes sense (database clock). */
+  /** Refused: how long until trying again makes sense. Admitted: how long until the request may start (rate limit; usually 0). */
   waitMs: number;
   /** Rate limit: the slot reserved for this caller; passing it back honours it. */
   slotMs: number | null;
