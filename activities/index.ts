@@ -9,7 +9,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { activeSecrets, getEndpointsByIds, listActiveEndpoints, updateEndpoint } from '../src/db/endpoints';
 import { getEvent } from '../src/db/events';
 import { ensureDeliveries, recordAttempt, recordAttemptReleasing, setDeliveryStatus, type DeliveryStatus, type NewAttempt } from '../src/db/deliveries';
-import { DEFAULT_GATE, loadEndpointAcquiring, releaseFragment, releaseLease, type GateOutcome, type GateSettings, type WaitReason } from '../src/db/gate';
+import { DEFAULT_GATE, forgetWaiter, loadEndpointAcquiring, releaseFragment, releaseLease, type GateOutcome, type GateSettings, type WaitReason } from '../src/db/gate';
 import { emitOperationalEvent, type OperationalEventType } from '../src/ops-events';
 import { nextDelayMs, parseRetryAfter, RETRY_AFTER_MAX_MS, type RetrySettings } from '../src/retry';
 import { signatureHeader } from '../src/signing';
@@ -344,6 +344,9 @@ export function createActivities(deps: ActivityDeps) {
 
   async function markDelivery(input: { eventId: string; endpointId: string; status: DeliveryStatus; reason?: string }): Promise<void> {
     await setDeliveryStatus(pool, input.eventId, input.endpointId, input.status, input.reason ?? null);
+    // Given up while queued for an in-flight slot (its deadline passed): out of the queue.
+    const workflowId = Context.current().info.workflowExecution?.workflowId;
+    if (input.status === 'dead_lettered' && workflowId) await forgetWaiter(pool, input.endpointId, workflowId);
     if (input.status === 'dead_lettered' || input.status === 'dropped') {
       // The id names this activity, not the attempt: a retry after the insert emits nothing new.
       const d = { ...input, status: input.status, reason: input.reason ?? null };

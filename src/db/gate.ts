@@ -1,8 +1,8 @@
 // The endpoint gate: whether an attempt may go to its endpoint now, and what its outcome does
-// to the endpoint's health. The state is one endpoint_gates row per endpoint, written only by
-// the SQL functions gate_acquire and gate_release (migration 011), each one statement under the
-// row's lock, so every worker in every process shares one in-flight cap, one rate limit, one
-// Retry-After pause and one circuit breaker.
+// to the endpoint's health. The state is one endpoint_gates row per endpoint (and its queue in
+// gate_waiters), written only by the SQL functions of migrations 011 and 017, each one statement
+// under the row's lock, so every worker in every process shares one in-flight cap, one rate
+// limit, one Retry-After pause and one circuit breaker.
 //
 // Neither adds a round trip to an attempt: acquire is part of the query that loads the endpoint,
 // release part of the statement that records the attempt (src/db/deliveries.ts).
@@ -99,6 +99,14 @@ export function releaseFragment(
 /** A release on its own: an attempt that ended before it could be recorded. Neutral to health. */
 export async function releaseLease(db: Queryable, endpointId: string, leaseId: string): Promise<void> {
   await db.query(`UPDATE endpoint_gates SET leases = leases - $2::text WHERE endpoint_id = $1`, [endpointId, leaseId]);
+}
+
+/**
+ * The delivery this workflow ran to the endpoint gave up (dead-lettered): it leaves the endpoint's
+ * in-flight queue, so the next release hands its slot to a delivery that still waits.
+ */
+export async function forgetWaiter(db: Queryable, endpointId: string, workflowId: string): Promise<void> {
+  await db.query('SELECT gate_forget($1, $2)', [endpointId, workflowId]);
 }
 
 /** Re-enabled by an operator: the failure streak and the circuit start from nothing. */
