@@ -9,7 +9,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { activeSecrets, getEndpointsByIds, listActiveEndpoints, updateEndpoint } from '../src/db/endpoints';
 import { getEvent } from '../src/db/events';
 import { ensureDeliveries, recordAttempt, recordAttemptReleasing, setDeliveryStatus, type DeliveryStatus, type NewAttempt } from '../src/db/deliveries';
-import { DEFAULT_GATE, forgetWaiter, loadEndpointAcquiring, releaseFragment, releaseLease, type GateOutcome, type GateSettings, type WaitReason } from '../src/db/gate';
+import { acquireAtStart, DEFAULT_GATE, forgetWaiter, loadEndpointAcquiring, releaseFragment, releaseLease, type GateOutcome, type GateSettings, type WaitReason } from '../src/db/gate';
 import { emitOperationalEvent, type OperationalEventType } from '../src/ops-events';
 import { nextDelayMs, parseRetryAfter, RETRY_AFTER_MAX_MS, type RetrySettings } from '../src/retry';
 import { signatureHeader } from '../src/signing';
@@ -212,19 +212,24 @@ export function createActivities(deps: ActivityDeps) {
     const leaseId = randomUUID();
     const info = Context.current().info;
     const askedAt = Date.now();
-    const { endpoint, event, secrets, body, gate: decision } = await load(
-      eventId, endpointId, leaseId, input.slotMs ?? null, input.ticket ?? null, info.workflowExecution?.workflowId ?? null,
-    );
+    const workflowId = info.workflowExecution?.workflowId ?? null;
+    const { endpoint, event, secrets, body, gate: first } = await load(eventId, endpointId, leaseId, input.slotMs ?? null, input.ticket ?? null, workflowId);
+    let decision = first;
+    if (first.startMs !== null) {
+      // A rate-limited endpoint's start is a moment away: wait for it here, where a timer is
+      // exact, rather than in the workflow, where a timer that fires late loses the slot.
+      const startInMs = askedAt + first.waitMs - Date.now();
+      if (startInMs > 0) await delay(startInMs);
+      decision = await acquireAtStart(pool, endpointId, {
+        id: leaseId, defaultTimeoutMs: deps.requestTimeoutMs, marginMs: LEASE_MARGIN_MS, slotMs: first.slotMs, ticket: input.ticket ?? null, workflowId, startMs: first.startMs,
+      }, gate);
+    }
     if (!decision.admitted) {
       const attemptsMade = info.isLocal ? 0 : info.attempt - 1;
       return { statusCode: 0, attempt: 0, wait: { reason: decision.reason ?? 'in_flight', ms: decision.waitMs, slotMs: decision.slotMs, ticket: decision.ticket, attemptsMade } };
     }
     let recordedLease = false;
     try {
-      // A rate-limited endpoint's start may be a moment away (under a second): wait for it here,
-      // where a timer is exact, rather than in the workflow, where a late timer loses the slot.
-      const startInMs = askedAt + decision.waitMs - Date.now();
-      if (decision.waitMs > 0 && startInMs > 0) await delay(startInMs);
       const startedAt = new Date();
       const timestamp = Math.floor(startedAt.getTime() / 1000);
       const result = await (isListenUrl(endpoint.url) ? listen.post : post)({

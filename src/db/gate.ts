@@ -16,12 +16,17 @@ export type WaitReason = 'in_flight' | 'rate_limit' | 'paused' | 'circuit_open' 
 export interface GateDecision {
   admitted: boolean;
   reason: WaitReason | null;
-  /** Refused: how long until trying again makes sense. Admitted: how long until the request may start (rate limit; usually 0). */
+  /** Refused: how long until trying again makes sense (database clock). */
   waitMs: number;
   /** Rate limit: the slot reserved for this caller; passing it back honours it. */
   slotMs: number | null;
   /** In-flight cap or open circuit: this caller's place in the queue; passing it back keeps it. */
   ticket: number | null;
+  /**
+   * Rate limit: a start this caller owns, waitMs away (at most a second or two). Its worker
+   * waits for it in-process and then takes the lease with acquireAtStart.
+   */
+  startMs: number | null;
 }
 
 /** How an attempt ended, as the circuit breaker counts it. */
@@ -67,17 +72,41 @@ export async function loadEndpointAcquiring(
   settings: GateSettings,
 ): Promise<{ endpoint: EndpointRow; gate: GateDecision } | null> {
   const { rows } = await db.query(
-    `SELECT ${COLUMNS}, g.admitted, g.reason, g.wait_ms, g.slot_ms, g.ticket
+    `SELECT ${COLUMNS}, g.admitted, g.reason, g.wait_ms, g.slot_ms, g.ticket, g.start_ms
      FROM endpoints e CROSS JOIN LATERAL gate_acquire(e.id, $2, $3, $4, $5, $6, $7, $8, $9, $10) g WHERE e.id = $1`,
     [endpointId, lease.id, lease.defaultTimeoutMs, lease.marginMs, lease.slotMs, lease.ticket, settings.defaultMaxInFlight, settings.probeIntervalMs, settings.probeMaxIntervalMs, lease.workflowId],
   );
   const r = rows[0];
   if (!r) return null;
-  return {
-    endpoint: toRow(r),
-    gate: { admitted: r.admitted, reason: r.reason, waitMs: Math.max(0, Number(r.wait_ms ?? 0)), slotMs: r.slot_ms === null ? null : Number(r.slot_ms), ticket: r.ticket === null ? null : Number(r.ticket) },
-  };
+  return { endpoint: toRow(r), gate: toDecision(r) };
 }
+
+/**
+ * The lease for a scheduled start that has come (GateDecision.startMs): the in-flight cap, a
+ * pause or the circuit may still refuse it. A second round trip, only for a rate-limited
+ * delivery that waited for its start.
+ */
+export async function acquireAtStart(
+  db: Queryable,
+  endpointId: string,
+  lease: { id: string; defaultTimeoutMs: number; marginMs: number; slotMs: number | null; ticket: number | null; workflowId: string | null; startMs: number },
+  settings: GateSettings,
+): Promise<GateDecision> {
+  const { rows } = await db.query(
+    'SELECT * FROM gate_acquire($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)',
+    [endpointId, lease.id, lease.defaultTimeoutMs, lease.marginMs, lease.slotMs, lease.ticket, settings.defaultMaxInFlight, settings.probeIntervalMs, settings.probeMaxIntervalMs, lease.workflowId, lease.startMs],
+  );
+  return toDecision(rows[0]);
+}
+
+const toDecision = (r: any): GateDecision => ({
+  admitted: r.admitted,
+  reason: r.reason,
+  waitMs: Math.max(0, Number(r.wait_ms ?? 0)),
+  slotMs: r.slot_ms === null ? null : Number(r.slot_ms),
+  ticket: r.ticket === null ? null : Number(r.ticket),
+  startMs: r.start_ms === null ? null : Number(r.start_ms),
+});
 
 /**
  * The release, as a query recordAttemptReleasing runs in the attempt's statement: its

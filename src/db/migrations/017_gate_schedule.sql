@@ -2,21 +2,27 @@
 --
 -- 1. Rate limit without lost slots. Before, a waiter slept until its reserved slot and was
 --    admitted when it came back; any lateness of its timer (Temporal timer, workflow task,
---    activity task: tens to hundreds of ms on a loaded box) was lost capacity, and a late waiter
---    refused by the one-second cap lost a second time — a 10/s limit averaged 7.6–7.8/s. Now a
---    waiter comes back lead_ms before its slot and is admitted with a start time: the next free
---    one in the schedule of admissions (endpoint_gates.recent now holds admitted START times,
---    some a little in the future), which its worker waits for in-process, to the millisecond.
---    A waiter that comes back late keeps its turn: it takes the next free start, not the end
---    of the queue. The starts are spaced 1/rate apart and never more than the limit in any
---    second, so the upper bound is what it was.
+--    activity task: 100-400 ms on a loaded box) was lost capacity, and a late waiter refused by
+--    the one-second cap lost a second time: a 10/s limit averaged 7.6-7.8/s. Now a waiter comes
+--    back lead_ms before its slot and is given a start time, the next free one in the schedule
+--    of starts (endpoint_gates.recent now holds START times, some a moment in the future); its
+--    worker waits for it in-process, to the millisecond, then takes the lease (p_start_ms). A
+--    waiter that comes back late keeps its turn: it takes the next free start, not the end of
+--    the queue. Starts are 1/rate apart and never more than the limit in any second, so the
+--    upper bound is what it was. The slot is reserved before the in-flight cap counts, so a
+--    burst queues on the schedule rather than on the in-flight hand-off.
 -- 2. A delivery that gave up while queued for an in-flight slot leaves the queue (gate_forget),
 --    so the release that pops it does not hold a slot for nobody for 5 s.
 
-CREATE OR REPLACE FUNCTION gate_acquire(
+-- Scheduled (rate limit): the start this caller owns, a moment away. Its worker waits for it
+-- in-process, then asks again with p_start_ms for the lease alone.
+ALTER TYPE gate_decision ADD ATTRIBUTE start_ms bigint;
+DROP FUNCTION gate_acquire(text, text, bigint, bigint, bigint, bigint, integer, bigint, bigint, text);
+
+CREATE FUNCTION gate_acquire(
   p_endpoint text, p_lease text, p_default_timeout_ms bigint, p_margin_ms bigint, p_slot_ms bigint,
   p_ticket bigint, p_default_max_in_flight integer, p_probe_ms bigint, p_probe_max_ms bigint,
-  p_workflow text
+  p_workflow text, p_start_ms bigint DEFAULT NULL
 ) RETURNS gate_decision LANGUAGE plpgsql AS $$
 DECLARE
   p_lease_ms bigint;
@@ -34,15 +40,16 @@ DECLARE
   win      bigint[];
   d        gate_decision;
   start_ms bigint := now_ms;
-  -- Rate limit: a reserved slot's holder comes back this long before it, and is admitted with a
-  -- start up to ahead_max_ms away that its worker waits for (to the millisecond, holding its
-  -- lease); a timer that fires late by less than that loses nothing.
-  lead_ms      constant bigint := 250;
-  ahead_max_ms constant bigint := 1000;
+  -- Rate limit: a reserved slot's holder comes back lead_ms before it and is given a start up to
+  -- ahead_max_ms away, which its worker waits for in-process (to the millisecond; no lease held
+  -- meanwhile). A timer that fires late by less than the lead loses nothing. Both are at most 10
+  -- and 20 slots of the schedule, so an endpoint has at most ~20 workers' activities waiting so.
+  lead_ms      bigint;
+  ahead_max_ms bigint;
 BEGIN
   SELECT limits, disabled INTO lim, dis FROM endpoints WHERE id = p_endpoint;
   IF NOT FOUND OR dis THEN
-    RETURN ROW(false, 'disabled', 0, NULL, NULL)::gate_decision;
+    RETURN ROW(false, 'disabled', 0, NULL, NULL, NULL)::gate_decision;
   END IF;
   INSERT INTO endpoint_gates (endpoint_id) VALUES (p_endpoint) ON CONFLICT DO NOTHING;
   SELECT * INTO g FROM endpoint_gates WHERE endpoint_id = p_endpoint FOR UPDATE;
@@ -59,7 +66,7 @@ BEGIN
 
   IF g.pause_until IS NOT NULL AND g.pause_until > clock_timestamp() THEN
     UPDATE endpoint_gates SET leases = live WHERE endpoint_id = p_endpoint;
-    RETURN ROW(false, 'paused', (extract(epoch FROM g.pause_until) * 1000)::bigint - now_ms, p_slot_ms, p_ticket)::gate_decision;
+    RETURN ROW(false, 'paused', (extract(epoch FROM g.pause_until) * 1000)::bigint - now_ms, p_slot_ms, p_ticket, NULL)::gate_decision;
   END IF;
 
   -- Open circuit: one probe per interval; everyone else waits for the probe's time, then comes
@@ -72,19 +79,21 @@ BEGIN
       -- The probe is in flight: come back when it must have ended, or at the next probe time.
       UPDATE endpoint_gates SET leases = live, tickets = greatest(tickets, v_ticket) WHERE endpoint_id = p_endpoint;
       RETURN ROW(false, 'circuit_open', greatest(250, least((live->>g.probe_lease)::bigint,
-        (extract(epoch FROM g.next_probe_at) * 1000)::bigint) - now_ms) + behind, NULL, v_ticket)::gate_decision;
+        (extract(epoch FROM g.next_probe_at) * 1000)::bigint) - now_ms) + behind, NULL, v_ticket, NULL)::gate_decision;
     END IF;
     IF g.next_probe_at > clock_timestamp() THEN
       UPDATE endpoint_gates SET leases = live, tickets = greatest(tickets, v_ticket) WHERE endpoint_id = p_endpoint;
-      RETURN ROW(false, 'circuit_open', (extract(epoch FROM g.next_probe_at) * 1000)::bigint - now_ms + behind, NULL, v_ticket)::gate_decision;
+      RETURN ROW(false, 'circuit_open', (extract(epoch FROM g.next_probe_at) * 1000)::bigint - now_ms + behind, NULL, v_ticket, NULL)::gate_decision;
     END IF;
   END IF;
 
   -- Rate limit, first: every arrival reserves the next slot of the schedule, in arrival order,
   -- and sleeps until a little before it (no one polls). Only then does the in-flight cap count:
   -- a burst of arrivals queues on the schedule, not on the in-flight hand-off.
-  IF rate IS NOT NULL THEN
+  IF rate IS NOT NULL AND p_start_ms IS NULL THEN
     step_ms := greatest(1, ceil(1000 / rate))::bigint;
+    lead_ms := least(500, 10 * step_ms);
+    ahead_max_ms := least(2000, 20 * step_ms);
     tat_ms := coalesce((extract(epoch FROM g.tat) * 1000)::bigint, 0);
     IF p_slot_ms IS NULL THEN
       p_slot_ms := greatest(tat_ms, now_ms);
@@ -92,7 +101,7 @@ BEGIN
     END IF;
     IF p_slot_ms - lead_ms > now_ms THEN
       UPDATE endpoint_gates SET leases = live, tat = g.tat WHERE endpoint_id = p_endpoint;
-      RETURN ROW(false, 'rate_limit', p_slot_ms - lead_ms - now_ms, p_slot_ms, p_ticket)::gate_decision;
+      RETURN ROW(false, 'rate_limit', p_slot_ms - lead_ms - now_ms, p_slot_ms, p_ticket, NULL)::gate_decision;
     END IF;
   END IF;
 
@@ -108,10 +117,11 @@ BEGIN
         ON CONFLICT DO NOTHING;
     END IF;
     RETURN ROW(false, 'in_flight',
-      greatest(50, (SELECT min(value::bigint) FROM jsonb_each(live)) - now_ms), p_slot_ms, v_ticket)::gate_decision;
+      greatest(50, (SELECT min(value::bigint) FROM jsonb_each(live)) - now_ms), p_slot_ms, v_ticket, NULL)::gate_decision;
   END IF;
 
-  IF rate IS NOT NULL THEN
+  -- p_start_ms: the caller's scheduled start has come; only the lease was left to take.
+  IF rate IS NOT NULL AND p_start_ms IS NULL THEN
     -- Within lead_ms of its slot, or late: it takes the next start free in the schedule of
     -- admissions, at least step_ms after the last one and never more than the limit in any
     -- second (non-integer rates), however late its timer fired.
@@ -124,9 +134,14 @@ BEGIN
       -- The schedule is further ahead than a worker should hold a request: come back before it,
       -- keeping the slot.
       UPDATE endpoint_gates SET leases = live, tat = g.tat WHERE endpoint_id = p_endpoint;
-      RETURN ROW(false, 'rate_limit', start_ms - lead_ms - now_ms, p_slot_ms, p_ticket)::gate_decision;
+      RETURN ROW(false, 'rate_limit', start_ms - lead_ms - now_ms, p_slot_ms, p_ticket, NULL)::gate_decision;
     END IF;
     win := win || start_ms;
+    IF start_ms > now_ms THEN
+      -- A moment away: the start is this caller's (in the schedule now); the lease waits for it.
+      UPDATE endpoint_gates SET leases = live, tat = g.tat, recent = win WHERE endpoint_id = p_endpoint;
+      RETURN ROW(false, 'rate_limit', start_ms - now_ms, p_slot_ms, p_ticket, start_ms)::gate_decision;
+    END IF;
   END IF;
 
   -- Admitted. From an open circuit, this request is the probe.
@@ -134,9 +149,9 @@ BEGIN
     DELETE FROM gate_waiters WHERE endpoint_id = p_endpoint AND gate_waiters.ticket = p_ticket;
   END IF;
   UPDATE endpoint_gates SET
-    leases = live || jsonb_build_object(p_lease, start_ms + p_lease_ms),
+    leases = live || jsonb_build_object(p_lease, now_ms + p_lease_ms),
     tat = g.tat,
-    recent = CASE WHEN rate IS NULL THEN '{}' ELSE win END,
+    recent = CASE WHEN rate IS NULL THEN '{}' WHEN p_start_ms IS NOT NULL THEN g.recent ELSE win END,
     circuit = CASE WHEN g.circuit = 'closed' THEN 'closed' ELSE 'half_open' END,
     probe_lease = CASE WHEN g.circuit = 'closed' THEN NULL ELSE p_lease END,
     -- The probe's time is also the next probe's: if it fails, the interval has doubled. Every
@@ -146,8 +161,7 @@ BEGIN
     next_probe_at = CASE WHEN g.circuit = 'closed' THEN g.next_probe_at
       ELSE clock_timestamp() + make_interval(secs => least(p_probe_max_ms, greatest(p_probe_ms, g.probe_interval_ms * 2)) / 1000.0) END
   WHERE endpoint_id = p_endpoint;
-  -- Admitted: wait_ms until the start (0: go now).
-  RETURN ROW(true, NULL, start_ms - now_ms, NULL, NULL)::gate_decision;
+  RETURN ROW(true, NULL, 0, NULL, NULL, NULL)::gate_decision;
 END $$;
 
 -- The workflow stopped waiting for this endpoint (its delivery dead-lettered): its place in the
