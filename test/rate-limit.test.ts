@@ -2,9 +2,9 @@
 // children share the gate in Postgres. The bounds asserted are the gate's guarantees (upper
 // bounds): no more than rateLimit + 1 requests (the burst) in any one-second window at the
 // receiver, never more than maxInFlight requests open at once, the mean no more than 10 % over.
-// The mean achieved is printed, not asserted: 9.4-9.8/s on a busy two-core box, but it needs
-// CPU — with the box several times oversubscribed (load average ~10) it fell to 5.7-7.8/s, the
-// workers starved and the in-flight cap of 4 reached; a lower bound would be flaky.
+// The mean achieved is printed, not asserted: 9.4-9.8/s on a busy two-core box in 9 of 10 runs,
+// but it needs CPU — with the box several times oversubscribed (load average ~10) it fell to
+// 5.7-7.8/s, the workers starved and the in-flight cap of 4 reached: a lower bound is flaky.
 import http from 'node:http';
 import type { ChildProcess } from 'node:child_process';
 import type { AddressInfo } from 'node:net';
