@@ -5,10 +5,11 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Pool } from '../src/db/pool';
 import { randomUUID } from 'node:crypto';
+import { setTimeout as delay } from 'node:timers/promises';
 import { activeSecrets, getEndpointsByIds, listActiveEndpoints, updateEndpoint } from '../src/db/endpoints';
 import { getEvent } from '../src/db/events';
 import { ensureDeliveries, recordAttempt, recordAttemptReleasing, setDeliveryStatus, type DeliveryStatus, type NewAttempt } from '../src/db/deliveries';
-import { DEFAULT_GATE, loadEndpointAcquiring, releaseFragment, releaseLease, type GateOutcome, type GateSettings, type WaitReason } from '../src/db/gate';
+import { acquireAtStart, DEFAULT_GATE, forgetWaiter, loadEndpointAcquiring, releaseFragment, releaseLease, type GateOutcome, type GateSettings, type WaitReason } from '../src/db/gate';
 import { emitOperationalEvent, type OperationalEventType } from '../src/ops-events';
 import { nextDelayMs, parseRetryAfter, RETRY_AFTER_MAX_MS, type RetrySettings } from '../src/retry';
 import { signatureHeader } from '../src/signing';
@@ -208,9 +209,19 @@ export function createActivities(deps: ActivityDeps) {
     const { eventId, endpointId } = input;
     const leaseId = randomUUID();
     const info = Context.current().info;
-    const { endpoint, event, secrets, body, gate: decision } = await load(
-      eventId, endpointId, leaseId, input.slotMs ?? null, input.ticket ?? null, info.workflowExecution?.workflowId ?? null,
-    );
+    const askedAt = Date.now();
+    const workflowId = info.workflowExecution?.workflowId ?? null;
+    const { endpoint, event, secrets, body, gate: first } = await load(eventId, endpointId, leaseId, input.slotMs ?? null, input.ticket ?? null, workflowId);
+    let decision = first;
+    if (first.startMs !== null) {
+      // A rate-limited endpoint's start is a moment away: wait for it here, where a timer is
+      // exact, rather than in the workflow, where a timer that fires late loses the slot.
+      const startInMs = askedAt + first.waitMs - Date.now();
+      if (startInMs > 0) await delay(startInMs);
+      decision = await acquireAtStart(pool, endpointId, {
+        id: leaseId, defaultTimeoutMs: deps.requestTimeoutMs, marginMs: LEASE_MARGIN_MS, slotMs: first.slotMs, ticket: input.ticket ?? null, workflowId, startMs: first.startMs,
+      }, gate);
+    }
     if (!decision.admitted) {
       const attemptsMade = info.isLocal ? 0 : info.attempt - 1;
       return { statusCode: 0, attempt: 0, wait: { reason: decision.reason ?? 'in_flight', ms: decision.waitMs, slotMs: decision.slotMs, ticket: decision.ticket, attemptsMade } };
@@ -346,6 +357,9 @@ export function createActivities(deps: ActivityDeps) {
 
   async function markDelivery(input: { eventId: string; endpointId: string; status: DeliveryStatus; reason?: string }): Promise<void> {
     await setDeliveryStatus(pool, input.eventId, input.endpointId, input.status, input.reason ?? null);
+    // Given up while queued for an in-flight slot (its deadline passed): out of the queue.
+    const workflowId = Context.current().info.workflowExecution?.workflowId;
+    if (input.status === 'dead_lettered' && workflowId) await forgetWaiter(pool, input.endpointId, workflowId);
     if (input.status === 'dead_lettered' || input.status === 'dropped') {
       // The id names this activity, not the attempt: a retry after the insert emits nothing new.
       const d = { ...input, status: input.status, reason: input.reason ?? null };

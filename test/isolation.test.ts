@@ -82,6 +82,28 @@ describe('endpoint isolation', () => {
     await h.app.inject({ method: 'PATCH', url: `/v1/endpoints/${bad.id}`, payload: { disabled: true } });
   });
 
+  it('takes a delivery that gave up while queued for an in-flight slot out of the queue', async () => {
+    const hanging = await startHangingReceiver();
+    closers.push(hanging.close);
+    const ep = await createEndpoint(h.app, {
+      url: hanging.url, eventTypes: ['queue.test'], maxInFlight: 1, timeouts: { response: '60s' }, retry: { ...FAST_RETRY, deadline: '3 seconds' },
+    });
+    await sendEvent(h.app, { type: 'queue.test', data: { i: 0 } });
+    await waitFor(() => hanging.received === 1, 30_000, 'the one slot held');
+    const queued = await sendEvent(h.app, { type: 'queue.test', data: { i: 1 } });
+    const inQueue = async () => (await h.pool.query('SELECT 1 FROM gate_waiters WHERE endpoint_id = $1 AND workflow_id = $2', [ep.id, queued.id])).rowCount;
+    await waitFor(async () => (await inQueue()) === 1, 30_000, 'queued for the slot');
+    // Its deadline passes while the slot is held: a dead letter, and out of the queue — else the
+    // release that pops it would hold the freed slot 5 s for a workflow that stopped waiting.
+    await waitFor(async () => {
+      const { rows } = await h.pool.query('SELECT status FROM deliveries WHERE event_id = $1 AND endpoint_id = $2', [queued.id, ep.id]);
+      return rows[0]?.status === 'dead_lettered';
+    }, 30_000, 'dead-lettered while queued');
+    await waitFor(async () => (await inQueue()) === 0, 10_000, 'out of the queue');
+    expect(hanging.received).toBe(1);
+    await h.app.inject({ method: 'PATCH', url: `/v1/endpoints/${ep.id}`, payload: { disabled: true } });
+  });
+
   it('takes the isolation settings on create and PATCH, and names the field it refuses', async () => {
     const rx = await startReceiver();
     closers.push(rx.close);

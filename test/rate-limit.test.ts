@@ -1,7 +1,10 @@
 // One endpoint's rate limit and in-flight cap hold across worker PROCESSES: two `hookline worker`
 // children share the gate in Postgres. The bounds asserted are the gate's guarantees (upper
-// bounds, never "fast enough"): no more than rateLimit + 1 requests (the burst) in any one-second
-// window at the receiver, and never more than maxInFlight requests open at once.
+// bounds): no more than rateLimit + 1 requests (the burst) in any one-second window at the
+// receiver, never more than maxInFlight requests open at once, the mean no more than 10 % over.
+// The mean achieved is printed, not asserted: 9.4-9.8/s on a busy two-core box in 9 of 10 runs,
+// but it needs CPU — with the box several times oversubscribed (load average ~10) it fell to
+// 5.7-7.8/s, the workers starved and the in-flight cap of 4 reached: a lower bound is flaky.
 import http from 'node:http';
 import type { ChildProcess } from 'node:child_process';
 import type { AddressInfo } from 'node:net';

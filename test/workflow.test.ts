@@ -392,6 +392,35 @@ describe('deliverEvent against stub activities', () => {
       expect(st.reason).toBe('deadline exceeded: waiting for the endpoint (circuit open, endpoint failing)');
       expect(postsTo(eventId, ep.id)).toBe(0);
     });
+
+    it('carries a delivery waiting on an open circuit across continue-as-new, and delivers it once the circuit closes', async () => {
+      const ep = endpoint('ep_gated_long', { maxAttempts: 5 });
+      const seen: DeliverInput[] = [];
+      let closed = false;
+      const eventId = newEvent({
+        eventType: 'gated.long',
+        subscribed: [ep],
+        known: [ep],
+        // The first attempt fails (it counts); then the circuit stays open until the test closes it.
+        attempt: (_id, n) => (n === 1 ? { retry: 'HTTP 503' } : 'ok'),
+        gate: (_id, n, input) => {
+          seen.push(input);
+          return n === 1 || closed ? undefined : { reason: 'circuit_open', ms: 150, slotMs: null, ticket: 7 };
+        },
+      });
+      // A circuit open for days wakes its waiters every few minutes: each wake-up is history, so
+      // the waiting run must continue as new like a parked dead letter does.
+      const handle = await start(eventId, { eventType: 'gated.long', endpoints: [ep], historyLimit: 30 });
+      await waitFor(async () => (await handle.describe()).runId !== handle.firstExecutionRunId, 30_000, 'continued as new while waiting');
+      await waitFor(async () => (await stateOf(eventId, ep.id))?.reason?.startsWith('waiting: '), 30_000, 'waiting in the new run');
+      closed = true;
+      expect(await handle.result()).toEqual({ [ep.id]: 'delivered' });
+      expect(postsTo(eventId, ep.id)).toBe(2);
+      // The failed first attempt still counts, once, and the queue ticket is kept across runs.
+      const last = seen[seen.length - 1];
+      expect([last.attemptsBefore, last.ticket]).toEqual([1, 7]);
+      expect(seen.length).toBeGreaterThan(3);
+    });
   });
 
   describe('dead-letter reasons', () => {

@@ -7,7 +7,7 @@
 import { condition, continueAsNew, defineQuery, defineSignal, proxyLocalActivities, setHandler } from '@temporalio/workflow';
 import type { Activities, ResolvedEndpoint } from '../activities';
 import { ENDPOINT_IDS_MAX, listedAtStart } from '../src/temporal/workflow-details';
-import { DeliveryRun, type ParkedDelivery, type ReplayArgs } from './delivery-run';
+import { DeliveryRun, type ParkedDelivery, type ReplayArgs, type WaitingDelivery } from './delivery-run';
 import type { EndpointState } from './endpoint-delivery';
 
 export { deadLetterReason, type EndpointState } from './endpoint-delivery';
@@ -25,6 +25,8 @@ export interface DeliverEventInput {
   onlyEndpointIds?: string[];
   /** Carried across continue-as-new: endpoints still waiting as dead letters. */
   parked?: ParkedDelivery[];
+  /** Carried across continue-as-new: deliveries waiting at their endpoint's gate. */
+  waiting?: WaitingDelivery[];
   requestTimeoutMs?: number;
   /** History length past which a waiting workflow continues as new (tests set it low). */
   historyLimit?: number;
@@ -36,6 +38,7 @@ export interface DeliverEndpointsInput {
   eventType: string;
   endpoints?: ResolvedEndpoint[];
   parked?: ParkedDelivery[];
+  waiting?: WaitingDelivery[];
   requestTimeoutMs: number;
   historyLimit?: number;
 }
@@ -55,26 +58,26 @@ const lookups = proxyLocalActivities<Activities>({
 
 export async function deliverEvent(input: DeliverEventInput): Promise<Record<string, EndpointState>> {
   const run = handle(new DeliveryRun(input.eventId, input));
-  if (input.parked) {
-    run.resume(input.parked);
+  if (input.parked || input.waiting) {
+    run.resume(input.parked ?? [], input.waiting ?? []);
   } else {
     const endpoints = input.endpoints ?? (await lookUp(run, input.onlyEndpointIds));
     if (input.endpoints) run.startAttributesSet(listedAtStart(endpoints));
     if (endpoints.length > FANOUT_CHILD_BATCH) run.fanOut(endpoints);
     else run.deliver(endpoints);
   }
-  return finish(run, input.parked, (next) => continueAsNew<typeof deliverEvent>(next));
+  return finish(run, carried(input), (next) => continueAsNew<typeof deliverEvent>(next));
 }
 
 export async function deliverEndpoints(input: DeliverEndpointsInput): Promise<Record<string, EndpointState>> {
   const run = handle(new DeliveryRun(input.eventId, input));
-  if (input.parked) {
-    run.resume(input.parked);
+  if (input.parked || input.waiting) {
+    run.resume(input.parked ?? [], input.waiting ?? []);
   } else {
     run.startAttributesSet(listedAtStart(input.endpoints ?? []));
     run.deliver(input.endpoints ?? []);
   }
-  return finish(run, input.parked, (next) => continueAsNew<typeof deliverEndpoints>(next));
+  return finish(run, carried(input), (next) => continueAsNew<typeof deliverEndpoints>(next));
 }
 
 /** Registered before any await, so a replay that arrives first is kept. */
@@ -92,15 +95,24 @@ async function lookUp(run: DeliveryRun, onlyEndpointIds?: string[]): Promise<Res
   return found.endpoints;
 }
 
-/** The one wait: until every endpoint is settled, or only idle dead letters remain in a long history. */
+/** The endpoints a previous run handed over (continue-as-new). */
+function carried(input: { parked?: ParkedDelivery[]; waiting?: WaitingDelivery[] }): string[] {
+  return [...(input.parked ?? []), ...(input.waiting ?? [])].map((p) => p.endpoint.id);
+}
+
+/** The one wait: until every endpoint is settled, or only idle waits remain in a long history. */
 async function finish(
   run: DeliveryRun,
-  parked: ParkedDelivery[] | undefined,
+  resumedIds: string[],
   next: (carry: ReturnType<DeliveryRun['carryOver']>) => Promise<never>,
 ): Promise<Record<string, EndpointState>> {
-  run.ready((parked ?? []).map((p) => p.endpoint.id));
+  run.ready(resumedIds);
   run.publish();
-  await condition(() => run.finished || run.shouldContinueAsNew);
-  if (!run.finished) await next(run.carryOver());
-  return run.result();
+  for (;;) {
+    await condition(() => run.finished || run.shouldContinueAsNew);
+    if (run.finished) return run.result();
+    // Checked again: a delivery may have woken between the condition and here (a timer that
+    // fired in the same activation), and then it is no longer idle.
+    if (run.shouldContinueAsNew) await next(run.carryOver());
+  }
 }

@@ -13,13 +13,18 @@ import {
 import type { Activities, ResolvedEndpoint } from '../activities';
 import { DeadLetteredEndpoints, DeliveryStatus, EndpointIds, EventType, TenantId, type DeliveryStatusValue } from '../src/search-attributes';
 import { childWorkflowId, ENDPOINT_IDS_MAX, startSearchAttributes, workflowCurrentDetails } from '../src/temporal/workflow-details';
-import { EndpointDelivery, firstAttempts, type EndpointState } from './endpoint-delivery';
+import { EndpointDelivery, firstAttempts, type EndpointState, type GateResume } from './endpoint-delivery';
 
 /** A dead letter carried across continue-as-new. */
 export interface ParkedDelivery {
   endpoint: ResolvedEndpoint;
   retentionEndsAt: number;
   reason: string;
+}
+
+/** A delivery waiting at its endpoint's gate, carried across continue-as-new. */
+export interface WaitingDelivery extends GateResume {
+  endpoint: ResolvedEndpoint;
 }
 
 export interface ReplayArgs {
@@ -50,6 +55,8 @@ export class DeliveryRun {
   /** Replays that arrived before the endpoints were known ('all' = no ids given). */
   private early: string[] | 'all' | null = [];
   private readonly adopting = new Set<string>();
+  /** gateOpen signals for endpoints not tracked yet (a new run's first activation). */
+  private readonly earlyOpen = new Set<string>();
   /** Children running, lookups and forwards in flight: the run may not end while any is. */
   private pending = 0;
   private published = '';
@@ -79,7 +86,9 @@ export class DeliveryRun {
 
   /** A slot freed at this endpoint's gate: its delivery, if waiting for one, goes now. */
   gateOpen(endpointId: string): void {
-    this.own.get(endpointId)?.gateOpened();
+    const d = this.own.get(endpointId);
+    if (d) d.gateOpened();
+    else this.earlyOpen.add(endpointId);
   }
 
   /** Delivers these endpoints here, fresh. */
@@ -101,15 +110,25 @@ export class DeliveryRun {
     for (const ep of endpoints) void this.track(ep).run();
   }
 
-  /** Resumes dead letters carried across continue-as-new. */
-  resume(parked: ParkedDelivery[]): void {
+  /** Resumes dead letters and waits at the gate carried across continue-as-new. */
+  resume(parked: ParkedDelivery[], waiting: WaitingDelivery[]): void {
     for (const p of parked) {
       this.known.set(p.endpoint.id, p.endpoint);
       const d = this.track(p.endpoint);
       d.state = 'dead_lettered';
       d.reason = p.reason;
     }
+    for (const w of waiting) {
+      this.known.set(w.endpoint.id, w.endpoint);
+      this.track(w.endpoint);
+    }
     for (const p of parked) void this.own.get(p.endpoint.id)!.run({ parkedUntil: p.retentionEndsAt });
+    for (const { endpoint, ...resume } of waiting) {
+      const d = this.own.get(endpoint.id)!;
+      void d.run({ waiting: resume });
+      // A slot handed over between the runs: the wait just resumed ends at once.
+      if (this.earlyOpen.delete(endpoint.id)) d.gateOpened();
+    }
   }
 
   /** A large fan-out: one child workflow per ENDPOINT_IDS_MAX endpoints. */
@@ -223,19 +242,24 @@ export class DeliveryRun {
     return this.pending === 0 && [...this.own.values()].every((d) => !d.active);
   }
 
-  /** Only idle dead letters remain and the history is long: time to continue as new. */
+  /** Only idle dead letters and waits at the gate remain and the history is long: time to continue as new. */
   get shouldContinueAsNew(): boolean {
     const active = [...this.own.values()].filter((d) => d.active);
     const long = workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > this.historyLimit;
-    return this.pending === 0 && active.length > 0 && long && active.every((d) => d.idleParked);
+    return this.pending === 0 && active.length > 0 && long && active.every((d) => d.idleParked || d.idleWaiting);
   }
 
-  /** What the next run carries: the parked dead letters and the settings. */
+  /** What the next run carries: the parked dead letters, the waits at the gate and the settings. */
   carryOver() {
-    const parked: ParkedDelivery[] = [...this.own.values()]
+    const own = [...this.own.values()];
+    const parked: ParkedDelivery[] = own
       .filter((d) => d.idleParked)
       .map((d) => ({ endpoint: d.endpoint, reason: d.reason ?? '', retentionEndsAt: d.parkedUntil }));
-    return { eventId: this.eventId, eventType: this.eventType, requestTimeoutMs: this.requestTimeoutMs, historyLimit: this.historyLimit, parked };
+    const waiting: WaitingDelivery[] = own.flatMap((d) => {
+      const w = d.idleWaiting;
+      return w ? [{ endpoint: d.endpoint, ...w }] : [];
+    });
+    return { eventId: this.eventId, eventType: this.eventType, requestTimeoutMs: this.requestTimeoutMs, historyLimit: this.historyLimit, parked, waiting };
   }
 
   /** Every endpoint's state (a child's endpoint re-run here reports its state here). */

@@ -52,6 +52,8 @@ export class EndpointDelivery {
   private replayRequested = false;
   /** A gateOpen signal came while waiting for an in-flight slot. */
   private slotFreed = false;
+  /** Set while sleeping at the endpoint's gate: what another run needs to go on waiting. */
+  private gateWait?: GateResume;
 
   constructor(
     readonly endpoint: ResolvedEndpoint,
@@ -67,6 +69,14 @@ export class EndpointDelivery {
     return this.active && this.parkedUntil > 0 && !this.replayRequested;
   }
 
+  /**
+   * Waiting at its endpoint's gate with nothing in flight: safe to carry across continue-as-new
+   * (an open circuit can keep a delivery waiting for days, a wake-up every few minutes).
+   */
+  get idleWaiting(): GateResume | undefined {
+    return this.active && !this.slotFreed && !this.replayRequested ? this.gateWait : undefined;
+  }
+
   /** The endpoint's gate handed this delivery a freed slot, or its listener reconnected: stop waiting. */
   gateOpened(): void {
     this.slotFreed = true;
@@ -80,10 +90,12 @@ export class EndpointDelivery {
 
   /**
    * Delivers until delivered or dropped: from `first` (the outcome of this endpoint's local
-   * first attempt), fresh, or — given parkedUntil — resuming a parked dead letter.
+   * first attempt), fresh, or — given parkedUntil or waiting — resuming a parked dead letter or
+   * a wait at the gate carried across continue-as-new.
    */
-  async run(opts: { first?: Promise<FirstAttemptResult>; parkedUntil?: number } = {}): Promise<void> {
+  async run(opts: { first?: Promise<FirstAttemptResult>; parkedUntil?: number; waiting?: GateResume } = {}): Promise<void> {
     let first = opts.first;
+    let waiting = opts.waiting;
     const parkedUntil = opts.parkedUntil ?? 0;
     this.active = true;
     try {
@@ -92,9 +104,10 @@ export class EndpointDelivery {
         this.set('delivering');
         const reason = await attemptRun(this.endpoint, this.ctx, first, {
           show: (why) => this.set('delivering', why),
-          wait: (ms, untilSlotFreed) => this.waitForGate(ms, untilSlotFreed),
-        });
+          wait: (ms, untilSlotFreed, resume) => this.waitForGate(ms, untilSlotFreed, resume),
+        }, waiting);
         first = undefined;
+        waiting = undefined;
         if (reason === undefined) {
           this.replayRequested = false;
           return this.set('delivered');
@@ -120,10 +133,15 @@ export class EndpointDelivery {
    * counts: the release that sent it is holding a slot for this delivery now (or the listener
    * that sent it is back).
    */
-  private async waitForGate(ms: number, untilSlotFreed: boolean): Promise<void> {
-    if (!untilSlotFreed) return sleep(ms);
-    await condition(() => this.slotFreed, ms);
-    this.slotFreed = false;
+  private async waitForGate(ms: number, untilSlotFreed: boolean, resume: GateResume): Promise<void> {
+    this.gateWait = resume;
+    try {
+      if (!untilSlotFreed) return await sleep(ms);
+      await condition(() => this.slotFreed, ms);
+      this.slotFreed = false;
+    } finally {
+      this.gateWait = undefined;
+    }
   }
 
   /** Parks until replayed (→ true) or until `until` (→ false). */
@@ -149,24 +167,41 @@ export class EndpointDelivery {
   }
 }
 
+/** A delivery waiting at its endpoint's gate, as another run (continue-as-new) resumes it. */
+export interface GateResume {
+  /** When this run of attempts started (epoch ms): its deadline counts from it. */
+  startedAt: number;
+  /** Attempts made so far in this run: they count against maxAttempts. */
+  attemptsBefore: number;
+  /** The refusal it waits on: its reason, reserved rate-limit slot and queue ticket. */
+  wait: GateWait;
+  ticket: number | null;
+  /** When the wait ends (epoch ms). */
+  until: number;
+}
+
 /**
  * One run of attempts. The first delivery's first attempt comes in as `first` (the run's one
  * local activity, shared by all its endpoints); a failure continues as one regular activity
  * under the snapshot's retry policy with that attempt counted. A replay's run has no `first`:
  * all its attempts are the regular activity's. Whenever the endpoint's gate refuses, the run
  * waits (shown and slept through `waiting`) and goes on with a new regular activity, the attempts made so
- * far counted. Resolves to undefined when delivered, else the dead-letter reason.
+ * far counted. `resume` goes on with such a wait carried from a previous run. Resolves to
+ * undefined when delivered, else the dead-letter reason.
  */
 async function attemptRun(
   ep: ResolvedEndpoint,
   ctx: DeliveryContext,
   first: Promise<FirstAttemptResult> | undefined,
-  waiting: { show(why?: string): void; wait(ms: number, untilSlotFreed: boolean): Promise<void> },
+  waiting: { show(why?: string): void; wait(ms: number, untilSlotFreed: boolean, resume: GateResume): Promise<void> },
+  resume?: GateResume,
 ): Promise<string | undefined> {
   const r = ep.retry;
-  const startedAt = Date.now();
-  let attemptsBefore = 0;
-  let wait: GateWait | undefined;
+  const startedAt = resume?.startedAt ?? Date.now();
+  let attemptsBefore = resume?.attemptsBefore ?? 0;
+  let wait: GateWait | undefined = resume?.wait;
+  // Set while resuming: the wait's end was computed by the previous run.
+  let until = resume?.until;
   if (first) {
     const result = await first;
     if (result.delivered) return recorded(result.delivered);
@@ -185,18 +220,24 @@ async function attemptRun(
     }
   }
   // The endpoint queue's ticket this delivery holds once it has waited: kept until it goes.
-  let ticket: number | null = wait?.ticket ?? null;
+  let ticket: number | null = resume ? resume.ticket : wait?.ticket ?? null;
   for (;;) {
     if (wait) {
-      const remainingMs = r.deadlineMs - (Date.now() - startedAt);
-      // The in-flight and listener waits are guesses (a signal usually ends them): they never
-      // outlast the deadline, the delivery tries once more before it. The others are certain: a wait past the deadline ends the delivery now,
-      // as a retry delay past it does.
+      // The in-flight and listener waits are guesses (a signal usually ends them).
       const guess = SIGNALLED_WAITS[wait.reason];
-      const ms = guess ? Math.min(gateWaitMs(wait), remainingMs - DEADLINE_MARGIN_MS) : gateWaitMs(wait);
-      if (ms <= 0 || ms >= remainingMs) return `deadline exceeded: waiting for the endpoint (${WAIT_WORDS[wait.reason]})`;
+      if (until === undefined) {
+        const remainingMs = r.deadlineMs - (Date.now() - startedAt);
+        // A guessed wait never outlasts the deadline: the delivery tries once more before it.
+        // The others are certain: a wait past the deadline ends the delivery now, as a retry
+        // delay past it does.
+        const ms = guess ? Math.min(gateWaitMs(wait), remainingMs - DEADLINE_MARGIN_MS) : gateWaitMs(wait);
+        if (ms <= 0 || ms >= remainingMs) return `deadline exceeded: waiting for the endpoint (${WAIT_WORDS[wait.reason]})`;
+        until = Date.now() + ms;
+      }
+      const ms = Math.max(1, until - Date.now());
       waiting.show(`waiting: ${WAIT_WORDS[wait.reason]}; next try ${guess ? `${guess} or ` : ''}in ${Math.ceil(ms / 1000)} s`);
-      await waiting.wait(ms, guess !== undefined);
+      await waiting.wait(ms, guess !== undefined, { startedAt, attemptsBefore, wait, ticket, until });
+      until = undefined;
       waiting.show(undefined);
     }
     let result: DeliverResult;

@@ -1,8 +1,8 @@
 // The endpoint gate: whether an attempt may go to its endpoint now, and what its outcome does
-// to the endpoint's health. The state is one endpoint_gates row per endpoint, written only by
-// the SQL functions gate_acquire and gate_release (migration 011), each one statement under the
-// row's lock, so every worker in every process shares one in-flight cap, one rate limit, one
-// Retry-After pause and one circuit breaker.
+// to the endpoint's health. The state is one endpoint_gates row per endpoint (and its queue in
+// gate_waiters), written only by the SQL functions of migrations 011 and 017, each one statement
+// under the row's lock, so every worker in every process shares one in-flight cap, one rate
+// limit, one Retry-After pause and one circuit breaker.
 //
 // Neither adds a round trip to an attempt: acquire is part of the query that loads the endpoint,
 // release part of the statement that records the attempt (src/db/deliveries.ts).
@@ -25,6 +25,11 @@ export interface GateDecision {
   slotMs: number | null;
   /** In-flight cap or open circuit: this caller's place in the queue; passing it back keeps it. */
   ticket: number | null;
+  /**
+   * Rate limit: a start this caller owns, waitMs away (at most a second or two). Its worker
+   * waits for it in-process and then takes the lease with acquireAtStart.
+   */
+  startMs: number | null;
 }
 
 /** How an attempt ended, as the circuit breaker counts it. */
@@ -70,17 +75,41 @@ export async function loadEndpointAcquiring(
   settings: GateSettings,
 ): Promise<{ endpoint: EndpointRow; gate: GateDecision } | null> {
   const { rows } = await db.query(
-    `SELECT ${COLUMNS}, g.admitted, g.reason, g.wait_ms, g.slot_ms, g.ticket
+    `SELECT ${COLUMNS}, g.admitted, g.reason, g.wait_ms, g.slot_ms, g.ticket, g.start_ms
      FROM endpoints e CROSS JOIN LATERAL gate_acquire(e.id, $2, $3, $4, $5, $6, $7, $8, $9, $10) g WHERE e.id = $1`,
     [endpointId, lease.id, lease.defaultTimeoutMs, lease.marginMs, lease.slotMs, lease.ticket, settings.defaultMaxInFlight, settings.probeIntervalMs, settings.probeMaxIntervalMs, lease.workflowId],
   );
   const r = rows[0];
   if (!r) return null;
-  return {
-    endpoint: toRow(r),
-    gate: { admitted: r.admitted, reason: r.reason, waitMs: Math.max(0, Number(r.wait_ms ?? 0)), slotMs: r.slot_ms === null ? null : Number(r.slot_ms), ticket: r.ticket === null ? null : Number(r.ticket) },
-  };
+  return { endpoint: toRow(r), gate: toDecision(r) };
 }
+
+/**
+ * The lease for a scheduled start that has come (GateDecision.startMs): the in-flight cap, a
+ * pause or the circuit may still refuse it. A second round trip, only for a rate-limited
+ * delivery that waited for its start.
+ */
+export async function acquireAtStart(
+  db: Queryable,
+  endpointId: string,
+  lease: { id: string; defaultTimeoutMs: number; marginMs: number; slotMs: number | null; ticket: number | null; workflowId: string | null; startMs: number },
+  settings: GateSettings,
+): Promise<GateDecision> {
+  const { rows } = await db.query(
+    'SELECT * FROM gate_acquire($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)',
+    [endpointId, lease.id, lease.defaultTimeoutMs, lease.marginMs, lease.slotMs, lease.ticket, settings.defaultMaxInFlight, settings.probeIntervalMs, settings.probeMaxIntervalMs, lease.workflowId, lease.startMs],
+  );
+  return toDecision(rows[0]);
+}
+
+const toDecision = (r: any): GateDecision => ({
+  admitted: r.admitted,
+  reason: r.reason,
+  waitMs: Math.max(0, Number(r.wait_ms ?? 0)),
+  slotMs: r.slot_ms === null ? null : Number(r.slot_ms),
+  ticket: r.ticket === null ? null : Number(r.ticket),
+  startMs: r.start_ms === null ? null : Number(r.start_ms),
+});
 
 /**
  * The release, as a query recordAttemptReleasing runs in the attempt's statement: its
@@ -102,6 +131,14 @@ export function releaseFragment(
 /** A release on its own: an attempt that ended before it could be recorded. Neutral to health. */
 export async function releaseLease(db: Queryable, endpointId: string, leaseId: string): Promise<void> {
   await db.query(`UPDATE endpoint_gates SET leases = leases - $2::text WHERE endpoint_id = $1`, [endpointId, leaseId]);
+}
+
+/**
+ * The delivery this workflow ran to the endpoint gave up (dead-lettered): it leaves the endpoint's
+ * in-flight queue, so the next release hands its slot to a delivery that still waits.
+ */
+export async function forgetWaiter(db: Queryable, endpointId: string, workflowId: string): Promise<void> {
+  await db.query('SELECT gate_forget($1, $2)', [endpointId, workflowId]);
 }
 
 /** Re-enabled by an operator: the failure streak and the circuit start from nothing. */
