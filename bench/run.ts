@@ -51,6 +51,7 @@ import {
   type TemporalHandle,
 } from './lib/stack';
 import { latency, now, pool, round, table, type Latency } from './lib/stats';
+import { hopBreakdown } from './lib/hops';
 
 Runtime.install({ logger: new DefaultLogger('ERROR') });
 
@@ -364,7 +365,11 @@ async function runHookline(o: Options, rx: BenchReceiver, temporal: TemporalHand
       arrived += sent.length;
       await waitCount('latency', () => rx.distinct.get(e2ePath) ?? 0, arrived);
       const m = measure(sent, rx, e2ePath);
-      out.latency = { events: n, ratePerSecond: rate, latencyMs: m.latencyMs };
+      // Hop by hop, over the last 100 (the first ones may still meet a cold worker).
+      const sample = sent.slice(-100).map((s) => ({ ...s, arrivedAt: rx.arrivals.get(rx.key(e2ePath, s.id))!.first }));
+      const hops = await hopBreakdown(db.url, client, sample);
+      out.latency = { events: n, ratePerSecond: rate, latencyMs: m.latencyMs, hops };
+      log(`${tag}: latency p50 ${m.latencyMs.p50} ms; hop p50s: ${Object.entries(hops).filter(([k]) => k !== 'samples' && k !== 'legend').map(([k, v]) => `${k} ${(v as Latency).p50}`).join(', ')}`);
     }
 
     if (o.phases.has('fanout') && o.fanout > 0) {
@@ -645,6 +650,7 @@ function report(r: { machine: ReturnType<typeof machine> & { busyPctBeforeRun: n
     row('  ratio Hookline / raw HTTP', (x) => x.ratioToRawHttp),
     row('latency at light load: rate/s', (x) => x.latency.ratePerSecond),
     row('  p50 / p95 / p99 ms', (x) => `${x.latency.latencyMs.p50} / ${x.latency.latencyMs.p95} / ${x.latency.latencyMs.p99}`),
+    row('  hop p50s ms: api / commit+notify+relay / dispatch / worker / post', (x) => ['api', 'commit+notify+relay', 'dispatch', 'worker', 'post'].map((k) => x.latency.hops?.[k]?.p50).join(' / ')),
     row(`fan-out to ${r.options.fanout}: ms until all delivered`, (x) => x.fanout.msUntilAllDelivered.join(' / ')),
     row('isolation: healthy p50 / p99 ms while another endpoint hangs', (x) => `${x.isolation.latencyMs.p50} / ${x.isolation.latencyMs.p99}`),
     row('  the same load with nothing hanging, p50 / p99 ms', (x) => `${x.isolation.aloneLatencyMs.p50} / ${x.isolation.aloneLatencyMs.p99}`),
