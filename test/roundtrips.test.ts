@@ -94,7 +94,7 @@ describe('Postgres round trips per delivered event', () => {
     // Insert + NOTIFY; the event-type cache's refresh (every 2 s) adds a fraction.
     expect(per.api).toBeLessThan(2.5);
     expect(per.relay).toBeLessThanOrEqual(6);
-    expect(per.worker).toBeLessThanOrEqual(4);
+    expect(per.worker).toBeLessThanOrEqual(3);
   });
 
   it('a burst of 40 claimed in one batch: relay round trips do not grow per event', async () => {
