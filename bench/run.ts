@@ -338,7 +338,10 @@ async function runHookline(o: Options, rx: BenchReceiver, temporal: TemporalHand
     ];
 
     const e2ePath = `/e2e/${tag}`;
-    await createEndpoint(api, { url: rx.url(e2ePath), eventTypes: ['bench.e2e'] });
+    // The highest in-flight cap an endpoint may declare: with the default (10) a one-endpoint burst
+    // measures the gate (refused first attempts wait in durable timers: more tasks, more history),
+    // not the delivery engine. BENCH_MAX_IN_FLIGHT=10 shows the default's cost.
+    await createEndpoint(api, { url: rx.url(e2ePath), eventTypes: ['bench.e2e'], maxInFlight: Number(process.env.BENCH_MAX_IN_FLIGHT ?? 50) });
     let arrived = 0;
     const warm = await submitBurst(api, 'bench.e2e', 50, o.concurrency, data);
     arrived += warm.length;
