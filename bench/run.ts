@@ -29,7 +29,8 @@
 // raw,empty,local,bare,e2e,latency,fanout,isolation,submit,https; default all),
 // --isolation-backlog/BENCH_ISOLATION_BACKLOG (300, deliveries queued for the hanging endpoint), --payload-bytes/BENCH_PAYLOAD_BYTES (512).
 // --workers/BENCH_WORKERS (1; a list such as 1,2 runs the Hookline phases once per count of worker
-// processes on one task queue, to see how delivery scales with workers against one Temporal).
+// processes on one task queue, to see how delivery scales with workers against one Temporal),
+// BENCH_MAX_IN_FLIGHT (50, the e2e endpoint's maxInFlight).
 // HOOKLINE_* variables (HOOKLINE_WORKER_MAX_ACTIVITIES, HOOKLINE_RELAY_BATCH_SIZE,
 // HOOKLINE_LOG_LEVEL, …) pass through to the roles and are recorded with the results.
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
