@@ -165,12 +165,16 @@ export class Relay {
     if (rows.length === 0) return [];
     const active = await listActiveEndpoints(this.o.pool, [...new Set(rows.map((r) => r.tenant_id))]);
     const plans = rows.map((r) => subscribersOf(active, { tenantId: r.tenant_id, onlyEndpointId: r.only_endpoint_id, type: r.type, channels: r.channels }).map(toResolved));
-    // The whole batch's delivery rows in one round trip (was one per event).
-    await ensureDeliveriesOfEvents(this.o.pool, rows.map((r, i) => ({ eventId: r.event_id, eventType: r.type, tenantId: r.tenant_id, endpointIds: plans[i].map((e) => e.id) })));
-    return Promise.allSettled(rows.map((r, i) =>
+    const rowsOf = (r: ClaimedEvent, i: number) => ({ eventId: r.event_id, eventType: r.type, tenantId: r.tenant_id, endpointIds: plans[i].map((e) => e.id) });
+    // The whole batch's delivery rows in one round trip (was one per event). If that fails, each
+    // event tries on its own, so one bad event backs off alone instead of stalling its batch.
+    const batched = await ensureDeliveriesOfEvents(this.o.pool, rows.map(rowsOf)).then(() => true, () => false);
+    return Promise.allSettled(rows.map(async (r, i) => {
+      if (!batched) await ensureDeliveriesOfEvents(this.o.pool, [rowsOf(r, i)]);
       // In a span of the event's trace when tracing is on (src/telemetry); a plain call when off.
-      traceRelayStart({ eventId: r.event_id, eventType: r.type, carrier: r.trace_context },
-        () => this.startWorkflow(r.event_id, r.type, plans[i], r.tenant_id))));
+      await traceRelayStart({ eventId: r.event_id, eventType: r.type, carrier: r.trace_context },
+        () => this.startWorkflow(r.event_id, r.type, plans[i], r.tenant_id));
+    }));
   }
 
   private async startWorkflow(eventId: string, eventType: string, endpoints: ResolvedEndpoint[], tenantId: string): Promise<void> {
