@@ -6,8 +6,8 @@ import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Pool } from '../src/db/pool';
 import { randomUUID } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
-import { activeSecrets, getEndpointsByIds, listActiveEndpoints, updateEndpoint } from '../src/db/endpoints';
-import { getEvent } from '../src/db/events';
+import { getEndpointsByIds, listActiveEndpoints } from '../src/db/endpoints';
+import { getEvent, getEventAndSecrets } from '../src/db/events';
 import { ensureDeliveries, recordAttempt, recordAttemptReleasing, setDeliveryStatus, type DeliveryStatus, type NewAttempt } from '../src/db/deliveries';
 import { acquireAtStart, DEFAULT_GATE, forgetWaiter, loadEndpointAcquiring, releaseFragment, releaseLease, type GateOutcome, type GateSettings, type WaitReason } from '../src/db/gate';
 import { emitOperationalEvent, type OperationalEventType } from '../src/ops-events';
@@ -173,18 +173,18 @@ export function createActivities(deps: ActivityDeps) {
    * missing or disabled endpoint is a permanent failure. Refused: `wait` says for how long.
    */
   async function load(eventId: string, endpointId: string, leaseId: string, slotMs: number | null, ticket: number | null, workflowId: string | null) {
-    const [loaded, event, secrets] = await Promise.all([
+    const [loaded, read] = await Promise.all([
       // The lease outlives the endpoint's response timeout by a margin.
       loadEndpointAcquiring(pool, endpointId, { id: leaseId, defaultTimeoutMs: deps.requestTimeoutMs, marginMs: LEASE_MARGIN_MS, slotMs, ticket, workflowId }, gate),
-      getEvent(pool, eventId),
-      activeSecrets(pool, endpointId),
+      getEventAndSecrets(pool, eventId, endpointId),
     ]);
-    if (!event) {
+    if (!read) {
       if (loaded?.gate.admitted) await releaseLease(pool, endpointId, leaseId);
       throw ApplicationFailure.nonRetryable(`event ${eventId} does not exist`, 'EventNotFound');
     }
     if (!loaded) throw ApplicationFailure.nonRetryable(`endpoint ${endpointId} was deleted`, FailureTypes.deleted);
     const { endpoint } = loaded;
+    const { event, secrets } = read;
     if (endpoint.disabled) {
       throw ApplicationFailure.nonRetryable(
         `endpoint ${endpointId} is disabled${endpoint.disabledReason ? `: ${endpoint.disabledReason}` : ''}`,

@@ -29,7 +29,8 @@
 // raw,empty,local,bare,e2e,latency,fanout,isolation,submit,https; default all),
 // --isolation-backlog/BENCH_ISOLATION_BACKLOG (300, deliveries queued for the hanging endpoint), --payload-bytes/BENCH_PAYLOAD_BYTES (512).
 // --workers/BENCH_WORKERS (1; a list such as 1,2 runs the Hookline phases once per count of worker
-// processes on one task queue, to see how delivery scales with workers against one Temporal).
+// processes on one task queue, to see how delivery scales with workers against one Temporal),
+// BENCH_MAX_IN_FLIGHT (50, the e2e endpoint's maxInFlight).
 // HOOKLINE_* variables (HOOKLINE_WORKER_MAX_ACTIVITIES, HOOKLINE_RELAY_BATCH_SIZE,
 // HOOKLINE_LOG_LEVEL, …) pass through to the roles and are recorded with the results.
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -51,6 +52,7 @@ import {
   type TemporalHandle,
 } from './lib/stack';
 import { latency, now, pool, round, table, type Latency } from './lib/stats';
+import { hopBreakdown } from './lib/hops';
 
 Runtime.install({ logger: new DefaultLogger('ERROR') });
 
@@ -337,7 +339,10 @@ async function runHookline(o: Options, rx: BenchReceiver, temporal: TemporalHand
     ];
 
     const e2ePath = `/e2e/${tag}`;
-    await createEndpoint(api, { url: rx.url(e2ePath), eventTypes: ['bench.e2e'] });
+    // The highest in-flight cap an endpoint may declare: with the default (10) a one-endpoint burst
+    // measures the gate (refused first attempts wait in durable timers: more tasks, more history),
+    // not the delivery engine. BENCH_MAX_IN_FLIGHT=10 shows the default's cost.
+    await createEndpoint(api, { url: rx.url(e2ePath), eventTypes: ['bench.e2e'], maxInFlight: Number(process.env.BENCH_MAX_IN_FLIGHT ?? 50) });
     let arrived = 0;
     const warm = await submitBurst(api, 'bench.e2e', 50, o.concurrency, data);
     arrived += warm.length;
@@ -364,7 +369,11 @@ async function runHookline(o: Options, rx: BenchReceiver, temporal: TemporalHand
       arrived += sent.length;
       await waitCount('latency', () => rx.distinct.get(e2ePath) ?? 0, arrived);
       const m = measure(sent, rx, e2ePath);
-      out.latency = { events: n, ratePerSecond: rate, latencyMs: m.latencyMs };
+      // Hop by hop, over the last 100 (the first ones may still meet a cold worker).
+      const sample = sent.slice(-100).map((s) => ({ ...s, arrivedAt: rx.arrivals.get(rx.key(e2ePath, s.id))!.first }));
+      const hops = await hopBreakdown(db.url, client, sample);
+      out.latency = { events: n, ratePerSecond: rate, latencyMs: m.latencyMs, hops };
+      log(`${tag}: latency p50 ${m.latencyMs.p50} ms; hop p50s: ${Object.entries(hops).filter(([k]) => k !== 'samples' && k !== 'legend').map(([k, v]) => `${k} ${(v as Latency).p50}`).join(', ')}`);
     }
 
     if (o.phases.has('fanout') && o.fanout > 0) {
@@ -645,6 +654,7 @@ function report(r: { machine: ReturnType<typeof machine> & { busyPctBeforeRun: n
     row('  ratio Hookline / raw HTTP', (x) => x.ratioToRawHttp),
     row('latency at light load: rate/s', (x) => x.latency.ratePerSecond),
     row('  p50 / p95 / p99 ms', (x) => `${x.latency.latencyMs.p50} / ${x.latency.latencyMs.p95} / ${x.latency.latencyMs.p99}`),
+    row('  hop p50s ms: api / commit+notify+relay / dispatch / worker / post', (x) => ['api', 'commit+notify+relay', 'dispatch', 'worker', 'post'].map((k) => x.latency.hops?.[k]?.p50).join(' / ')),
     row(`fan-out to ${r.options.fanout}: ms until all delivered`, (x) => x.fanout.msUntilAllDelivered.join(' / ')),
     row('isolation: healthy p50 / p99 ms while another endpoint hangs', (x) => `${x.isolation.latencyMs.p50} / ${x.isolation.latencyMs.p99}`),
     row('  the same load with nothing hanging, p50 / p99 ms', (x) => `${x.isolation.aloneLatencyMs.p50} / ${x.isolation.aloneLatencyMs.p99}`),

@@ -54,6 +54,24 @@ export async function ensureDeliveries(db: Queryable, eventId: string, eventType
   );
 }
 
+/** The delivery rows of many events in one statement (the relay plans a batch at a time). */
+export async function ensureDeliveriesOfEvents(
+  db: Queryable,
+  plans: { eventId: string; eventType: string; tenantId: string; endpointIds: string[] }[],
+): Promise<void> {
+  // In key order, so two writers of overlapping rows (relays, a replay's adopt) lock them in the
+  // same order and cannot deadlock each other.
+  const rows = plans.flatMap((p) => p.endpointIds.map((id) => [p.eventId, id, p.eventType, p.tenantId]))
+    .sort((a, b) => (a[0] === b[0] ? (a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0) : a[0] < b[0] ? -1 : 1));
+  if (rows.length === 0) return;
+  await db.query(
+    `INSERT INTO deliveries (event_id, endpoint_id, event_type, status, tenant_id)
+     SELECT e, ep, t, 'pending', tn FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS r(e, ep, t, tn)
+     ON CONFLICT DO NOTHING`,
+    [rows.map((r) => r[0]), rows.map((r) => r[1]), rows.map((r) => r[2]), rows.map((r) => r[3])],
+  );
+}
+
 export interface NewAttempt {
   eventId: string;
   endpointId: string;

@@ -2,7 +2,7 @@
 // HOOKLINE_ENCRYPT_PAYLOADS the payload goes to data_encrypted, sealed (src/at-rest.ts), and is
 // opened as rows are read; SQL on `data` sees NULL for such events.
 import type { ClientBase } from 'pg';
-import { currentKeyring, openEventData, payloadsEncrypted, sealEventData } from '../at-rest';
+import { currentKeyring, openEventData, openSecret, payloadsEncrypted, sealEventData } from '../at-rest';
 import type { Pool, PoolClient } from './pool';
 import { DEFAULT_TENANT } from './tenants';
 
@@ -72,6 +72,21 @@ export async function insertEventWithOutbox(db: Queryable, e: NewEvent): Promise
 export async function getEvent(db: Queryable, id: string, tenantId?: string): Promise<EventRow | null> {
   const { rows } = await db.query(`SELECT ${COLUMNS} FROM events WHERE id = $1 AND ($2::text IS NULL OR tenant_id = $2)`, [id, tenantId ?? null]);
   return rows[0] ? toRow(rows[0]) : null;
+}
+
+/**
+ * What one delivery attempt reads besides its endpoint: the event and the endpoint's active
+ * signing secrets (newest first), in one round trip instead of two. Null when the event is gone.
+ */
+export async function getEventAndSecrets(db: Queryable, eventId: string, endpointId: string): Promise<{ event: EventRow; secrets: string[] } | null> {
+  const { rows } = await db.query(
+    `SELECT ${COLUMNS}, ARRAY(SELECT secret FROM endpoint_secrets
+       WHERE endpoint_id = $2 AND (expires_at IS NULL OR expires_at > now()) ORDER BY id DESC) AS secrets
+     FROM events WHERE id = $1`,
+    [eventId, endpointId],
+  );
+  const r = rows[0];
+  return r ? { event: toRow(r), secrets: (r.secrets as string[]).map((s) => openSecret(endpointId, s)) } : null;
 }
 
 /**

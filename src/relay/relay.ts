@@ -8,7 +8,7 @@
 import pg from 'pg';
 import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
 import { WorkflowIdReusePolicy } from '@temporalio/common';
-import { ensureDeliveries } from '../db/deliveries';
+import { ensureDeliveriesOfEvents } from '../db/deliveries';
 import { listActiveEndpoints } from '../db/endpoints';
 import type { Pool } from '../db/pool';
 import type { Logger } from '../logger';
@@ -164,12 +164,16 @@ export class Relay {
   private async startWorkflows(rows: ClaimedEvent[]): Promise<PromiseSettledResult<void>[]> {
     if (rows.length === 0) return [];
     const active = await listActiveEndpoints(this.o.pool, [...new Set(rows.map((r) => r.tenant_id))]);
-    return Promise.allSettled(rows.map(async (r) => {
-      const endpoints = subscribersOf(active, { tenantId: r.tenant_id, onlyEndpointId: r.only_endpoint_id, type: r.type, channels: r.channels }).map(toResolved);
-      await ensureDeliveries(this.o.pool, r.event_id, r.type, endpoints.map((e) => e.id), r.tenant_id);
+    const plans = rows.map((r) => subscribersOf(active, { tenantId: r.tenant_id, onlyEndpointId: r.only_endpoint_id, type: r.type, channels: r.channels }).map(toResolved));
+    const rowsOf = (r: ClaimedEvent, i: number) => ({ eventId: r.event_id, eventType: r.type, tenantId: r.tenant_id, endpointIds: plans[i].map((e) => e.id) });
+    // The whole batch's delivery rows in one round trip (was one per event). If that fails, each
+    // event tries on its own, so one bad event backs off alone instead of stalling its batch.
+    const batched = await ensureDeliveriesOfEvents(this.o.pool, rows.map(rowsOf)).then(() => true, () => false);
+    return Promise.allSettled(rows.map(async (r, i) => {
+      if (!batched) await ensureDeliveriesOfEvents(this.o.pool, [rowsOf(r, i)]);
       // In a span of the event's trace when tracing is on (src/telemetry); a plain call when off.
       await traceRelayStart({ eventId: r.event_id, eventType: r.type, carrier: r.trace_context },
-        () => this.startWorkflow(r.event_id, r.type, endpoints, r.tenant_id));
+        () => this.startWorkflow(r.event_id, r.type, plans[i], r.tenant_id));
     }));
   }
 
