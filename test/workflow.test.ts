@@ -251,7 +251,11 @@ describe('deliverEvent against stub activities', () => {
     // Replay the dead letter until the run has grown past its limit and continued as new; the
     // new run carries only the parked dead letter.
     for (let i = 0; (await handle.describe()).runId === handle.firstExecutionRunId; i++) {
-      await waitFor(async () => (await stateOf(eventId, badId))?.state === 'dead_lettered' && postsTo(eventId, badId) === i + 1, 30_000, `parked ${i}`).catch(async (e) => {
+      // Parked AND its status write finished: a replay that lands while markDelivery is still in
+      // flight restarts the delivery before it ever idles, and an idle park is what lets the run
+      // continue as new (on a loaded box the write is slow enough for that to happen every time).
+      const idle = async () => ((await handle.describe()).raw.pendingActivities ?? []).length === 0;
+      await waitFor(async () => (await stateOf(eventId, badId))?.state === 'dead_lettered' && postsTo(eventId, badId) === i + 1 && (await idle()), 30_000, `parked ${i}`).catch(async (e) => {
         throw new Error(`${e.message} ${JSON.stringify(await status(eventId))} posts ${postsTo(eventId, badId)}`);
       });
       if ((await handle.describe()).runId !== handle.firstExecutionRunId) break;
