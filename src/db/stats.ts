@@ -58,24 +58,9 @@ export async function endpointStats(db: Queryable, endpointId: string, since: Da
       [endpointId, LAST_FAILURES],
     ),
   ]);
-  const w = window.rows[0];
-  const total = Number(w.total);
-  const succeeded = Number(w.succeeded);
-  const pct: (number | null)[] = w.pct ?? [null, null, null];
-  const byStatus = Object.fromEntries(deliveries.rows.map((r) => [r.status, Number(r.n)]));
-  const round = (v: number | null) => (v === null ? null : Math.round(v * 10) / 10);
   return {
     since,
-    attempts: { total, succeeded, failed: total - succeeded },
-    successRate: total > 0 ? succeeded / total : null,
-    latencyMs: { p50: round(pct[0]), p95: round(pct[1]), p99: round(pct[2]) },
-    deliveries: {
-      pending: byStatus.pending ?? 0,
-      delivering: byStatus.delivering ?? 0,
-      delivered: byStatus.delivered ?? 0,
-      deadLettered: byStatus.dead_lettered ?? 0,
-      dropped: byStatus.dropped ?? 0,
-    },
+    ...windowFigures(window.rows[0], deliveries.rows),
     consecutiveFailures: Number(streak.rows[0].streak),
     lastSuccessAt: streak.rows[0].last_success_at,
     lastFailures: failures.rows.map((r) => ({
@@ -111,5 +96,32 @@ export async function backlogSnapshot(db: Queryable): Promise<BacklogSnapshot> {
   return {
     outbox: { backlog: Number(o.backlog), oldestAgeSeconds: Number(o.oldest_age), retrying: Number(o.retrying) },
     open: open.rows.map((r) => ({ tenantId: r.tenant_id, endpointId: r.endpoint_id, inProgress: Number(r.in_progress), deadLettered: Number(r.dead_lettered) })),
+  };
+}
+
+/**
+ * A window's attempt and delivery figures, as an endpoint's and a tenant's stats both show them:
+ * from one row of attempt counts and latency percentiles, and the deliveries counted by status.
+ */
+export function windowFigures(
+  w: { total: unknown; succeeded: unknown; pct: (number | null)[] | null },
+  deliveriesByStatus: { status: string; n: unknown }[],
+) {
+  const total = Number(w.total);
+  const succeeded = Number(w.succeeded);
+  const pct = w.pct ?? [null, null, null];
+  const byStatus: Record<string, number> = Object.fromEntries(deliveriesByStatus.map((r) => [r.status, Number(r.n)]));
+  const round = (v: number | null) => (v === null ? null : Math.round(v * 10) / 10);
+  return {
+    attempts: { total, succeeded, failed: total - succeeded },
+    successRate: total > 0 ? succeeded / total : null,
+    latencyMs: { p50: round(pct[0]), p95: round(pct[1]), p99: round(pct[2]) },
+    deliveries: {
+      pending: byStatus.pending ?? 0,
+      delivering: byStatus.delivering ?? 0,
+      delivered: byStatus.delivered ?? 0,
+      deadLettered: byStatus.dead_lettered ?? 0,
+      dropped: byStatus.dropped ?? 0,
+    },
   };
 }

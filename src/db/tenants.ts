@@ -1,6 +1,7 @@
 // Tenant rows: the sender's customers. Endpoints, events, deliveries and attempts carry a
 // tenant_id (migration 013); this module owns the tenants table itself, its soft delete, and the
 // per-tenant aggregates behind GET /v1/tenants/:tenantId/stats.
+import { windowFigures } from './stats';
 import type { Pool, PoolClient } from './pool';
 
 type Queryable = Pool | PoolClient;
@@ -106,25 +107,10 @@ export async function tenantStats(db: Queryable, tenantId: string, since: Date):
     db.query('SELECT status, count(*) AS n FROM deliveries WHERE tenant_id = $1 AND created_at >= $2 GROUP BY status', [tenantId, since]),
     db.query(`SELECT count(*) AS n FROM deliveries WHERE tenant_id = $1 AND status = 'dead_lettered'`, [tenantId]),
   ]);
-  const a = attempts.rows[0];
-  const total = Number(a.total);
-  const succeeded = Number(a.succeeded);
-  const pct: (number | null)[] = a.pct ?? [null, null, null];
-  const round = (v: number | null) => (v === null ? null : Math.round(v * 10) / 10);
-  const byStatus = Object.fromEntries(deliveries.rows.map((r) => [r.status, Number(r.n)]));
   return {
     endpoints: { total: Number(endpoints.rows[0].total), disabled: Number(endpoints.rows[0].disabled) },
     events: Number(events.rows[0].n),
-    attempts: { total, succeeded, failed: total - succeeded },
-    successRate: total > 0 ? succeeded / total : null,
-    latencyMs: { p50: round(pct[0]), p95: round(pct[1]), p99: round(pct[2]) },
-    deliveries: {
-      pending: byStatus.pending ?? 0,
-      delivering: byStatus.delivering ?? 0,
-      delivered: byStatus.delivered ?? 0,
-      deadLettered: byStatus.dead_lettered ?? 0,
-      dropped: byStatus.dropped ?? 0,
-    },
+    ...windowFigures(attempts.rows[0], deliveries.rows),
     deadLettersOpen: Number(open.rows[0].n),
   };
 }
