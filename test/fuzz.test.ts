@@ -84,6 +84,20 @@ const ROUTES: RouteCase[] = [
   { method: 'POST', path: '/v1/deliveries/:eventId/:endpointId/replay' },
   { method: 'GET', path: '/v1/dead-letters', query: ['limit', 'cursor', 'endpointId', 'eventType', 'since'] },
   { method: 'POST', path: '/v1/dead-letters/replay', body: bodyOf(['endpointId', 'eventType', 'since']) },
+  // Added with isolation, tenants, keys, portal sessions and hookline listen.
+  { method: 'POST', path: '/v1/endpoints', body: bodyOf(['url', 'maxInFlight', 'rateLimit', 'timeouts'], { timeouts: fc.oneof(hostileValue, shaped(['connect', 'response'])) }) },
+  { method: 'PATCH', path: '/v1/endpoints/:id', body: bodyOf(['maxInFlight', 'rateLimit', 'timeouts'], { timeouts: fc.oneof(hostileValue, shaped(['connect', 'response'])) }) },
+  { method: 'POST', path: '/v1/endpoints/:id/test', body: bodyOf(['eventType', 'data']) },
+  { method: 'POST', path: '/v1/tenants', body: bodyOf(['id', 'name', 'metadata']) },
+  { method: 'GET', path: '/v1/tenants', query: ['limit', 'cursor'] },
+  { method: 'PATCH', path: '/v1/tenants/:tenantId', body: bodyOf(['name', 'metadata']) },
+  { method: 'DELETE', path: '/v1/tenants/:tenantId' },
+  { method: 'POST', path: '/v1/tenants/:tenantId/endpoints', body: bodyOf(['url', 'eventTypes', 'description']) },
+  { method: 'GET', path: '/v1/tenants/:tenantId/stats', query: ['window'] },
+  { method: 'POST', path: '/v1/api-keys', body: bodyOf(['name', 'tenantId', 'all', 'scopes']) },
+  { method: 'DELETE', path: '/v1/api-keys/:id' },
+  { method: 'POST', path: '/v1/portal-sessions', body: bodyOf(['readOnly', 'ttlSeconds', 'branding'], { branding: fc.oneof(hostileValue, shaped(['title', 'logoUrl', 'accentColor'])) }) },
+  { method: 'POST', path: '/v1/listen/sessions', body: bodyOf(['session', 'eventTypes']) },
 ];
 
 /** Where an error message must point: a request part, or a field the route documents. */
@@ -95,7 +109,7 @@ const RUNS_PER_ROUTE = Number(process.env.HOOKLINE_FUZZ_RUNS ?? 25);
 
 describe('fuzz: every route, hostile input', () => {
   let h: Harness;
-  const known: Record<string, string[]> = { id: [], eventId: [], endpointId: [], name: [] };
+  const known: Record<string, string[]> = { id: [], eventId: [], endpointId: [], name: [], tenantId: ['default'] };
 
   beforeAll(async () => {
     // Temporal is there (replay routes answer), but no relay or worker changes rows behind our back.
