@@ -5,6 +5,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { FastifyPluginAsync, FastifyReply } from 'fastify';
+import { pageCsp, securePage } from '../page-headers';
 import { bundlePortal } from '../../portal/bundle';
 
 // src/portal/web next to src/api when run from source; dist/src/portal/web (with the prebuilt
@@ -15,25 +16,9 @@ const WEB_DIRS = [path.resolve(__dirname, '../../portal/web'), path.resolve(__di
 // from https: (the sender's logo, a branding claim). Framing is allowed from anywhere: that is
 // what embedding is, and the page holds no ambient credential (no cookie, nothing stored), so a
 // framing site can do only what the token it put in the URL already allows.
-const CSP = [
-  "default-src 'none'",
-  "script-src 'self'",
-  "style-src 'self'",
-  "connect-src 'self'",
-  "img-src 'self' data: https:",
-  "base-uri 'none'",
-  "form-action 'none'",
-  'frame-ancestors *',
-].join('; ');
-
-function secure(reply: FastifyReply): FastifyReply {
-  return reply
-    .header('content-security-policy', CSP)
-    .header('x-content-type-options', 'nosniff')
-    // The page's own URL holds the token in its fragment; no request made from it names the page.
-    .header('referrer-policy', 'no-referrer')
-    .header('cache-control', 'no-cache');
-}
+// The page's own URL holds the token in its fragment; no-referrer keeps requests from naming it.
+const CSP = pageCsp({ imgSrc: "'self' data: https:", frameAncestors: '*' });
+const secure = (reply: FastifyReply) => securePage(reply, CSP);
 
 let bundled: Promise<string> | null = null;
 /** The script: prebuilt by `npm run build`, else bundled once per process from source. */

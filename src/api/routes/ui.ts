@@ -4,6 +4,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { FastifyPluginAsync, FastifyReply } from 'fastify';
+import { pageCsp, securePage } from '../page-headers';
 import { VERSION } from '../../version';
 
 // src/ui next to src/api when run from source (tsx); the same folder of the repo when compiled.
@@ -17,24 +18,8 @@ const ASSETS: Record<string, { file: string; type: string }> = {
 };
 
 // Only this origin's own files run; the page embeds nothing and cannot be framed.
-const CSP = [
-  "default-src 'none'",
-  "script-src 'self'",
-  "style-src 'self'",
-  "connect-src 'self'",
-  "img-src 'self' data:",
-  "base-uri 'none'",
-  "form-action 'none'",
-  "frame-ancestors 'none'",
-].join('; ');
-
-function secure(reply: FastifyReply): FastifyReply {
-  return reply
-    .header('content-security-policy', CSP)
-    .header('x-content-type-options', 'nosniff')
-    .header('referrer-policy', 'no-referrer')
-    .header('cache-control', 'no-cache');
-}
+const CSP = pageCsp({ imgSrc: "'self' data:", frameAncestors: "'none'" });
+const secure = (reply: FastifyReply) => securePage(reply, CSP);
 
 export const uiRoutes: FastifyPluginAsync = async (app) => {
   const { config } = app.hookline;
