@@ -9,6 +9,9 @@ import { pool } from './stats';
 async function main(): Promise<void> {
   const [url, n, concurrency, payloadBytes, reuse] = process.argv.slice(2);
   const body = JSON.stringify({ id: 'evt_bench', type: 'bench.https', data: { pad: 'x'.repeat(Number(payloadBytes)) } });
+  // One policy for the run: the HTTP client keeps one keep-alive agent pair per policy object,
+  // so a policy made per POST would give every POST a fresh agent and measure no reuse at all.
+  const targetPolicy = createTargetPolicy(['loopback']);
   let failed = 0;
   let firstError = '';
   const cpu0 = process.cpuUsage();
@@ -16,7 +19,7 @@ async function main(): Promise<void> {
   await pool(Number(n), Number(concurrency), async () => {
     const r = await post({
       url, body, headers: { 'content-type': 'application/json' }, timeoutMs: 15_000, maxResponseBytes: 64 * 1024,
-      targetPolicy: createTargetPolicy(['loopback']), reuseConnection: reuse === '1',
+      targetPolicy, reuseConnection: reuse === '1',
     });
     if (r.kind !== 'response' || r.status !== 200) {
       failed++;
