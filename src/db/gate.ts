@@ -27,7 +27,7 @@ export interface GateDecision {
   ticket: number | null;
   /**
    * Rate limit: a start this caller owns, waitMs away (at most a second or two). Its worker
-   * waits for it in-process and then takes the lease with acquireAtStart.
+   * waits for it in-process and then takes the lease with acquireAgain.
    */
   startMs: number | null;
 }
@@ -85,14 +85,15 @@ export async function loadEndpointAcquiring(
 }
 
 /**
- * The lease for a scheduled start that has come (GateDecision.startMs): the in-flight cap, a
- * pause or the circuit may still refuse it. A second round trip, only for a rate-limited
- * delivery that waited for its start.
+ * A second ask for the lease, in the caller's place: a rate-limited delivery whose scheduled
+ * start has come (GateDecision.startMs), or a queued one a release handed its slot in process
+ * (startMs null; activities/slot-waiters.ts). The in-flight cap, a pause or the circuit may
+ * still refuse it. A second round trip, only on those two paths.
  */
-export async function acquireAtStart(
+export async function acquireAgain(
   db: Queryable,
   endpointId: string,
-  lease: { id: string; defaultTimeoutMs: number; marginMs: number; slotMs: number | null; ticket: number | null; workflowId: string | null; startMs: number },
+  lease: { id: string; defaultTimeoutMs: number; marginMs: number; slotMs: number | null; ticket: number | null; workflowId: string | null; startMs: number | null },
   settings: GateSettings,
 ): Promise<GateDecision> {
   const { rows } = await db.query(
