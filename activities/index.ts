@@ -9,7 +9,8 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { getEndpointsByIds, listActiveEndpoints } from '../src/db/endpoints';
 import { getEvent, getEventAndSecrets } from '../src/db/events';
 import { ensureDeliveries, recordAttempt, recordAttemptReleasing, setDeliveryStatus, type DeliveryStatus, type NewAttempt } from '../src/db/deliveries';
-import { acquireAtStart, DEFAULT_GATE, forgetWaiter, loadEndpointAcquiring, releaseFragment, releaseLease, type GateOutcome, type GateSettings, type WaitReason } from '../src/db/gate';
+import { acquireAgain, DEFAULT_GATE, forgetWaiter, loadEndpointAcquiring, releaseFragment, releaseLease, type GateDecision, type GateOutcome, type GateSettings, type WaitReason } from '../src/db/gate';
+import type { EndpointRow } from '../src/db/endpoints';
 import { emitOperationalEvent, type OperationalEventType } from '../src/ops-events';
 import { nextDelayMs, parseRetryAfter, RETRY_AFTER_MAX_MS, type RetrySettings } from '../src/retry';
 import { signatureHeader } from '../src/signing';
@@ -20,6 +21,7 @@ import type { TargetPolicy } from '../src/net/address-policy';
 import { post } from './http';
 import { createListenTransport, LISTENER_OFFLINE, LISTENER_RECHECK_MS } from './listen-transport';
 import { isListenUrl } from '../src/listen/sessions';
+import { SlotWaiters, type SlotWaitSettings } from './slot-waiters';
 
 export type { ResolvedEndpoint } from '../src/subscriptions';
 
@@ -40,6 +42,8 @@ export interface ActivityDeps {
   onAttempt?: (a: AttemptReport) => void;
   /** Called when the workflow moves a delivery on (delivering, dead_lettered, dropped), after it is recorded. */
   onDeliveryStatus?: (s: DeliveryStatusReport) => void;
+  /** The in-process wait for an in-flight slot (slot-waiters.ts); false: always wait in the workflow. */
+  slotWait?: SlotWaitSettings | false;
   /** The operational webhooks' storm cap (src/ops-events.ts); tests shorten it. */
   opsEventLimit?: OpsEventLimit;
 }
@@ -167,6 +171,7 @@ export function createActivities(deps: ActivityDeps) {
   }
 
   const gate = deps.gate ?? DEFAULT_GATE;
+  const slots = deps.slotWait === false ? null : new SlotWaiters(deps.slotWait);
 
   /**
    * Loads what one attempt needs and asks the endpoint's gate for a lease, in the same query; a
@@ -202,6 +207,34 @@ export function createActivities(deps: ActivityDeps) {
   }
 
   /**
+   * What the gate's first answer leads to, waited for in process where that is short: a
+   * rate-limited start a moment away, or an in-flight slot a release here hands over.
+   */
+  async function admit(
+    endpoint: EndpointRow,
+    first: GateDecision,
+    lease: { id: string; askedAt: number; ticket: number | null; workflowId: string | null },
+  ): Promise<GateDecision> {
+    const again = (startMs: number | null, ticket: number | null) => acquireAgain(pool, endpoint.id, {
+      id: lease.id, defaultTimeoutMs: deps.requestTimeoutMs, marginMs: LEASE_MARGIN_MS, slotMs: first.slotMs, ticket, workflowId: lease.workflowId, startMs,
+    }, gate);
+    if (first.startMs !== null) {
+      // A rate-limited endpoint's start is a moment away: wait for it here, where a timer is
+      // exact, rather than in the workflow, where a timer that fires late loses the slot.
+      const startInMs = lease.askedAt + first.waitMs - Date.now();
+      if (startInMs > 0) await delay(startInMs);
+      return again(first.startMs, lease.ticket);
+    }
+    // Rate-limited endpoints keep their schedule's own waits (above); the in-process hand-off
+    // is for the in-flight cap alone.
+    const queued = !first.admitted && first.reason === 'in_flight' && first.ticket !== null && lease.workflowId !== null;
+    if (!queued || !slots || endpoint.limits.rateLimit != null) return first;
+    const handed = await slots.wait(endpoint.id, lease.workflowId!, endpoint.limits.maxInFlight ?? gate.defaultMaxInFlight);
+    // Handed over: the release holds the slot for this ticket, and asking again with it takes it.
+    return handed ? again(null, first.ticket) : first;
+  }
+
+  /**
    * Signs and POSTs one attempt, records it, and decides what the answer means. Runs as the
    * local first attempt inside the workflow task and, when that fails, as the retried activity.
    */
@@ -212,16 +245,7 @@ export function createActivities(deps: ActivityDeps) {
     const askedAt = Date.now();
     const workflowId = info.workflowExecution?.workflowId ?? null;
     const { endpoint, event, secrets, body, gate: first } = await load(eventId, endpointId, leaseId, input.slotMs ?? null, input.ticket ?? null, workflowId);
-    let decision = first;
-    if (first.startMs !== null) {
-      // A rate-limited endpoint's start is a moment away: wait for it here, where a timer is
-      // exact, rather than in the workflow, where a timer that fires late loses the slot.
-      const startInMs = askedAt + first.waitMs - Date.now();
-      if (startInMs > 0) await delay(startInMs);
-      decision = await acquireAtStart(pool, endpointId, {
-        id: leaseId, defaultTimeoutMs: deps.requestTimeoutMs, marginMs: LEASE_MARGIN_MS, slotMs: first.slotMs, ticket: input.ticket ?? null, workflowId, startMs: first.startMs,
-      }, gate);
-    }
+    const decision = await admit(endpoint, first, { id: leaseId, askedAt, ticket: input.ticket ?? null, workflowId });
     if (!decision.admitted) {
       const attemptsMade = info.isLocal ? 0 : info.attempt - 1;
       return { statusCode: 0, attempt: 0, wait: { reason: decision.reason ?? 'in_flight', ms: decision.waitMs, slotMs: decision.slotMs, ticket: decision.ticket, attemptsMade } };
@@ -335,6 +359,8 @@ export function createActivities(deps: ActivityDeps) {
    * workflow from its timer. Best effort — a lost wake-up costs that waiter its fallback timer.
    */
   async function handOver(workflowId: string, endpointId: string): Promise<void> {
+    // Its attempt still waits in this process: it takes the slot now, the workflow never hears.
+    if (slots?.wake(endpointId, workflowId)) return;
     try {
       await (deps.signalWorkflow ?? ((id, ep) => Context.current().client.workflow.getHandle(id).signal(GATE_OPEN_SIGNAL, ep)))(workflowId, endpointId);
     } catch {

@@ -13,7 +13,9 @@
 // An attempt first passes its endpoint's gate (in-flight cap, rate limit, Retry-After pause,
 // circuit breaker; src/db/gate.ts). A refused attempt sends nothing and comes back as data —
 // wait this long, for this reason — and the delivery waits in a durable timer: no worker slot
-// held, no attempt burned, the deadline still running. Deterministic code only.
+// held, no attempt burned, the deadline still running. (An in-flight refusal first waits up to a
+// second inside the activity for a slot a release in the same worker hands it; handed one, the
+// workflow never sees the refusal: activities/slot-waiters.ts.) Deterministic code only.
 import { ActivityFailure, ApplicationFailure, condition, proxyActivities, proxyLocalActivities, sleep, TimeoutFailure } from '@temporalio/workflow';
 import { RetryState } from '@temporalio/common';
 import type { Activities, DeliverResult, FirstAttemptResult, GateWait, ResolvedEndpoint } from '../activities';

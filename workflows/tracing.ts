@@ -4,11 +4,12 @@
 // for a workflow whose start headers carry a trace context (the relay's client adds it when
 // tracing is on). Any other workflow runs untouched: no spans, no sink calls, nothing added to
 // its history. Headers are in the history, so the choice replays the same way.
-import {
-  OpenTelemetryInboundInterceptor,
-  OpenTelemetryInternalsInterceptor,
-  OpenTelemetryOutboundInterceptor,
-} from '@temporalio/interceptors-opentelemetry/lib/workflow';
+//
+// The OpenTelemetry modules are required on first use, not imported: with the reusable V8
+// context every workflow evaluates the modules it imports afresh, and OpenTelemetry's (semantic
+// conventions, the SDK's tracer) were a fifth of the workflow thread's CPU per untraced delivery
+// (bench e2e profile). webpack still bundles them; only a traced workflow evaluates them.
+import type * as OtelWorkflow from '@temporalio/interceptors-opentelemetry/lib/workflow';
 import type { Headers } from '@temporalio/common';
 import type { WorkflowInterceptors } from '@temporalio/workflow';
 
@@ -18,8 +19,13 @@ const carriesTrace = (headers: Headers) => Object.prototype.hasOwnProperty.call(
 
 export const interceptors = (): WorkflowInterceptors => {
   // Built on first use only: constructing them registers a tracer provider in the sandbox.
-  let otel: { inbound: OpenTelemetryInboundInterceptor; outbound: OpenTelemetryOutboundInterceptor } | null = null;
-  const traced = () => (otel ??= { inbound: new OpenTelemetryInboundInterceptor(), outbound: new OpenTelemetryOutboundInterceptor() });
+  let otel: { inbound: OtelWorkflow.OpenTelemetryInboundInterceptor; outbound: OtelWorkflow.OpenTelemetryOutboundInterceptor; internals: typeof OtelWorkflow.OpenTelemetryInternalsInterceptor } | null = null;
+  const traced = () => {
+    if (otel) return otel;
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const m: typeof OtelWorkflow = require('@temporalio/interceptors-opentelemetry/lib/workflow');
+    return (otel = { inbound: new m.OpenTelemetryInboundInterceptor(), outbound: new m.OpenTelemetryOutboundInterceptor(), internals: m.OpenTelemetryInternalsInterceptor });
+  };
   return {
     inbound: [{
       execute: (input, next) => (carriesTrace(input.headers) ? traced().inbound.execute(input, next) : next(input)),
@@ -33,7 +39,7 @@ export const interceptors = (): WorkflowInterceptors => {
       continueAsNew: (input, next) => (otel ? otel.outbound.continueAsNew(input, next) : next(input)),
     }],
     internals: [{
-      dispose: (input, next) => (otel ? new OpenTelemetryInternalsInterceptor().dispose(input, next) : next(input)),
+      dispose: (input, next) => (otel ? new otel.internals().dispose(input, next) : next(input)),
     }],
   };
 };
