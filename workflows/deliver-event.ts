@@ -56,20 +56,29 @@ const lookups = proxyLocalActivities<Activities>({
   retry: { initialInterval: '1s', maximumInterval: '30s' },
 });
 
-export async function deliverEvent(input: DeliverEventInput): Promise<Record<string, EndpointState>> {
+// Not async, as deliverEndpoints: the happy path awaits only in finish (the SDK captures a stack
+// trace for every promise a workflow makes; an async function and its result are two more).
+export function deliverEvent(input: DeliverEventInput): Promise<Record<string, EndpointState>> {
   const run = handle(new DeliveryRun(input.eventId, input));
+  const next = (carry: ReturnType<DeliveryRun['carryOver']>) => continueAsNew<typeof deliverEvent>(carry);
   if (input.parked || input.waiting) {
     run.resume(input.parked ?? [], input.waiting ?? []);
+  } else if (input.endpoints) {
+    run.startAttributesSet(listedAtStart(input.endpoints));
+    start(run, input.endpoints);
   } else {
-    const endpoints = input.endpoints ?? (await lookUp(run, input.onlyEndpointIds));
-    if (input.endpoints) run.startAttributesSet(listedAtStart(endpoints));
-    if (endpoints.length > FANOUT_CHILD_BATCH) run.fanOut(endpoints);
-    else run.deliver(endpoints);
+    // A replay that starts a new run: its endpoints are looked up first.
+    return lookUp(run, input.onlyEndpointIds).then((endpoints) => (start(run, endpoints), finish(run, [], next)));
   }
-  return finish(run, carried(input), (next) => continueAsNew<typeof deliverEvent>(next));
+  return finish(run, carried(input), next);
 }
 
-export async function deliverEndpoints(input: DeliverEndpointsInput): Promise<Record<string, EndpointState>> {
+function start(run: DeliveryRun, endpoints: ResolvedEndpoint[]): void {
+  if (endpoints.length > FANOUT_CHILD_BATCH) run.fanOut(endpoints);
+  else run.deliver(endpoints);
+}
+
+export function deliverEndpoints(input: DeliverEndpointsInput): Promise<Record<string, EndpointState>> {
   const run = handle(new DeliveryRun(input.eventId, input));
   if (input.parked || input.waiting) {
     run.resume(input.parked ?? [], input.waiting ?? []);

@@ -96,8 +96,8 @@ export class DeliveryRun {
     if (endpoints.length === 0) return;
     // All tracked before any runs, so the search attributes change once, not per endpoint.
     const tracked = endpoints.map((ep) => (this.known.set(ep.id, ep), this.track(ep)));
-    const first = firstAttempts(this.eventId, endpoints, this.requestTimeoutMs);
-    tracked.forEach((d, i) => void d.run({ first: first.then((results) => results[i]) }));
+    for (const d of tracked) d.firstAttemptStarted();
+    firstAttempts(this.eventId, endpoints, this.requestTimeoutMs, (results) => tracked.forEach((d, i) => d.firstAttempted(results[i])));
   }
 
   /**

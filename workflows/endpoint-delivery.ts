@@ -90,12 +90,30 @@ export class EndpointDelivery {
     else void this.run();
   }
 
+  /** Its local first attempt is in flight (firstAttempted follows): the delivery is active. */
+  firstAttemptStarted(): void {
+    this.active = true;
+  }
+
+  /**
+   * The outcome of its local first attempt. Delivered and recorded (the happy path): settled
+   * here, synchronously — no run of attempts, no promise: the SDK captures a stack trace for
+   * every promise a workflow makes, a large share of a delivery's CPU. Anything else goes on as
+   * a run of attempts (a replay that came meanwhile is then honoured there).
+   */
+  firstAttempted(result: FirstAttemptResult): void {
+    this.active = false;
+    if (!result.delivered || result.delivered.unrecorded) return void this.run({ first: result });
+    this.replayRequested = false;
+    this.set('delivered');
+  }
+
   /**
    * Delivers until delivered or dropped: from `first` (the outcome of this endpoint's local
    * first attempt), fresh, or — given parkedUntil or waiting — resuming a parked dead letter or
    * a wait at the gate carried across continue-as-new.
    */
-  async run(opts: { first?: Promise<FirstAttemptResult>; parkedUntil?: number; waiting?: GateResume } = {}): Promise<void> {
+  async run(opts: { first?: FirstAttemptResult; parkedUntil?: number; waiting?: GateResume } = {}): Promise<void> {
     let first = opts.first;
     let waiting = opts.waiting;
     const parkedUntil = opts.parkedUntil ?? 0;
@@ -194,7 +212,7 @@ export interface GateResume {
 async function attemptRun(
   ep: ResolvedEndpoint,
   ctx: DeliveryContext,
-  first: Promise<FirstAttemptResult> | undefined,
+  first: FirstAttemptResult | undefined,
   waiting: { show(why?: string): void; wait(ms: number, untilSlotFreed: boolean, resume: GateResume): Promise<void> },
   resume?: GateResume,
 ): Promise<string | undefined> {
@@ -205,12 +223,11 @@ async function attemptRun(
   // Set while resuming: the wait's end was computed by the previous run.
   let until = resume?.until;
   if (first) {
-    const result = await first;
-    if (result.delivered) return recorded(result.delivered);
-    if (result.wait) {
-      wait = result.wait;
+    if (first.delivered) return recorded(first.delivered);
+    if (first.wait) {
+      wait = first.wait;
     } else {
-      const { failed } = result;
+      const { failed } = first;
       if (failed.nonRetryable) return `${failed.type}: ${failed.message}`;
       if (r.maxAttempts === 1) return `attempts exhausted: ${failed.message}`;
       // The first retry waits the delay the attempt computed (jitter, Retry-After), as Temporal's
@@ -293,20 +310,29 @@ function gateWaitMs(w: GateWait): number {
   return ms + Math.round(Math.random() * Math.min(WAKE_SPREAD_MAX_MS, ms / 4));
 }
 
-/** The first attempts of a batch of endpoints: one local activity; an error fails each retryably. */
-export async function firstAttempts(eventId: string, endpoints: ResolvedEndpoint[], requestTimeoutMs: number): Promise<FirstAttemptResult[]> {
+/**
+ * The first attempts of a batch of endpoints: one local activity; an error fails each retryably.
+ * Each outcome goes to `settle` in the endpoints' order. A callback, not an async function: one
+ * promise for the batch (see firstAttempted).
+ */
+export function firstAttempts(
+  eventId: string,
+  endpoints: ResolvedEndpoint[],
+  requestTimeoutMs: number,
+  settle: (results: FirstAttemptResult[]) => void,
+): void {
   const one = endpoints.length === 1 ? `${endpoints[0].id} (${endpoints[0].host})` : `${endpoints.length} endpoints`;
-  try {
-    return await proxyLocalActivities<Activities>({
-      summary: `deliver to ${one}, attempt 1`,
-      startToCloseTimeout: Math.max(...endpoints.map((ep) => attemptTimeoutMs(ep, requestTimeoutMs))) + STUCK_WORKER_MARGIN_MS,
-      // Once: whether and when to try again is the regular activity's retry policy.
-      retry: { maximumAttempts: 1 },
-    }).firstAttempts({ eventId, endpoints: endpoints.map((ep) => ({ endpointId: ep.id, retry: ep.retry })) });
-  } catch (err) {
-    const message = err instanceof ActivityFailure && err.cause ? err.cause.message : (err as Error).message;
-    return endpoints.map(() => ({ failed: { message, type: 'error', nonRetryable: false, retryDelayMs: 0 } }));
-  }
+  void proxyLocalActivities<Activities>({
+    summary: `deliver to ${one}, attempt 1`,
+    startToCloseTimeout: Math.max(...endpoints.map((ep) => attemptTimeoutMs(ep, requestTimeoutMs))) + STUCK_WORKER_MARGIN_MS,
+    // Once: whether and when to try again is the regular activity's retry policy.
+    retry: { maximumAttempts: 1 },
+  })
+    .firstAttempts({ eventId, endpoints: endpoints.map((ep) => ({ endpointId: ep.id, retry: ep.retry })) })
+    .then(settle, (err: unknown) => {
+      const message = err instanceof ActivityFailure && err.cause ? err.cause.message : (err as Error).message;
+      settle(endpoints.map(() => ({ failed: { message, type: 'error', nonRetryable: false, retryDelayMs: 0 } })));
+    });
 }
 
 /** The longest one attempt to this endpoint may take: its own response timeout or the worker's. */
