@@ -28,6 +28,14 @@ export interface RelayOptions {
   log: Logger;
   /** The workers' request timeout (HOOKLINE_REQUEST_TIMEOUT_MS); bounds an attempt's task timeout. */
   requestTimeoutMs?: number;
+  /**
+   * Request Eager Workflow Start: `client` shares its NativeConnection with a Worker of this
+   * process on `taskQueue` (the relay inside `hookline worker`). The start response then carries
+   * the first workflow task, handed to that worker without a trip through Temporal's matching.
+   * The SDK asks only while the worker has a free workflow-task slot; otherwise, or when the
+   * server declines, it is a normal start and the task goes through matching as before.
+   */
+  eagerStart?: boolean;
 }
 
 /** An outbox row, claimed, with what the relay needs to plan the event's deliveries. */
@@ -54,6 +62,8 @@ export class Relay {
   private again = false;
   /** Events started by this relay (for tests and metrics). */
   started = 0;
+  /** Of those, the ones whose first workflow task came back in the start response. */
+  eagerlyStarted = 0;
 
   constructor(private readonly o: RelayOptions) {}
 
@@ -180,15 +190,17 @@ export class Relay {
   private async startWorkflow(eventId: string, eventType: string, endpoints: ResolvedEndpoint[], tenantId: string): Promise<void> {
     const ids = endpoints.map((e) => e.id);
     try {
-      await this.o.client.workflow.start<typeof deliverEvent>('deliverEvent', {
+      const handle = await this.o.client.workflow.start<typeof deliverEvent>('deliverEvent', {
         workflowId: eventId,
         taskQueue: this.o.taskQueue,
         args: [{ eventId, eventType, endpoints, requestTimeoutMs: this.o.requestTimeoutMs }],
         // Never a second run for the same event, even after the first one closed.
         workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
+        requestEagerStart: this.o.eagerStart,
         ...workflowStartMetadata(eventType, eventId, ids, undefined, tenantId),
       });
       this.started += 1;
+      if (handle.eagerlyStarted) this.eagerlyStarted += 1;
     } catch (err) {
       if (err instanceof WorkflowExecutionAlreadyStartedError) return;
       throw err;
