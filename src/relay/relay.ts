@@ -4,7 +4,8 @@
 // snapshots, their delivery rows) and starts deliverEvent with them, workflowId = event id, so
 // the workflow's first task can POST at once. A start that finds the workflow already there
 // (a relay died after starting, before deleting the row) counts as success, so an event is
-// never started twice and never skipped.
+// never started twice and never skipped. It runs inside `hookline worker` (src/worker/worker.ts),
+// starting eagerly on that worker, or on its own as `hookline relay` (src/relay/run.ts).
 import pg from 'pg';
 import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
 import { WorkflowIdReusePolicy } from '@temporalio/common';
