@@ -2,7 +2,8 @@
 //
 // Stands up its own Postgres database (on DATABASE_URL's server, dropped at the end) and its own
 // Temporal dev server on a SQLite file in a temp dir (TEMPORAL_ADDRESS set: that server instead),
-// runs api, relay and worker as child processes, and measures on one local receiver:
+// runs api and worker (relaying) as child processes (api, relay and worker with
+// HOOKLINE_WORKER_RELAY=false), and measures on one local receiver:
 //   e2e      N events, POST /v1/events → receiver: throughput and latency under a burst
 //   latency  events at light load (20/s, or half the burst rate if lower): POST → receiver latency
 //   fanout   one event to F endpoints: time until all F have it
@@ -670,7 +671,7 @@ function report(r: { machine: ReturnType<typeof machine> & { busyPctBeforeRun: n
     row('  CPU ms per POST sender, reused / fresh', (x) => `${x.https.client.reuse.senderCpuMsPerPost} / ${x.https.client.fresh.senderCpuMsPerPost} (${x.https.senderCpuRatio})`),
     row('  CPU ms per POST receiver, reused / fresh', (x) => `${x.https.client.reuse.receiverCpuMsPerPost} / ${x.https.client.fresh.receiverCpuMsPerPost} (${x.https.receiverCpuRatio})`),
     row('  Hookline e2e over HTTPS events/s (TLS connections)', (x) => `${x.https.e2e.perSecond} (${x.https.e2e.tlsConnections} for ${x.https.e2e.events})`),
-    row('peak RSS MiB api / relay / worker', (x) => `${x.peakRssMiB.api} / ${x.peakRssMiB.relay} / ${x.peakRssMiB.worker}`),
+    row('peak RSS MiB api / relay / worker', (x) => `${x.peakRssMiB.api} / ${x.peakRssMiB.relay ?? '- (in the worker)'} / ${x.peakRssMiB.worker}`),
     row('peak RSS MiB Temporal server', (x) => x.peakRssMiB.temporal),
     row('e2e CPU s api/relay/worker(s)/temporal/bench', (x) => ['api', 'relay', 'worker', 'temporal', 'bench'].map((k) =>
       k === 'worker' ? workerCpu(x.e2e.cpu) : x.e2e.cpu[k] ?? '-').join(' / ')),

@@ -89,6 +89,10 @@ const schema = z.object({
   // The relay wakes on NOTIFY; the poll only covers a lost notification or a relay that was down.
   HOOKLINE_RELAY_POLL_MS: positiveInt.default(1_000),
   HOOKLINE_WORKER_MAX_ACTIVITIES: positiveInt.default(200),
+  // `hookline worker` also runs the relay, on the worker's own Temporal connection, so each start
+  // hands its first workflow task straight to that worker (Eager Workflow Start: no matching hop,
+  // no poll). false: workers only deliver; run `hookline relay` processes for the outbox.
+  HOOKLINE_WORKER_RELAY: bool.default(true),
   // A workflow bundle made ahead (`hookline dev` makes one); unset: the worker bundles at start.
   HOOKLINE_WORKFLOW_BUNDLE: z.string().min(1).optional(),
   HOOKLINE_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

@@ -104,20 +104,22 @@ describe('docker-compose.yml', () => {
     expect(published(services.api)).toEqual([]);
   });
 
-  it('runs Temporal on Postgres, nginx with the shipped config in front, and several of each Hookline role', () => {
+  it('runs Temporal on Postgres, nginx with the shipped config in front, and several APIs and workers (relaying)', () => {
     expect(services.temporal.environment.DB).toBe('postgres12');
     expect(services.temporal.image).toMatch(/:1\.29\.1$/);
     expect(services.nginx.volumes).toContain('./deploy/nginx/hookline.conf:/etc/hookline/hookline.conf:ro');
     expect(services.nginx.command.join(' ')).toContain('server api:3000;');
     expect(read('deploy/nginx/hookline.conf')).toContain('server 127.0.0.1:3000;'); // what that sed replaces
     expect(services.worker.deploy.replicas).toBeGreaterThanOrEqual(2);
-    expect(services.relay.deploy.replicas).toBeGreaterThanOrEqual(2);
     expect(services.api.deploy.replicas).toBeGreaterThanOrEqual(2);
-    for (const role of ['api', 'relay', 'worker']) expect({ role, command: services[role].command }).toEqual({ role, command: [role] });
+    // The workers relay (HOOKLINE_WORKER_RELAY defaults to true): two of them are two relays.
+    expect(services.relay).toBeUndefined();
+    expect(services.worker.environment.HOOKLINE_WORKER_RELAY).toBeUndefined();
+    for (const role of ['api', 'worker']) expect({ role, command: services[role].command }).toEqual({ role, command: [role] });
   });
 
   it('requires the API key and a database password, and trusts forwarded headers only from nginx', () => {
-    for (const role of ['api', 'relay', 'worker']) {
+    for (const role of ['api', 'worker']) {
       const env = services[role].environment;
       expect({ role, key: env.HOOKLINE_API_KEY }).toEqual({ role, key: expect.stringMatching(/^\$\{HOOKLINE_API_KEY:\?.+\}$/) });
       expect(env.DATABASE_URL).toMatch(/\$\{POSTGRES_PASSWORD:\?/);

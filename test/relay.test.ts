@@ -1,7 +1,13 @@
 // The relay's promise: every committed event gets exactly one workflow, even with two relays
-// racing and a relay that dies between starting workflows and deleting their outbox rows.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createEndpoint, createHarness, quietLog, sendEvent, startReceiver, waitFor, type Harness, type Receiver } from './helpers';
+// racing and a relay that dies between starting workflows and deleting their outbox rows. And
+// where it runs: inside `hookline worker` (default), starting each workflow eagerly on that
+// worker, or as `hookline relay` beside workers that only deliver (HOOKLINE_WORKER_RELAY=false).
+import type { ChildProcess } from 'node:child_process';
+import os from 'node:os';
+import { createInterface } from 'node:readline';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { hasPollers } from '../bench/lib/stack';
+import { createEndpoint, createHarness, quietLog, sendEvent, spawnRole, startReceiver, waitFor, type Harness, type Receiver } from './helpers';
 import { Relay } from '../src/relay/relay';
 
 describe('relay', () => {
@@ -67,5 +73,91 @@ describe('relay', () => {
     const ids = rx.requests.map((r) => r.headers['webhook-id']);
     expect(ids).toHaveLength(10);
     expect(new Set(ids)).toEqual(new Set(events.map((e) => e.id)));
+  });
+});
+
+describe('where the relay runs', () => {
+  let h: Harness;
+  let rx: Receiver;
+  const children: ChildProcess[] = [];
+
+  beforeAll(async () => {
+    h = await createHarness({ noRelay: true, noWorker: true });
+    rx = await startReceiver();
+    await createEndpoint(h.app, { url: rx.url, eventTypes: ['where.*'] });
+  });
+  afterAll(async () => {
+    for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+    await rx?.close();
+    await h?.close();
+  });
+
+  /** A role as a child process, its JSON log lines collected; resolves once it works. */
+  async function start(role: 'worker' | 'relay', env: Record<string, string> = {}) {
+    const child = spawnRole(h, role, {
+      HOOKLINE_LOG_FORMAT: 'json', HOOKLINE_LOG_LEVEL: 'info', HOOKLINE_RELAY_POLL_MS: '200',
+      HOOKLINE_WORKFLOW_BUNDLE: inject('workflowBundlePath'), ...env,
+    }, ['ignore', 'pipe', 'inherit']);
+    children.push(child);
+    const lines: Array<Record<string, unknown>> = [];
+    createInterface({ input: child.stdout! }).on('line', (l) => {
+      try {
+        lines.push(JSON.parse(l));
+      } catch {
+        /* not a log record */
+      }
+    });
+    await waitFor(async () => {
+      if (child.exitCode !== null) throw new Error(`${role} exited with ${child.exitCode}`);
+      const relaying = lines.some((l) => l.msg === 'relay started');
+      return role === 'relay' ? relaying : relaying === (env.HOOKLINE_WORKER_RELAY !== 'false') && hasPollers(h.client, h.taskQueue, child.pid);
+    }, 90_000, `${role} ready`);
+    return { child, lines };
+  }
+
+  async function stop(child: ChildProcess): Promise<number | null> {
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    child.kill('SIGTERM');
+    return exited;
+  }
+
+  /** Delivers `n` events of `type`; returns each one's first WorkflowTaskStarted identity. */
+  async function deliverAndIdentities(type: string, n: number): Promise<string[]> {
+    const ids: string[] = [];
+    for (let i = 0; i < n; i++) ids.push((await sendEvent(h.app, { type, data: { i } })).id);
+    await waitFor(() => ids.every((id) => rx.requests.some((r) => r.headers['webhook-id'] === id)), 60_000, `${type} delivered`);
+    const identities: string[] = [];
+    for (const id of ids) {
+      const { events } = await h.client.workflow.getHandle(id).fetchHistory();
+      identities.push(String(events?.find((e) => e.workflowTaskStartedEventAttributes)?.workflowTaskStartedEventAttributes?.identity));
+    }
+    return identities;
+  }
+
+  it('hookline worker relays the outbox itself and starts each workflow eagerly on itself', async () => {
+    const worker = await start('worker');
+    const identities = await deliverAndIdentities('where.worker', 5);
+    // The first workflow task came back in the start response (Temporal records the starting
+    // client's identity on it); a task that went through matching shows the poller's `<pid>@<host>`.
+    expect(identities).toEqual(identities.map(() => `${worker.child.pid}@${os.hostname()} relay (eager start)`));
+
+    expect(await stop(worker.child)).toBe(0);
+    // On SIGTERM the relay stops claiming before the worker starts draining.
+    const relayStopped = worker.lines.findIndex((l) => l.msg === 'relay stopped');
+    const workerStopping = worker.lines.findIndex((l) => l.msg === 'Worker state changed' && l.state === 'STOPPING');
+    expect(worker.lines[relayStopped]).toMatchObject({ started: 5, eagerlyStarted: 5 });
+    expect(workerStopping).toBeGreaterThan(relayStopped);
+  });
+
+  it('with HOOKLINE_WORKER_RELAY=false the worker only delivers and hookline relay starts the workflows', async () => {
+    const worker = await start('worker', { HOOKLINE_WORKER_RELAY: 'false' });
+    const relay = await start('relay');
+    const identities = await deliverAndIdentities('where.apart', 3);
+    // Started by another process: each first task went through matching to the worker's poller.
+    expect(identities).toEqual(identities.map(() => `${worker.child.pid}@${os.hostname()}`));
+    expect(worker.lines.some((l) => l.msg === 'relay started')).toBe(false);
+    expect(await stop(relay.child)).toBe(0);
+    expect(relay.lines.find((l) => l.msg === 'relay stopped')).toMatchObject({ started: 3, eagerlyStarted: 0 });
+    expect(await stop(worker.child)).toBe(0);
   });
 });

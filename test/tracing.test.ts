@@ -1,5 +1,5 @@
-// OpenTelemetry traces end to end, on the real stack: the api, relay and worker run as child
-// processes with the standard OTEL_* variables and export OTLP/JSON to a collector in this
+// OpenTelemetry traces end to end, on the real stack: the api and the worker (relaying, as
+// deployed by default) run as child processes with the standard OTEL_* variables and export OTLP/JSON to a collector in this
 // process; the receiver here verifies with the receiver kit, its spans caught by an in-memory
 // exporter. One trace per event must hold API → relay → workflow → activity → POST → receiver,
 // each span under the right parent. With tracing off nothing is exported and no traceparent sent.
@@ -105,11 +105,11 @@ async function startKitReceiver(secret: string) {
   return { url: `${address}/webhook/hook-path-secret?token=query-secret`, received, close: () => app.close() };
 }
 
-/** api, relay and worker as child processes on `h`'s queue, ready to take an event. */
+/** api and worker (with its relay) as child processes on `h`'s queue, ready to take an event. */
 async function startRoles(h: Harness, env: Record<string, string>) {
   const port = await findFreePort();
   const children: ChildProcess[] = [];
-  const start = async (role: 'api' | 'relay' | 'worker') => {
+  const start = async (role: 'api' | 'worker') => {
     const child = spawnRole(h, role, {
       HOOKLINE_LOG_LEVEL: 'info', HOOKLINE_LOG_FORMAT: 'json', HOOKLINE_RELAY_POLL_MS: '200',
       HOOKLINE_WORKFLOW_BUNDLE: inject('workflowBundlePath'), PORT: String(port), ...env,
@@ -120,11 +120,10 @@ async function startRoles(h: Harness, env: Record<string, string>) {
     await waitFor(async () => {
       if (child.exitCode !== null) throw new Error(`${role} exited with ${child.exitCode}`);
       if (role === 'api') return (await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => null))?.ok;
-      if (role === 'worker') return hasPollers(h.client, h.taskQueue, child.pid);
-      return lines.some((l) => l.includes('relay started'));
+      return lines.some((l) => l.includes('relay started')) && hasPollers(h.client, h.taskQueue, child.pid);
     }, 90_000, `${role} ready`);
   };
-  await Promise.all([start('api'), start('relay'), start('worker')]);
+  await Promise.all([start('api'), start('worker')]);
   return {
     async send(type: string): Promise<string> {
       const res = await fetch(`http://127.0.0.1:${port}/v1/events`, {
@@ -239,10 +238,11 @@ describe('traces with OTEL_EXPORTER_OTLP_ENDPOINT set', () => {
     const firstRun = one('RunActivity:firstAttempts');
     expect(api).toMatchObject({ service: 'hookline-api', kind: 2, parentSpanId: '' });
     expect(api.attributes).toMatchObject({ 'http.request.method': 'POST', 'http.route': '/v1/events', 'http.response.status_code': 202 });
-    // The relay runs later: a child of the API span (one trace per event) and linked to it.
-    expect(relay).toMatchObject({ service: 'hookline-relay', parentSpanId: api.spanId });
+    // The relay (in the worker's process) runs later: a child of the API span (one trace per
+    // event) and linked to it.
+    expect(relay).toMatchObject({ service: 'hookline-worker', parentSpanId: api.spanId });
     expect(relay.links).toEqual([{ traceId: api.traceId, spanId: api.spanId }]);
-    expect(start).toMatchObject({ service: 'hookline-relay', parentSpanId: relay.spanId });
+    expect(start).toMatchObject({ service: 'hookline-worker', parentSpanId: relay.spanId });
     expect(run).toMatchObject({ service: 'hookline-worker', parentSpanId: start.spanId });
     expect(firstStart).toMatchObject({ service: 'hookline-worker', parentSpanId: run.spanId });
     expect(firstRun).toMatchObject({ service: 'hookline-worker', parentSpanId: firstStart.spanId });

@@ -1,7 +1,10 @@
 // Fault injection: the no-loss promise, tested by killing things. One round per fault, each with
 // its own batch of events in flight when the fault hits:
 //   worker    SIGKILL the worker mid-delivery, start a new one
-//   relay     SIGKILL the relay while events are being submitted, start a new one
+//   relay     SIGKILL the process that relays the outbox while events are being submitted, start
+//             a new one: the worker, which relays with eager starts (so the first workflow tasks
+//             it had been handed die with it and come back through matching after the workflow
+//             task timeout), or the relay role when HOOKLINE_WORKER_RELAY=false
 //   api       SIGKILL the API right after it answered 202, start a new one; the producer retries
 //             failed POSTs with the same Idempotency-Key, as a producer should
 //   temporal  SIGKILL the Temporal dev server, restart it on the same SQLite file and port
@@ -199,20 +202,21 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
         }
         case 'relay': {
           // Mid-stream: the events accepted while it is down wait in the outbox.
+          const role = r.relayRole;
           let killing: Promise<void> | null = null;
           onAccepted = (count) => {
             if (count >= n / 4 && !killing) {
               faultAt = now();
-              killing = r.procs.relay!.kill();
+              killing = r.procs[role]!.kill();
             }
           };
           submitting = submitAll();
           await waitUntil(() => killing !== null, 120_000, 'a quarter accepted');
           await killing;
-          note = `relay SIGKILLed with ${accepted.length}/${n} accepted, ${deliveredCount()} delivered`;
+          note = `relay (${role === 'worker' ? 'in the worker' : 'its own process'}) SIGKILLed with ${accepted.length}/${n} accepted, ${deliveredCount()} delivered`;
           await sleep(2_000);
-          r.start('relay');
-          await r.ready('relay');
+          r.start(role);
+          await r.ready(role, client);
           break;
         }
         case 'api': {

@@ -1,10 +1,12 @@
 // The parts a bench or chaos run stands up for itself: a fresh Postgres database (dropped at the
 // end), a Temporal dev server on a SQLite file in a temp dir (or the server TEMPORAL_ADDRESS
-// names), and Hookline's api, relay and worker as child processes.
+// names), and Hookline's roles as child processes: api and worker, the worker relaying the outbox
+// itself (eager starts), or api, relay and worker with HOOKLINE_WORKER_RELAY=false.
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import pg from 'pg';
 import { Client, Connection } from '@temporalio/client';
+import { loadConfig } from '../../src/config';
 import { migrate } from '../../src/db/migrate';
 import { createPool } from '../../src/db/pool';
 import { findTemporalCli } from '../../src/temporal/cli';
@@ -132,7 +134,7 @@ export interface RoleSettings {
   profile?: { roles: string[]; dir: string };
 }
 
-/** Hookline's three roles as child processes, restartable one by one. */
+/** Hookline's roles as child processes, restartable one by one. */
 export class HooklineRoles {
   readonly procs: Partial<Record<'api' | 'relay' | 'worker', ChildProc>> = {};
   /** Workers beyond the first (bench --workers): same task queue, so Temporal spreads the load. */
@@ -154,6 +156,16 @@ export class HooklineRoles {
   ) {
     this.taskQueue = o.taskQueue ?? `bench-${randomBytes(4).toString('hex')}`;
     this.apiUrl = `http://127.0.0.1:${o.settings.apiPort}`;
+  }
+
+  /** The role whose process relays the outbox: the worker (the default), or a relay of its own. */
+  get relayRole(): 'relay' | 'worker' {
+    return loadConfig(this.env()).HOOKLINE_WORKER_RELAY ? 'worker' : 'relay';
+  }
+
+  /** The roles this layout runs, the relaying one first. */
+  get roles(): Array<'api' | 'relay' | 'worker'> {
+    return this.relayRole === 'worker' ? ['worker', 'api'] : ['worker', 'relay', 'api'];
   }
 
   env(): NodeJS.ProcessEnv {
@@ -183,10 +195,8 @@ export class HooklineRoles {
   }
 
   async startAll(client: Client): Promise<void> {
-    this.start('worker');
-    this.start('relay');
-    this.start('api');
-    await Promise.all([this.ready('api'), this.ready('relay'), this.ready('worker', client)]);
+    for (const role of this.roles) this.start(role);
+    await Promise.all(this.roles.map((role) => this.ready(role, client)));
   }
 
   /** One more worker process on the same task queue; resolves once it polls. */
@@ -202,7 +212,10 @@ export class HooklineRoles {
     return proc;
   }
 
-  /** Waits until a role does its job: API answers /healthz, relay logged, worker polls. */
+  /**
+   * Waits until a role does its job: API answers /healthz, a relay LISTENs, a worker polls (and,
+   * relaying, LISTENs too).
+   */
   async ready(role: 'api' | 'relay' | 'worker', client?: Client, timeoutMs = 90_000): Promise<void> {
     const proc = this.procs[role]!;
     const deadline = Date.now() + timeoutMs;
@@ -220,7 +233,7 @@ export class HooklineRoles {
         // Its LISTEN connection, opened after this process started: independent of log level.
         if (await this.relayListening(proc.startedAt)) return;
       } else if (await hasPollers(client!, this.taskQueue, proc.pid)) {
-        return;
+        if (this.relayRole !== 'worker' || (await this.relayListening(proc.startedAt))) return;
       }
       await sleep(200);
     }

@@ -1,6 +1,7 @@
 // The `hookline` command: one entry point, one subcommand per role.
 //   hookline dev                 everything, with embedded Postgres and Temporal (npm start)
-//   hookline api|relay|worker    one production role; DATABASE_URL and TEMPORAL_ADDRESS required
+//   hookline api|worker|relay    one production role; DATABASE_URL and TEMPORAL_ADDRESS required
+//                                (the worker runs the relay too unless HOOKLINE_WORKER_RELAY=false)
 //   hookline migrate             apply database migrations and exit
 //   hookline dead-letters …      list dead letters through the API
 //   hookline replay …            replay one delivery or every matching dead letter
@@ -15,8 +16,10 @@ import type { HooklineClient } from '../client';
 const USAGE = `usage: hookline <command> [options]
 
 commands:
-  dev                          run API, relay, worker, Postgres and Temporal together
-  api | relay | worker         run one role (needs DATABASE_URL and TEMPORAL_ADDRESS)
+  dev                          run API, worker (with the relay), Postgres and Temporal together
+  api | worker | relay         run one role (needs DATABASE_URL and TEMPORAL_ADDRESS); the worker
+                               also relays the outbox unless HOOKLINE_WORKER_RELAY=false, which
+                               is for running relay processes apart
   migrate                      apply database migrations
   reencrypt                    after an encryption key rotation: re-encrypt stored secrets and
                                payloads with the newest key of HOOKLINE_ENCRYPTION_KEY

@@ -4,7 +4,8 @@
 // snapshots, their delivery rows) and starts deliverEvent with them, workflowId = event id, so
 // the workflow's first task can POST at once. A start that finds the workflow already there
 // (a relay died after starting, before deleting the row) counts as success, so an event is
-// never started twice and never skipped.
+// never started twice and never skipped. It runs inside `hookline worker` (src/worker/worker.ts),
+// starting eagerly on that worker, or on its own as `hookline relay` (src/relay/run.ts).
 import pg from 'pg';
 import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
 import { WorkflowIdReusePolicy } from '@temporalio/common';
@@ -28,6 +29,14 @@ export interface RelayOptions {
   log: Logger;
   /** The workers' request timeout (HOOKLINE_REQUEST_TIMEOUT_MS); bounds an attempt's task timeout. */
   requestTimeoutMs?: number;
+  /**
+   * Request Eager Workflow Start: `client` shares its NativeConnection with a Worker of this
+   * process on `taskQueue` (the relay inside `hookline worker`). The start response then carries
+   * the first workflow task, handed to that worker without a trip through Temporal's matching.
+   * The SDK asks only while the worker has a free workflow-task slot; otherwise, or when the
+   * server declines, it is a normal start and the task goes through matching as before.
+   */
+  eagerStart?: boolean;
 }
 
 /** An outbox row, claimed, with what the relay needs to plan the event's deliveries. */
@@ -54,6 +63,8 @@ export class Relay {
   private again = false;
   /** Events started by this relay (for tests and metrics). */
   started = 0;
+  /** Of those, the ones whose first workflow task came back in the start response. */
+  eagerlyStarted = 0;
 
   constructor(private readonly o: RelayOptions) {}
 
@@ -180,15 +191,17 @@ export class Relay {
   private async startWorkflow(eventId: string, eventType: string, endpoints: ResolvedEndpoint[], tenantId: string): Promise<void> {
     const ids = endpoints.map((e) => e.id);
     try {
-      await this.o.client.workflow.start<typeof deliverEvent>('deliverEvent', {
+      const handle = await this.o.client.workflow.start<typeof deliverEvent>('deliverEvent', {
         workflowId: eventId,
         taskQueue: this.o.taskQueue,
         args: [{ eventId, eventType, endpoints, requestTimeoutMs: this.o.requestTimeoutMs }],
         // Never a second run for the same event, even after the first one closed.
         workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
+        requestEagerStart: this.o.eagerStart,
         ...workflowStartMetadata(eventType, eventId, ids, undefined, tenantId),
       });
       this.started += 1;
+      if (handle.eagerlyStarted) this.eagerlyStarted += 1;
     } catch (err) {
       if (err instanceof WorkflowExecutionAlreadyStartedError) return;
       throw err;

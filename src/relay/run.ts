@@ -1,8 +1,11 @@
-// `hookline relay`: one relay process; SIGTERM finishes the batch in hand, then exits.
+// The relay role's loop (the relay, the idempotency-key purge, retention), started by
+// `hookline relay` on a connection of its own and by `hookline worker` on the worker's
+// NativeConnection (src/worker/worker.ts), where it asks Temporal for eager starts.
+import type { Client } from '@temporalio/client';
 import type { Config } from '../config';
-import { createPool } from '../db/pool';
+import { createPool, type Pool } from '../db/pool';
 import { migrate } from '../db/migrate';
-import { createLogger } from '../logger';
+import { createLogger, type Logger } from '../logger';
 import { connectClient } from '../temporal/connection';
 import { Relay } from './relay';
 import { purgeExpiredIdempotencyKeys } from '../db/events';
@@ -11,29 +14,37 @@ import { startRetention } from './retention';
 import { startTracing, stopTracing } from '../telemetry';
 
 const IDEMPOTENCY_PURGE_INTERVAL_MS = 10 * 60 * 1000;
+/** Connections the relay loop needs at most: its batch transaction, the planning reads, retention. */
+export const RELAY_POOL_SIZE = 5;
 
-export async function runRelay(config: Config): Promise<void> {
-  if (!config.DATABASE_URL || !config.TEMPORAL_ADDRESS) {
-    throw new Error('hookline relay needs DATABASE_URL and TEMPORAL_ADDRESS (or run `hookline dev`)');
-  }
-  const log = createLogger(config, 'relay');
-  // Before the Temporal client is made: tracing adds its interceptors.
-  if (startTracing('relay')) log.info('tracing on: exporting spans over OTLP');
-  const pool = createPool(config.DATABASE_URL, 5);
-  // Every role migrates at start (under an advisory lock), so any one of them can come up first.
-  await migrate(pool);
-  await prepareDataAtRest(pool, config, log);
-  const { client, connection } = await connectClient(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE);
+export interface RelayLoop {
+  relay: Relay;
+  /** Stops claiming, finishes the batch in hand, stops the purges. */
+  stop(): Promise<void>;
+}
+
+export interface RelayLoopOptions {
+  config: Config;
+  pool: Pool;
+  client: Client;
+  log: Logger;
+  /** Ask for Eager Workflow Start: only with a Client on a running Worker's NativeConnection. */
+  eagerStart?: boolean;
+}
+
+export async function startRelayLoop(o: RelayLoopOptions): Promise<RelayLoop> {
+  const { config, pool, log } = o;
   const relay = new Relay({
-    pool, client, log,
+    pool, client: o.client, log,
     taskQueue: config.TEMPORAL_TASK_QUEUE,
-    databaseUrl: config.DATABASE_URL,
+    databaseUrl: config.DATABASE_URL!,
     batchSize: config.HOOKLINE_RELAY_BATCH_SIZE,
     pollMs: config.HOOKLINE_RELAY_POLL_MS,
     requestTimeoutMs: config.HOOKLINE_REQUEST_TIMEOUT_MS,
+    eagerStart: o.eagerStart,
   });
   await relay.start();
-  log.info('relay started');
+  log.info({ eagerStart: Boolean(o.eagerStart) }, 'relay started');
   // Expired Idempotency-Keys are ignored on lookup; this only keeps the table from growing.
   const purge = setInterval(() => {
     purgeExpiredIdempotencyKeys(pool, config.HOOKLINE_IDEMPOTENCY_TTL_HOURS).catch((err) =>
@@ -42,15 +53,41 @@ export async function runRelay(config: Config): Promise<void> {
   }, IDEMPOTENCY_PURGE_INTERVAL_MS);
   purge.unref();
   const stopRetention = startRetention({ pool, days: config.HOOKLINE_RETENTION_DAYS, log });
+  return {
+    relay,
+    async stop() {
+      clearInterval(purge);
+      stopRetention();
+      await relay.stop();
+      log.info({ started: relay.started, eagerlyStarted: relay.eagerlyStarted }, 'relay stopped');
+    },
+  };
+}
+
+/**
+ * `hookline relay`: the relay alone, for deployments that run it apart from the workers
+ * (HOOKLINE_WORKER_RELAY=false). Its starts go through Temporal's matching to a worker's poller:
+ * eager start needs a worker in the same process. SIGTERM finishes the batch in hand, then exits.
+ */
+export async function runRelay(config: Config): Promise<void> {
+  if (!config.DATABASE_URL || !config.TEMPORAL_ADDRESS) {
+    throw new Error('hookline relay needs DATABASE_URL and TEMPORAL_ADDRESS (or run `hookline dev`)');
+  }
+  const log = createLogger(config, 'relay');
+  // Before the Temporal client is made: tracing adds its interceptors.
+  if (startTracing('relay')) log.info('tracing on: exporting spans over OTLP');
+  const pool = createPool(config.DATABASE_URL, RELAY_POOL_SIZE);
+  // Every role migrates at start (under an advisory lock), so any one of them can come up first.
+  await migrate(pool);
+  await prepareDataAtRest(pool, config, log);
+  const { client, connection } = await connectClient(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE);
+  const loop = await startRelayLoop({ config, pool, client, log });
   await new Promise<void>((resolve) => {
     process.once('SIGTERM', resolve);
     process.once('SIGINT', resolve);
   });
-  clearInterval(purge);
-  stopRetention();
-  await relay.stop();
+  await loop.stop();
   await connection.close();
   await pool.end();
   await stopTracing();
-  log.info('relay stopped');
 }

@@ -68,10 +68,12 @@ export class PinoTemporalLogger implements TemporalLogger {
 
 /**
  * Routes the SDK's logs (TypeScript side and, forwarded, the Rust core's) through `log`. Once
- * per process, before the first NativeConnection or Worker is created.
+ * per process, before the first NativeConnection or Worker is created. `shutdownSignals` as the
+ * SDK's Runtime option: [] when the process stops its workers itself (src/worker/worker.ts).
  */
-export function installRuntimeLogger(log: Logger): void {
+export function installRuntimeLogger(log: Logger, opts: { shutdownSignals?: NodeJS.Signals[] } = {}): void {
   Runtime.install({
+    ...opts,
     logger: new PinoTemporalLogger(log.child({ component: 'temporal' })),
     telemetryOptions: { logging: { filter: { core: 'WARN', other: 'ERROR' }, forward: {} } },
   });

@@ -1,5 +1,8 @@
-// The worker: runs deliverEvent workflows and the delivery activities on the task queue.
+// The worker: runs deliverEvent workflows and the delivery activities on the task queue, and
+// (HOOKLINE_WORKER_RELAY, default on) the relay loop in the same process, on the same Temporal
+// connection, so each workflow it starts begins on this worker without a matching hop.
 import { existsSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from '../../activities';
@@ -14,6 +17,8 @@ import { targetPolicyFromConfig } from '../net/address-policy';
 import { installRuntimeLogger, logAttempt, logDeliveryStatus } from './logging';
 import { workflowInterceptorModules } from '../telemetry/bundle';
 import { startTracing, stopTracing, tracing } from '../telemetry';
+import { clientOn } from '../temporal/connection';
+import { RELAY_POOL_SIZE, startRelayLoop, type RelayLoop } from '../relay/run';
 
 export interface HooklineWorkerOptions {
   connection: NativeConnection;
@@ -75,15 +80,27 @@ export function gateSettings(config: Config): GateSettings {
   };
 }
 
+// Pool connections: the activities' (attempt records, the endpoint gate) and, when the relay runs
+// here too, the relay loop's own (src/relay/run.ts), as the two processes had before.
+const WORKER_POOL_SIZE = 20;
+// The relay's client identity. Temporal records the start request's identity on the first
+// WorkflowTaskStarted of an eagerly started workflow (a polled task shows the worker's
+// `<pid>@<host>`), so the history and the Web UI show which starts skipped matching.
+const RELAY_IDENTITY = `${process.pid}@${os.hostname()} relay (eager start)`;
+// The signals the SDK's Runtime would stop workers on by default; here the process handles them.
+const STOP_SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGQUIT', 'SIGUSR2'];
+
 export async function runWorker(config: Config): Promise<void> {
   const log = createLogger(config, 'worker');
   if (!config.DATABASE_URL || !config.TEMPORAL_ADDRESS) {
     throw new Error('hookline worker needs DATABASE_URL and TEMPORAL_ADDRESS (or run `hookline dev`)');
   }
-  installRuntimeLogger(log);
+  // The process, not the SDK, reacts to SIGTERM: the relay must stop claiming before the worker
+  // drains (see stopInOrder).
+  installRuntimeLogger(log, { shutdownSignals: [] });
   if (startTracing('worker')) log.info('tracing on: exporting spans over OTLP');
   const metrics = createWorkerMetrics();
-  const pool = createPool(config.DATABASE_URL, 20);
+  const pool = createPool(config.DATABASE_URL, WORKER_POOL_SIZE + (config.HOOKLINE_WORKER_RELAY ? RELAY_POOL_SIZE : 0));
   // Every role migrates at start (under an advisory lock), so any one of them can come up first.
   await migrate(pool);
   await prepareDataAtRest(pool, config, log);
@@ -127,9 +144,13 @@ export async function runWorker(config: Config): Promise<void> {
           return null;
         });
     }
+    const running = worker.run();
     log.info({ taskQueue: config.TEMPORAL_TASK_QUEUE }, 'worker started');
-    // Worker.run() resolves after SIGINT/SIGTERM once in-flight tasks have drained.
-    await worker.run();
+    // After run(): an eagerly started workflow's first task goes to this worker at once.
+    const relay = config.HOOKLINE_WORKER_RELAY
+      ? await startRelayLoop({ config, pool, client: clientOn(connection, config.TEMPORAL_NAMESPACE, RELAY_IDENTITY), log, eagerStart: true })
+      : null;
+    await stopInOrder(worker, running, relay);
     log.info('worker stopped');
   } finally {
     await metricsServer?.close();
@@ -137,4 +158,27 @@ export async function runWorker(config: Config): Promise<void> {
     await pool.end();
     await stopTracing();
   }
+}
+
+/**
+ * Waits for a stop signal (or the worker failing), then stops the relay first (it finishes the
+ * batch in hand, whose eagerly started tasks this worker already holds) and then the worker,
+ * which drains its in-flight tasks (HOOKLINE_WORKER_SHUTDOWN_GRACE_MS). A worker that stopped
+ * polling while the relay still started workflows would only send their first tasks through
+ * matching to another worker, but stopping in this order keeps each start's task here.
+ */
+async function stopInOrder(worker: Worker, running: Promise<void>, relay: RelayLoop | null): Promise<void> {
+  const failed = running.then(() => null, (err: unknown) => err ?? new Error('worker failed'));
+  let onSignal: () => void = () => {};
+  const signalled = new Promise<void>((resolve) => (onSignal = resolve));
+  for (const s of STOP_SIGNALS) process.once(s, onSignal);
+  try {
+    await Promise.race([signalled, failed]);
+  } finally {
+    for (const s of STOP_SIGNALS) process.removeListener(s, onSignal);
+  }
+  await relay?.stop();
+  if (worker.getState() === 'RUNNING') worker.shutdown();
+  const err = await failed;
+  if (err) throw err;
 }
