@@ -34,10 +34,11 @@ async function main() {
   writeFileSync(path.join(out, 'package.json'), `${JSON.stringify({ name: pkg.name, version: pkg.version, private: true, type: 'commonjs' }, null, 2)}\n`);
 
   const { bundleWorkflowCode } = require('@temporalio/worker');
-  const { workflowInterceptorModules } = require(path.join(out, 'src', 'telemetry', 'bundle.js'));
+  const { workflowInterceptorModules, workflowPreloadModules } = require(path.join(out, 'src', 'telemetry', 'bundle.js'));
   const { code } = await bundleWorkflowCode({
     workflowsPath: path.join(out, 'workflows', 'index.js'),
     workflowInterceptorModules: workflowInterceptorModules(),
+    preloadModules: workflowPreloadModules(),
     logger: quietLogger,
   });
   mkdirSync(out, { recursive: true });

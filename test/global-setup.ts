@@ -14,7 +14,7 @@ import path from 'node:path';
 import pg from 'pg';
 import type { TestProject } from 'vitest/node';
 import { bundleWorkflowCode } from '@temporalio/worker';
-import { workflowInterceptorModules } from '../src/telemetry/bundle';
+import { workflowInterceptorModules, workflowPreloadModules } from '../src/telemetry/bundle';
 import { migrate } from '../src/db/migrate';
 import { createPool } from '../src/db/pool';
 import { findTemporalCli } from '../src/temporal/cli';
@@ -109,6 +109,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
       const { code } = await bundleWorkflowCode({
         workflowsPath: require.resolve(workflowsPath),
         workflowInterceptorModules: workflowInterceptorModules(),
+        preloadModules: workflowPreloadModules(),
         logger: quietBundlerLogger,
       });
       const dir = mkdtempSync(path.join(tmpdir(), 'hookline-workflows-'));

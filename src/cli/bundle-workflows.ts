@@ -4,7 +4,7 @@
 // gives back, and the worker runs for as long as `hookline dev` does.
 import { writeFileSync } from 'node:fs';
 import { bundleWorkflowCode } from '@temporalio/worker';
-import { workflowInterceptorModules } from '../telemetry/bundle';
+import { workflowInterceptorModules, workflowPreloadModules } from '../telemetry/bundle';
 
 async function main(): Promise<void> {
   const out = process.argv[2];
@@ -13,6 +13,7 @@ async function main(): Promise<void> {
   const { code } = await bundleWorkflowCode({
     workflowsPath: require.resolve('../../workflows'),
     workflowInterceptorModules: workflowInterceptorModules(),
+    preloadModules: workflowPreloadModules(),
     logger: { log: quiet, trace: quiet, debug: quiet, info: quiet, warn: console.warn, error: console.error },
   });
   writeFileSync(out, code);

@@ -15,7 +15,7 @@ import { createLogger } from '../logger';
 import { createWorkerMetrics, serveMetrics, type MetricsServer } from '../metrics';
 import { targetPolicyFromConfig } from '../net/address-policy';
 import { installRuntimeLogger, logAttempt, logDeliveryStatus } from './logging';
-import { workflowInterceptorModules } from '../telemetry/bundle';
+import { workflowInterceptorModules, workflowPreloadModules } from '../telemetry/bundle';
 import { startTracing, stopTracing, tracing } from '../telemetry';
 import { clientOn } from '../temporal/connection';
 import { RELAY_POOL_SIZE, startRelayLoop, type RelayLoop } from '../relay/run';
@@ -44,8 +44,11 @@ export async function createHooklineWorker(o: HooklineWorkerOptions): Promise<Wo
     ...workflowSource(o.workflowBundlePath),
     ...tracingOptions(),
   };
-  // Bundling at start: the same interceptor modules as every prebuilt bundle (telemetry/bundle).
-  if (options.workflowsPath) options.interceptors = { ...options.interceptors, workflowModules: workflowInterceptorModules() };
+  // Bundling at start: the same interceptor and preloaded modules as every prebuilt bundle (telemetry/bundle).
+  if (options.workflowsPath) {
+    options.interceptors = { ...options.interceptors, workflowModules: workflowInterceptorModules() };
+    options.bundlerOptions = { preloadModules: workflowPreloadModules() };
+  }
   return Worker.create(options);
 }
 
