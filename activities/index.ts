@@ -7,9 +7,9 @@ import type { Pool } from '../src/db/pool';
 import { randomUUID } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import { getEndpointsByIds, listActiveEndpoints } from '../src/db/endpoints';
-import { getEvent, getEventAndSecrets } from '../src/db/events';
+import { getEvent } from '../src/db/events';
 import { ensureDeliveries, recordAttempt, recordAttemptReleasing, setDeliveryStatus, type DeliveryStatus, type NewAttempt } from '../src/db/deliveries';
-import { acquireAgain, DEFAULT_GATE, forgetWaiter, loadEndpointAcquiring, releaseFragment, releaseLease, type GateDecision, type GateOutcome, type GateSettings, type WaitReason } from '../src/db/gate';
+import { acquireAgain, DEFAULT_GATE, forgetWaiter, loadAttemptAcquiring, releaseFragment, releaseLease, type GateDecision, type GateOutcome, type GateSettings, type WaitReason } from '../src/db/gate';
 import type { EndpointRow } from '../src/db/endpoints';
 import { emitOperationalEvent, type OperationalEventType } from '../src/ops-events';
 import { nextDelayMs, parseRetryAfter, RETRY_AFTER_MAX_MS, type RetrySettings } from '../src/retry';
@@ -178,11 +178,8 @@ export function createActivities(deps: ActivityDeps) {
    * missing or disabled endpoint is a permanent failure. Refused: `wait` says for how long.
    */
   async function load(eventId: string, endpointId: string, leaseId: string, slotMs: number | null, ticket: number | null, workflowId: string | null) {
-    const [loaded, read] = await Promise.all([
-      // The lease outlives the endpoint's response timeout by a margin.
-      loadEndpointAcquiring(pool, endpointId, { id: leaseId, defaultTimeoutMs: deps.requestTimeoutMs, marginMs: LEASE_MARGIN_MS, slotMs, ticket, workflowId }, gate),
-      getEventAndSecrets(pool, eventId, endpointId),
-    ]);
+    // The lease outlives the endpoint's response timeout by a margin.
+    const { loaded, read } = await loadAttemptAcquiring(pool, eventId, endpointId, { id: leaseId, defaultTimeoutMs: deps.requestTimeoutMs, marginMs: LEASE_MARGIN_MS, slotMs, ticket, workflowId }, gate);
     if (!read) {
       if (loaded?.gate.admitted) await releaseLease(pool, endpointId, leaseId);
       throw ApplicationFailure.nonRetryable(`event ${eventId} does not exist`, 'EventNotFound');

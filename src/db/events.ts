@@ -37,6 +37,7 @@ export interface NewEvent {
 }
 
 const COLUMNS = 'id, tenant_id, only_endpoint_id, type, version, channels, data, data_encrypted, created_at';
+const COLUMN_NAMES = COLUMNS.split(', ');
 const toRow = (r: any): EventRow => ({
   id: r.id, tenantId: r.tenant_id, onlyEndpointId: r.only_endpoint_id, type: r.type, version: r.version, channels: r.channels, createdAt: r.created_at,
   data: r.data_encrypted === null ? r.data : openEventData(r.id, r.data_encrypted),
@@ -75,18 +76,21 @@ export async function getEvent(db: Queryable, id: string, tenantId?: string): Pr
 }
 
 /**
- * What one delivery attempt reads besides its endpoint: the event and the endpoint's active
- * signing secrets (newest first), in one round trip instead of two. Null when the event is gone.
+ * What one delivery attempt reads besides its endpoint — the event and the endpoint's active
+ * signing secrets (newest first) — as columns prefixed `ev_` of the query that loads the
+ * endpoint and takes its gate's lease (src/db/gate.ts): one round trip for all three. `ev` is the
+ * events row (joined, possibly missing); `endpointParam` the placeholder of the endpoint id.
  */
-export async function getEventAndSecrets(db: Queryable, eventId: string, endpointId: string): Promise<{ event: EventRow; secrets: string[] } | null> {
-  const { rows } = await db.query(
-    `SELECT ${COLUMNS}, ARRAY(SELECT secret FROM endpoint_secrets
-       WHERE endpoint_id = $2 AND (expires_at IS NULL OR expires_at > now()) ORDER BY id DESC) AS secrets
-     FROM events WHERE id = $1`,
-    [eventId, endpointId],
-  );
-  const r = rows[0];
-  return r ? { event: toRow(r), secrets: (r.secrets as string[]).map((s) => openSecret(endpointId, s)) } : null;
+export function eventAndSecretsColumns(endpointParam: string): string {
+  return `${COLUMN_NAMES.map((c) => `ev.${c} AS ev_${c}`).join(', ')}, ARRAY(SELECT secret FROM endpoint_secrets
+    WHERE endpoint_id = ${endpointParam} AND (expires_at IS NULL OR expires_at > now()) ORDER BY id DESC) AS ev_secrets`;
+}
+
+/** The event and secrets of a row read with eventAndSecretsColumns; null when the event is gone. */
+export function toEventAndSecrets(r: any, endpointId: string): { event: EventRow; secrets: string[] } | null {
+  if (r.ev_id === null) return null;
+  const event = toRow(Object.fromEntries(COLUMN_NAMES.map((c) => [c, r[`ev_${c}`]])));
+  return { event, secrets: (r.ev_secrets as string[]).map((s) => openSecret(endpointId, s)) };
 }
 
 /**

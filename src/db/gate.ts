@@ -4,10 +4,11 @@
 // under the row's lock, so every worker in every process shares one in-flight cap, one rate
 // limit, one Retry-After pause and one circuit breaker.
 //
-// Neither adds a round trip to an attempt: acquire is part of the query that loads the endpoint,
+// Neither adds a round trip to an attempt: acquire is part of the query that loads the endpoint and the event,
 // release part of the statement that records the attempt (src/db/deliveries.ts).
 import type { Pool, PoolClient } from './pool';
 import { COLUMNS, toRow, type EndpointRow } from './endpoints';
+import { eventAndSecretsColumns, toEventAndSecrets, type EventRow } from './events';
 import { listenerOffline } from '../listen/sessions';
 
 type Queryable = Pool | PoolClient;
@@ -70,23 +71,31 @@ export const DEFAULT_GATE: GateSettings = {
 };
 
 /**
- * Loads the endpoint and asks its gate for a lease, in one query. Null when the endpoint does
- * not exist. A disabled endpoint is refused with reason 'disabled' and takes no lease.
+ * What one attempt reads, with its gate's lease, in one query: the endpoint and the gate's answer
+ * (null: no such endpoint), the event and the endpoint's signing secrets (null: no such event;
+ * src/db/events.ts). A disabled endpoint is refused with reason 'disabled' and takes no lease.
+ * Always one row: the endpoint's side is a lateral join, so a missing event or endpoint is told
+ * apart, and the gate is asked once, for this endpoint only.
  */
-export async function loadEndpointAcquiring(
+export async function loadAttemptAcquiring(
   db: Queryable,
+  eventId: string,
   endpointId: string,
   lease: { id: string; defaultTimeoutMs: number; marginMs: number; slotMs: number | null; ticket: number | null; workflowId: string | null },
   settings: GateSettings,
-): Promise<{ endpoint: EndpointRow; gate: GateDecision } | null> {
+): Promise<{ loaded: { endpoint: EndpointRow; gate: GateDecision } | null; read: { event: EventRow; secrets: string[] } | null }> {
   const { rows } = await db.query(
-    `SELECT ${COLUMNS}, g.admitted, g.reason, g.wait_ms, g.slot_ms, g.ticket, g.start_ms
-     FROM endpoints e CROSS JOIN LATERAL gate_acquire(e.id, $2, $3, $4, $5, $6, $7, $8, $9, $10) g WHERE e.id = $1`,
-    [endpointId, lease.id, lease.defaultTimeoutMs, lease.marginMs, lease.slotMs, lease.ticket, settings.defaultMaxInFlight, settings.probeIntervalMs, settings.probeMaxIntervalMs, lease.workflowId],
+    `SELECT a.*, ${eventAndSecretsColumns('$1')}
+     FROM (SELECT $11::text AS id) x
+     LEFT JOIN events ev ON ev.id = x.id
+     LEFT JOIN LATERAL (
+       SELECT ${COLUMNS}, g.admitted, g.reason, g.wait_ms, g.slot_ms, g.ticket, g.start_ms
+       FROM endpoints e CROSS JOIN LATERAL gate_acquire(e.id, $2, $3, $4, $5, $6, $7, $8, $9, $10) g WHERE e.id = $1
+     ) a ON true`,
+    [endpointId, lease.id, lease.defaultTimeoutMs, lease.marginMs, lease.slotMs, lease.ticket, settings.defaultMaxInFlight, settings.probeIntervalMs, settings.probeMaxIntervalMs, lease.workflowId, eventId],
   );
   const r = rows[0];
-  if (!r) return null;
-  return { endpoint: toRow(r), gate: toDecision(r) };
+  return { loaded: r.id === null ? null : { endpoint: toRow(r), gate: toDecision(r) }, read: toEventAndSecrets(r, endpointId) };
 }
 
 /**
