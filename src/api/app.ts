@@ -11,6 +11,7 @@ import { VERSION } from '../version';
 import { registerAccessControl } from './access';
 import { frameworkErrors, registerErrorHandling } from './errors';
 import { registerInputChecks } from './input';
+import { requestLogger } from './request-logger';
 import { endpointRoutes } from './routes/endpoints';
 import { eventRoutes } from './routes/events';
 import { eventTypeRoutes } from './routes/event-types';
@@ -52,6 +53,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
             HOOKLINE_LOG_LEVEL: ['debug', 'trace'].includes(deps.config.HOOKLINE_LOG_LEVEL) ? deps.config.HOOKLINE_LOG_LEVEL : 'warn',
             HOOKLINE_LOG_FORMAT: deps.config.HOOKLINE_LOG_FORMAT,
           }, 'api') as FastifyBaseLogger,
+          childLoggerFactory: requestLogger,
         }),
     // The events route sets its own limit (HOOKLINE_MAX_EVENT_BYTES); this covers the rest.
     bodyLimit: 1024 * 1024,
