@@ -2,7 +2,7 @@
 // tests use app.inject). Shared resources come in as `deps` and are reachable as app.hookline.
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Client } from '@temporalio/client';
-import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
+import { validatorCompiler } from 'fastify-type-provider-zod';
 import type { Config } from '../config';
 import type { Pool } from '../db/pool';
 import { createLogger } from '../logger';
@@ -12,6 +12,7 @@ import { registerAccessControl } from './access';
 import { frameworkErrors, registerErrorHandling } from './errors';
 import { registerInputChecks } from './input';
 import { requestLogger } from './request-logger';
+import { serializerCompiler } from './response-serializer';
 import { endpointRoutes } from './routes/endpoints';
 import { eventRoutes } from './routes/events';
 import { eventTypeRoutes } from './routes/event-types';
