@@ -2,7 +2,7 @@
 // tests use app.inject). Shared resources come in as `deps` and are reachable as app.hookline.
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Client } from '@temporalio/client';
-import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
+import { validatorCompiler } from 'fastify-type-provider-zod';
 import type { Config } from '../config';
 import type { Pool } from '../db/pool';
 import { createLogger } from '../logger';
@@ -11,6 +11,8 @@ import { VERSION } from '../version';
 import { registerAccessControl } from './access';
 import { frameworkErrors, registerErrorHandling } from './errors';
 import { registerInputChecks } from './input';
+import { requestLogger } from './request-logger';
+import { serializerCompiler } from './response-serializer';
 import { endpointRoutes } from './routes/endpoints';
 import { eventRoutes } from './routes/events';
 import { eventTypeRoutes } from './routes/event-types';
@@ -52,6 +54,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
             HOOKLINE_LOG_LEVEL: ['debug', 'trace'].includes(deps.config.HOOKLINE_LOG_LEVEL) ? deps.config.HOOKLINE_LOG_LEVEL : 'warn',
             HOOKLINE_LOG_FORMAT: deps.config.HOOKLINE_LOG_FORMAT,
           }, 'api') as FastifyBaseLogger,
+          childLoggerFactory: requestLogger,
         }),
     // The events route sets its own limit (HOOKLINE_MAX_EVENT_BYTES); this covers the rest.
     bodyLimit: 1024 * 1024,

@@ -22,6 +22,12 @@ export async function runApi(config: Config): Promise<void> {
   await migrate(pool);
   await prepareDataAtRest(pool, config, createLogger(config, 'api'));
   const { client, connection } = await connectClient(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE);
+  // Connecting ran the client's call-context AsyncLocalStorage (its connect deadline), and on Node
+  // < 24 one that has run keeps async hooks on for every promise, timer and socket write of the
+  // process: about 5% of the API's CPU per submitted event (`node:internal/async_hooks` in a
+  // profile of the bench's submit phase), for a context only Temporal calls read. Nothing is in
+  // flight here, so it goes off; a Temporal call (a replay, a gate wake) turns it on again.
+  connection.callContextStorage.disable();
   const app = await buildApp({ pool, config, temporal: { client, taskQueue: config.TEMPORAL_TASK_QUEUE } });
   app.addHook('onClose', async () => {
     await connection.close();

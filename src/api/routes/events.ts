@@ -69,12 +69,18 @@ type Verdict = { result: ContractResult } | { err: unknown };
  * before any transaction: a validation that runs in a worker (up to its deadline) must not hold a
  * database connection meanwhile. Its verdict is applied where the event is recorded.
  */
-function checkContract(pool: Pool, config: Config, b: z.output<typeof EventIn>): Promise<Verdict> {
-  const lookup = (via: Pool | ClientBase, name: string, version: number | null) => lookupEventContractCached(pool, name, version, via);
-  return checkEventContract(pool, b, { acceptUnregistered: config.HOOKLINE_ACCEPT_UNREGISTERED_TYPES, lookup }).then(
-    (result) => ({ result }),
-    (err: unknown) => ({ err: contractError(err) }),
-  );
+async function checkContract(config: Config, db: ContractDb, b: z.output<typeof EventIn>): Promise<Verdict> {
+  try {
+    return { result: await checkEventContract(db.pool, b, { acceptUnregistered: config.HOOKLINE_ACCEPT_UNREGISTERED_TYPES, lookup: db.lookup }) };
+  } catch (err) {
+    return { err: contractError(err) };
+  }
+}
+
+/** The pool, and its cached contract lookup (made once, not per request). */
+interface ContractDb {
+  pool: Pool;
+  lookup: (via: Pool | ClientBase, name: string, version: number | null) => ReturnType<typeof lookupEventContractCached>;
 }
 
 function contractOf(verdict: Verdict): ContractResult {
@@ -133,6 +139,7 @@ const eventIdConflict = (id: string) => new ApiError(409, 'event_id_conflict', `
 export const eventRoutes: FastifyPluginAsync = async (fastify) => {
   const app = fastify.withTypeProvider<ZodTypeProvider>();
   const { pool, config } = app.hookline;
+  const contractDb: ContractDb = { pool, lookup: (via, name, version) => lookupEventContractCached(pool, name, version, via) };
 
   app.post('/events', {
     config: { auth: 'publish' },
@@ -156,7 +163,7 @@ export const eventRoutes: FastifyPluginAsync = async (fastify) => {
     if (key !== undefined && !IDEMPOTENCY_KEY_PATTERN.test(key)) {
       throw new ApiError(400, 'validation_error', 'headers.idempotency-key: 1–255 printable ASCII characters');
     }
-    const verdict = await checkContract(pool, config, b);
+    const verdict = await checkContract(config, contractDb, b);
     // The request's trace context rides with the outbox row, so the relay's span joins its trace.
     const trace = requestTraceContext(req);
     const { event, contract } =
@@ -209,7 +216,7 @@ export const eventRoutes: FastifyPluginAsync = async (fastify) => {
     if (b.type.startsWith('hookline.')) {
       throw new ApiError(400, 'validation_error', 'body.eventType: the hookline. prefix is reserved for Hookline\'s own events');
     }
-    const { event } = await recordEvent(pool, req.tenantId, b, await checkContract(pool, config, b), requestTraceContext(req), endpoint.id);
+    const { event } = await recordEvent(pool, req.tenantId, b, await checkContract(config, contractDb, b), requestTraceContext(req), endpoint.id);
     notifyOutbox(pool);
     return reply.code(202).send(eventOut(event));
   });
