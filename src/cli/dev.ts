@@ -101,13 +101,15 @@ export function roleNodeArgs(entry: string, execArgv = process.execArgv): string
  * default, 123 MiB with 2. The worker, the hot path, keeps more room. Its old-space limit also
  * sizes the SDK's default workflow cache (maxCachedWorkflows ≈ (limit − 200 MiB) × 0.6 per MiB):
  * Node's ~4 GiB default on this machine means ~2,300 cached workflows, so a burst keeps growing
- * the worker; 1 GiB bounds it at ~480 and is still several times what the worker's heap uses.
+ * the worker; 384 MiB bounds it at ~115 (workflows waiting for a gate slot past that are evicted
+ * and replay their short history when signalled) and is still several times the ~50–75 MiB the
+ * worker's main heap uses during npm run bench:memory's burst (its workflow thread: ~30–45).
  */
 const ROLE_V8_FLAGS: Record<Role, string[]> = {
   // Their heaps hold tens of MiB; a 256 MiB ceiling makes V8 collect before it grows toward it.
   api: ['--max-semi-space-size=2', '--max-old-space-size=256'],
   relay: ['--max-semi-space-size=2', '--max-old-space-size=256'],
-  worker: ['--max-semi-space-size=4', '--max-old-space-size=1024'],
+  worker: ['--max-semi-space-size=4', '--max-old-space-size=384'],
 };
 
 class SupervisedRole {
@@ -345,6 +347,11 @@ export async function runDev(config: Config, opts: RunDevOptions = {}): Promise<
       encryptionKey = made.key;
     }
     const env: NodeJS.ProcessEnv = {
+      // glibc gives each thread that allocates its own malloc arena (up to 8 per core), each
+      // keeping its freed pages; the worker has many (the SDK's Rust core runtime, the workflow
+      // thread, libuv's pool). Two arenas: npm run bench:memory's worker peak 313 → 260 MiB at
+      // the same throughput. The user's own MALLOC_ARENA_MAX wins.
+      MALLOC_ARENA_MAX: '2',
       ...process.env,
       DATABASE_URL: databaseUrl,
       TEMPORAL_ADDRESS: temporalAddress,

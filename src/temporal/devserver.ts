@@ -3,14 +3,18 @@
 //
 // CLI quirk (v1.5.1): `--search-attribute` flags only take effect when the SQLite file is new;
 // on a restart against an existing --db-filename the missing ones are silently ignored. So the
-// flags are passed (a fresh in-memory server has them at once) and ensureSearchAttributes() then
-// adds whatever is still missing through the operator service.
-import { spawn, type ChildProcess } from 'node:child_process';
+// flags are passed (a fresh in-memory server has them at once) and the same CLI then adds whatever
+// is still missing (`temporal operator search-attribute create`); ensureSearchAttributes() does it
+// through the SDK for a server TEMPORAL_ADDRESS names.
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import readline from 'node:readline';
-import { Connection } from '@temporalio/client';
+// Type only: the SDK client (grpc-js and every Temporal proto, ~35 MiB RSS that is never given
+// back) loads only for a server TEMPORAL_ADDRESS names; `hookline dev`'s supervisor runs for as
+// long as Hookline does and asks its own dev server through the CLI instead.
+import type { Connection } from '@temporalio/client';
 import { SEARCH_ATTRIBUTES } from '../search-attributes';
 
 export interface DevServerOptions {
@@ -205,6 +209,7 @@ export async function ensureSearchAttributes(
   namespace: string,
   opts: { connection?: Connection; timeoutMs?: number } = {},
 ): Promise<string[]> {
+  const { Connection } = require('@temporalio/client') as typeof import('@temporalio/client');
   const connection = opts.connection ?? (await Connection.connect({ address, connectTimeout: '10s' }));
   const deadline = Date.now() + (opts.timeoutMs ?? 30_000);
   const added: string[] = [];
@@ -252,6 +257,54 @@ export async function ensureSearchAttributes(
     return added;
   } finally {
     if (!opts.connection) await connection.close().catch(() => {});
+  }
+}
+
+// The same through the Temporal CLI (a Go process, nothing kept in ours), for the dev server
+// this module starts: the CLI is at hand there.
+
+const CLI_INDEXED_VALUE_TYPE: Record<'Keyword' | 'KeywordList', string> = {
+  Keyword: 'INDEXED_VALUE_TYPE_KEYWORD',
+  KeywordList: 'INDEXED_VALUE_TYPE_KEYWORD_LIST',
+};
+
+function runCli(cliPath: string, args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(cliPath, args, { timeout: 10_000, maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`${path.basename(cliPath)} ${args.slice(0, 3).join(' ')}: ${stderr.trim().split('\n').pop() || err.message}`));
+      else resolve(stdout);
+    });
+  });
+}
+
+const cliTarget = (address: string, namespace: string) => ['--address', address, '--namespace', namespace, '--client-connect-timeout', '2s'];
+
+/** Hookline's search attributes that `namespace` lacks; throws if one exists with another type. */
+async function missingSearchAttributesViaCli(cliPath: string, address: string, namespace: string): Promise<string[]> {
+  const out = await runCli(cliPath, ['operator', 'search-attribute', 'list', ...cliTarget(address, namespace), '-o', 'json']);
+  const res = JSON.parse(out) as { customAttributes?: Record<string, string>; systemAttributes?: Record<string, string> };
+  const present: Record<string, string> = { ...res.customAttributes, ...res.systemAttributes };
+  const missing: string[] = [];
+  for (const [name, type] of Object.entries(SEARCH_ATTRIBUTES)) {
+    const have = present[name];
+    if (have === undefined) missing.push(name);
+    else if (have !== CLI_INDEXED_VALUE_TYPE[type]) {
+      throw new Error(
+        `search attribute ${name} already exists in namespace ${namespace} with another type ` +
+          `(${have}; Hookline needs ${type}). Remove it or use another namespace.`,
+      );
+    }
+  }
+  return missing;
+}
+
+/** `temporal operator search-attribute create`, one call per type (it takes one --type). */
+async function addSearchAttributesViaCli(cliPath: string, address: string, namespace: string, names: string[]): Promise<void> {
+  for (const type of ['Keyword', 'KeywordList'] as const) {
+    const ofType = names.filter((n) => SEARCH_ATTRIBUTES[n] === type);
+    if (ofType.length === 0) continue;
+    const flags = ofType.flatMap((n) => ['--name', n]);
+    await runCli(cliPath, ['operator', 'search-attribute', 'create', ...flags, '--type', type, ...cliTarget(address, namespace)]);
   }
 }
 
@@ -349,20 +402,19 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
             (lastError ? ` (last error: ${(lastError as Error).message})` : ''),
         );
       }
-      let connection: Connection | null = null;
       try {
-        connection = await Connection.connect({ address, connectTimeout: '2s' });
-        await connection.withDeadline(Date.now() + 5_000, () =>
-          connection!.workflowService.describeNamespace({ namespace }),
-        );
-        await ensureSearchAttributes(address, namespace, { connection });
-        break;
+        // Answers only once the frontend serves our namespace: this is the readiness check too.
+        const missing = await missingSearchAttributesViaCli(opts.cliPath, address, namespace);
+        if (missing.length === 0) break;
+        // Missing on a db file the CLI created without them (see the top of this file). A
+        // concurrent creator's ALREADY_EXISTS is fine: the next listing decides.
+        await addSearchAttributesViaCli(opts.cliPath, address, namespace, missing).catch((err: unknown) => {
+          lastError = err;
+        });
       } catch (err) {
         lastError = err;
         if (err instanceof Error && err.message.startsWith('search attribute ')) throw err;
         await sleep(200);
-      } finally {
-        await connection?.close().catch(() => {});
       }
     }
   } catch (err) {
