@@ -288,6 +288,9 @@ export function spawnRole(
       HOOKLINE_ALLOWED_TARGETS: 'loopback',
       HOOKLINE_WORKER_METRICS_PORT: '0',
       HOOKLINE_ENCRYPTION_KEY: h.config.HOOKLINE_ENCRYPTION_KEY ?? '',
+      // The run's prebuilt bundle (the same modules, interceptors and preloads as a worker's own):
+      // bundling with webpack at start took a child worker well over a minute in a busy full run.
+      HOOKLINE_WORKFLOW_BUNDLE: inject('workflowBundlePath'),
       ...TEST_RETRY_ENV,
       ...env,
     },
