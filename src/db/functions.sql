@@ -258,3 +258,9 @@ $$;
 CREATE OR REPLACE FUNCTION gate_forget(p_endpoint text, p_workflow text) RETURNS void LANGUAGE sql AS $$
   DELETE FROM gate_waiters WHERE endpoint_id = p_endpoint AND workflow_id = p_workflow;
 $$;
+
+-- An attempt that ended before it could be recorded (a throw while signing or posting): its lease
+-- goes, and nothing else moves (neutral to the endpoint's health; no waiter is handed the slot).
+CREATE OR REPLACE FUNCTION gate_drop_lease(p_endpoint text, p_lease text) RETURNS void LANGUAGE sql AS $$
+  UPDATE endpoint_gates SET leases = leases - p_lease WHERE endpoint_id = p_endpoint;
+$$;

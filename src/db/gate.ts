@@ -144,7 +144,7 @@ export function gateRelease(endpointId: string, leaseId: string, outcome: GateOu
 
 /** A release on its own: an attempt that ended before it could be recorded. Neutral to health. */
 export async function releaseLease(db: Queryable, endpointId: string, leaseId: string): Promise<void> {
-  await db.query(`UPDATE endpoint_gates SET leases = leases - $2::text WHERE endpoint_id = $1`, [endpointId, leaseId]);
+  await db.query('SELECT gate_drop_lease($1, $2)', [endpointId, leaseId]);
 }
 
 /**
