@@ -132,6 +132,11 @@ export async function deleteEndpoint(db: Queryable, id: string, tenantId: string
   return (rowCount ?? 0) > 0;
 }
 
+/** A deleted tenant's endpoints, all at once (their secrets and gates go by ON DELETE CASCADE). */
+export async function deleteTenantEndpoints(db: Queryable, tenantId: string): Promise<void> {
+  await db.query('DELETE FROM endpoints WHERE tenant_id = $1', [tenantId]);
+}
+
 /** Secrets that sign right now, newest first. */
 export async function activeSecrets(db: Queryable, endpointId: string): Promise<string[]> {
   const { rows } = await db.query(
