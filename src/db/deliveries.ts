@@ -271,6 +271,15 @@ export async function listAttempts(db: Queryable, eventId: string, endpointId: s
 }
 
 /**
+ * Retention (src/relay/retention.ts): the attempts of events it deleted. attempts has no foreign
+ * key (it is append-only and written hot), so they go by event id. Returns how many.
+ */
+export async function deleteAttemptsOfEvents(db: Queryable, eventIds: string[]): Promise<number> {
+  if (eventIds.length === 0) return 0;
+  return (await db.query('DELETE FROM attempts WHERE event_id = ANY($1)', [eventIds])).rowCount ?? 0;
+}
+
+/**
  * `hookline reencrypt`: seals stored response bodies under the newest key, so older keys can be
  * removed. Only bodies already sealed are touched (plaintext ones stay as the receiver sent them).
  */
