@@ -10,7 +10,7 @@
 import type { Pool, PoolClient } from './pool';
 import { COLUMNS, toRow, type EndpointRow } from './endpoints';
 import { eventAndSecretsColumns, toEventAndSecrets, type EventRow } from './events';
-import { listenerOffline } from '../listen/sessions';
+import { listenerOffline } from './listen-sessions';
 
 type Queryable = Pool | PoolClient;
 
