@@ -6,7 +6,7 @@
 --
 -- Owners (test/db-owners.test.ts holds the map): the gate_* functions are src/db/gate.ts's; they
 -- are the only writers of endpoint_gates and gate_waiters (migration 011 made both tables and
--- the gate_decision type, 017 added its start_ms).
+-- the gate_decision type, 017 added its start_ms). endpoint_* functions are src/db/endpoints.ts's.
 
 -- One attempt asks to go. p_now_ms is the database clock: every worker shares it.
 -- A lease lasts the endpoint's response timeout (or p_default_timeout_ms) plus p_margin_ms.
@@ -222,11 +222,7 @@ BEGIN
 
   IF p_outcome <> 'success' AND p_disable_after_ms > 0
      AND g.failing_since <= clock_timestamp() - make_interval(secs => p_disable_after_ms / 1000.0) THEN
-    UPDATE endpoints SET disabled = true, updated_at = now(),
-      disabled_reason = format('auto-disabled: failing since %s with no successful delivery',
-        to_char(g.failing_since AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'))
-    WHERE id = p_endpoint AND NOT disabled;
-    IF FOUND THEN
+    IF endpoint_auto_disable(p_endpoint, g.failing_since) THEN
       transition := 'disabled';
     END IF;
   END IF;
@@ -263,4 +259,17 @@ $$;
 -- goes, and nothing else moves (neutral to the endpoint's health; no waiter is handed the slot).
 CREATE OR REPLACE FUNCTION gate_drop_lease(p_endpoint text, p_lease text) RETURNS void LANGUAGE sql AS $$
   UPDATE endpoint_gates SET leases = leases - p_lease WHERE endpoint_id = p_endpoint;
+$$;
+
+-- The endpoint's own functions (src/db/endpoints.ts owns the endpoints table).
+
+-- Failing with no 2xx for too long (gate_release decides, in the statement that counts the
+-- failure): disabled, with the reason an operator reads. True when this call disabled it, NULL
+-- when it was disabled already.
+CREATE OR REPLACE FUNCTION endpoint_auto_disable(p_endpoint text, p_failing_since timestamptz) RETURNS boolean LANGUAGE sql AS $$
+  UPDATE endpoints SET disabled = true, updated_at = now(),
+    disabled_reason = format('auto-disabled: failing since %s with no successful delivery',
+      to_char(p_failing_since AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'))
+  WHERE id = p_endpoint AND NOT disabled
+  RETURNING true;
 $$;
