@@ -9,7 +9,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { getEndpointsByIds, listActiveEndpoints } from '../src/db/endpoints';
 import { getEvent } from '../src/db/events';
 import { ensureDeliveries, recordAttempt, recordAttemptReleasing, setDeliveryStatus, type DeliveryStatus, type NewAttempt } from '../src/db/deliveries';
-import { acquireAgain, DEFAULT_GATE, forgetWaiter, loadAttemptAcquiring, releaseFragment, releaseLease, type GateDecision, type GateOutcome, type GateSettings, type WaitReason } from '../src/db/gate';
+import { acquireAgain, DEFAULT_GATE, forgetWaiter, gateRelease, loadAttemptAcquiring, releaseLease, type GateDecision, type GateRelease, type GateOutcome, type GateSettings, type WaitReason } from '../src/db/gate';
 import type { EndpointRow } from '../src/db/endpoints';
 import { emitOperationalEvent, type OperationalEventType } from '../src/ops-events';
 import { nextDelayMs, parseRetryAfter, RETRY_AFTER_MAX_MS, type RetrySettings } from '../src/retry';
@@ -294,7 +294,7 @@ export function createActivities(deps: ActivityDeps) {
       // A listener that died holding requests makes them time out: that says the CLI went away
       // (the endpoint pauses now), not that the local app is failing, so it opens no circuit.
       const outcome = result.kind === 'error' && isListenUrl(endpoint.url) ? 'neutral' : healthOutcome(ok, statusCode);
-      const release = releaseFragment(endpointId, leaseId, outcome, Math.min(retryAfter ?? 0, RETRY_AFTER_MAX_MS), gate);
+      const release = gateRelease(endpointId, leaseId, outcome, Math.min(retryAfter ?? 0, RETRY_AFTER_MAX_MS), gate);
       recordedLease = true;
       if (ok) return await recordDelivered(record, statusCode!, release);
       const attempt = await recordAndReport(record, release);
@@ -335,7 +335,7 @@ export function createActivities(deps: ActivityDeps) {
   }
 
   /** After a 2xx nothing may throw: a failed record goes back to the workflow to be retried alone. */
-  async function recordDelivered(record: NewAttempt, statusCode: number, release: Release): Promise<DeliverResult> {
+  async function recordDelivered(record: NewAttempt, statusCode: number, release: GateRelease): Promise<DeliverResult> {
     try {
       return { statusCode, attempt: await recordAndReport(record, release) };
     } catch {
@@ -343,7 +343,7 @@ export function createActivities(deps: ActivityDeps) {
     }
   }
 
-  async function recordAndReport(a: NewAttempt, release?: Release): Promise<number> {
+  async function recordAndReport(a: NewAttempt, release?: GateRelease): Promise<number> {
     const { attempt, transition, wake } = release ? await recordAttemptReleasing(pool, a, release) : { attempt: await recordAttempt(pool, a), transition: null, wake: null };
     deps.onAttempt?.({ eventId: a.eventId, endpointId: a.endpointId, attempt, statusCode: a.statusCode, latencyMs: a.latencyMs, outcome: a.outcome, error: a.error });
     if (wake) await handOver(wake, a.endpointId);
@@ -393,8 +393,6 @@ export function createActivities(deps: ActivityDeps) {
 
   return { resolveEndpoints, firstAttempts, deliver, recordLateAttempt, markDelivery };
 }
-
-type Release = ReturnType<typeof releaseFragment>;
 
 /** The signal that hands a freed in-flight slot to a waiting delivery (workflows/deliver-event.ts). */
 export const GATE_OPEN_SIGNAL = 'gateOpen';

@@ -11,7 +11,7 @@
 // the next stream of the session wakes it with a gateOpen signal (src/listen/hub.ts).
 import type { Pool } from '../src/db/pool';
 import { PgChannel } from '../src/listen/channel';
-import { ANSWER_CHANNEL, dropRequest, enqueueRequest, takeAnswer, type ListenAnswer } from '../src/listen/requests';
+import { ANSWER_CHANNEL, dropRequest, enqueueRequest, takeAnswer, type ListenAnswer } from '../src/db/listen-requests';
 import { sessionOfUrl } from '../src/listen/sessions';
 import type { PostOptions, PostResult } from './http';
 

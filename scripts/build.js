@@ -1,10 +1,10 @@
 #!/usr/bin/env node
 // `npm run build`: Hookline as plain JavaScript for production, run with `node dist/src/cli/main.js`
 // (bin/hookline picks it), so no TypeScript loader runs in production. tsc compiles src, workflows
-// and activities; then this copies what tsc does not: the migrations, the console's and the
-// portal's assets (the portal's script bundled), the version (src/version.ts reads
-// ../package.json), and a prebuilt workflow bundle so a worker starts without running webpack
-// (seconds of CPU on every start and every rolling restart).
+// and activities; then this copies what tsc does not: the migrations and the live SQL functions,
+// the console's and the portal's assets (the portal's script bundled), the version
+// (src/version.ts reads ../package.json), and a prebuilt workflow bundle so a worker starts
+// without running webpack (seconds of CPU on every start and every rolling restart).
 //   node scripts/build.js [--out-dir DIR]   (default: dist)
 'use strict';
 const { execFileSync } = require('node:child_process');
@@ -24,6 +24,7 @@ async function main() {
 
   const copy = (from, filter) => cpSync(path.join(REPO, from), path.join(out, from), { recursive: true, filter });
   copy('src/db/migrations', (f) => !path.extname(f) || f.endsWith('.sql'));
+  copy('src/db/functions.sql');
   copy('src/ui', (f) => !/\.tsx?$/.test(f));
   // The consumer portal: its page and style, and its script bundled with the typed client now,
   // so production serves it without esbuild (a dev dependency).

@@ -163,7 +163,7 @@ describe('npm run build', () => {
     run(process.execPath, [path.join(dist, 'src/cli/main.js'), ...args], { cwd: dir, env: { PATH: process.env.PATH!, ...env } });
 
   it('writes plain JavaScript with the migrations, console assets, version and workflow bundle', async () => {
-    for (const f of ['src/cli/main.js', 'src/db/migrations/001_init.sql', 'src/ui/index.html', 'src/portal/web/index.html', 'src/portal/web/app.js', 'package.json', 'workflow-bundle.js']) {
+    for (const f of ['src/cli/main.js', 'src/db/migrations/001_init.sql', 'src/db/functions.sql', 'src/ui/index.html', 'src/portal/web/index.html', 'src/portal/web/app.js', 'package.json', 'workflow-bundle.js']) {
       expect({ f, exists: existsSync(path.join(dist, f)) }).toEqual({ f, exists: true });
     }
     const { stdout } = await node(['--help']);

@@ -9,8 +9,9 @@ import fc from 'fast-check';
 import { Webhook } from 'standardwebhooks';
 import { checkTargetUrl } from '../src/api/url-policy';
 import { configureDataAtRest } from '../src/at-rest';
-import { answerRequest, claimRequests, enqueueRequest, takeAnswer } from '../src/listen/requests';
-import { sweepSessions, takeSession } from '../src/listen/sessions';
+import { answerRequest, claimRequests, enqueueRequest, takeAnswer } from '../src/db/listen-requests';
+import { takeSession } from '../src/db/listen-sessions';
+import { sweepSessions } from '../src/listen/sessions';
 import { createTargetPolicy } from '../src/net/address-policy';
 import { findFreePort } from '../src/temporal/devserver';
 import {

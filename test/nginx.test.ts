@@ -18,7 +18,7 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config';
 import { findFreePort } from '../src/temporal/devserver';
-import { enqueueRequest, takeAnswer } from '../src/listen/requests';
+import { enqueueRequest, takeAnswer } from '../src/db/listen-requests';
 import { createHarness, spawnRole, waitFor, type Harness } from './helpers';
 
 const SHIPPED = path.join(__dirname, '../deploy/nginx/hookline.conf');

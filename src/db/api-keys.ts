@@ -79,6 +79,11 @@ export async function revokeApiKey(db: Queryable, id: string): Promise<ApiKeyRow
   return rows[0] ? toRow(rows[0]) : null;
 }
 
+/** A deleted tenant's keys: every one not yet revoked is revoked now (src/db/tenants.ts). */
+export async function revokeTenantKeys(db: Queryable, tenantId: string): Promise<void> {
+  await db.query('UPDATE api_keys SET revoked_at = now() WHERE tenant_id = $1 AND revoked_at IS NULL', [tenantId]);
+}
+
 /**
  * Records a use, at most once per `everyMs` per key across every API replica: the WHERE makes a
  * second writer within the interval a no-op, and the caller only calls when the value it read is

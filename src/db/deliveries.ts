@@ -4,6 +4,7 @@ import { isUtf8 } from 'node:buffer';
 import type { Pool, PoolClient } from './pool';
 import { DEFAULT_TENANT } from './tenants';
 import { currentKeyring, openResponseBody, sealedResponseBody, sealResponseBody } from '../at-rest';
+import type { GateRelease } from './gate';
 
 type Queryable = Pool | PoolClient;
 
@@ -110,6 +111,11 @@ export async function recordAttempt(db: Queryable, a: NewAttempt): Promise<numbe
   return (await recordAttemptReleasing(db, a)).attempt;
 }
 
+// The gate's release (src/db/gate.ts owns the function and builds its arguments), called in the
+// attempt's statement; its eight arguments follow the attempt's ten.
+const RELEASE = 'SELECT transition, wake FROM gate_release($11, $12, $13, $14, $15, $16, $17, $18)';
+const NO_RELEASE = 'SELECT NULL::text AS transition, NULL::text AS wake';
+
 /**
  * recordAttempt, plus (given `release`) the endpoint gate's release in the same statement, so
  * an attempt's outcome frees its lease and moves the circuit breaker without another round trip
@@ -118,14 +124,13 @@ export async function recordAttempt(db: Queryable, a: NewAttempt): Promise<numbe
 export async function recordAttemptReleasing(
   db: Queryable,
   a: NewAttempt,
-  release?: { sql: string; values: unknown[] },
+  release?: GateRelease,
 ): Promise<{ attempt: number; transition: string | null; wake: string | null }> {
   const status: DeliveryStatus = a.outcome === 'delivered' ? 'delivered' : 'delivering';
   const raw = toBytes(a.responseBody);
   const body = raw === null ? null : sealResponseBody(a.eventId, a.endpointId, raw);
   const values = [a.eventId, a.endpointId, a.startedAt, a.latencyMs, a.statusCode, storableText(a.error), a.outcome, status, body?.bytes ?? null, body?.sealed ?? false];
-  // The release's parameters follow the attempt's: $11 onwards.
-  const gate = release ? release.sql.replace(/\$(\d+)/g, (_, n) => `$${Number(n) + values.length}`) : 'SELECT NULL::text AS transition, NULL::text AS wake';
+  const gate = release ? RELEASE : NO_RELEASE;
   const { rows } = await db.query(
     `WITH d AS (
        UPDATE deliveries SET attempts = attempts + 1, last_status_code = $5, last_error = $6, status = $8,
@@ -137,7 +142,7 @@ export async function recordAttemptReleasing(
        SELECT $1, $2, d.attempts, $3, $4, $5, $6, $7, $9, $10, d.tenant_id FROM d RETURNING attempt
      ), g AS (${gate})
      SELECT ins.attempt, g.transition, g.wake FROM g LEFT JOIN ins ON true`,
-    [...values, ...(release?.values ?? [])],
+    [...values, ...(release ?? [])],
   );
   return { attempt: rows[0]?.attempt ?? 0, transition: rows[0]?.transition ?? null, wake: rows[0]?.wake ?? null };
 }
@@ -263,6 +268,15 @@ export async function listAttempts(db: Queryable, eventId: string, endpointId: s
     error: r.error, outcome: r.outcome,
     ...responseBodyOut(r.response_body_sealed ? openResponseBody(eventId, endpointId, r.response_body) : r.response_body),
   }));
+}
+
+/**
+ * Retention (src/relay/retention.ts): the attempts of events it deleted. attempts has no foreign
+ * key (it is append-only and written hot), so they go by event id. Returns how many.
+ */
+export async function deleteAttemptsOfEvents(db: Queryable, eventIds: string[]): Promise<number> {
+  if (eventIds.length === 0) return 0;
+  return (await db.query('DELETE FROM attempts WHERE event_id = ANY($1)', [eventIds])).rowCount ?? 0;
 }
 
 /**

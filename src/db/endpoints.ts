@@ -132,6 +132,29 @@ export async function deleteEndpoint(db: Queryable, id: string, tenantId: string
   return (rowCount ?? 0) > 0;
 }
 
+/** A deleted tenant's endpoints, all at once (their secrets and gates go by ON DELETE CASCADE). */
+export async function deleteTenantEndpoints(db: Queryable, tenantId: string): Promise<void> {
+  await db.query('DELETE FROM endpoints WHERE tenant_id = $1', [tenantId]);
+}
+
+/**
+ * The endpoints of `hookline listen` sessions seen last more than `graceMs` ago (src/listen/
+ * sessions.ts sweeps them), never one a stream held within `connectedStaleMs`; their session rows
+ * go with them (ON DELETE CASCADE). One statement, so a listener reattaching meanwhile is either
+ * seen or too late. Returns the endpoint ids.
+ */
+export async function deleteGoneListenEndpoints(db: Queryable, graceMs: number, connectedStaleMs: number): Promise<string[]> {
+  const { rows } = await db.query<{ id: string }>(
+    `DELETE FROM endpoints e USING listen_sessions s
+     WHERE s.endpoint_id = e.id AND s.last_seen_at < now() - make_interval(secs => $1::double precision / 1000)
+       -- never one a live stream holds, however short the grace
+       AND (s.holder IS NULL OR s.last_seen_at < now() - make_interval(secs => $2::double precision / 1000))
+     RETURNING e.id`,
+    [graceMs, connectedStaleMs],
+  );
+  return rows.map((r) => r.id);
+}
+
 /** Secrets that sign right now, newest first. */
 export async function activeSecrets(db: Queryable, endpointId: string): Promise<string[]> {
   const { rows } = await db.query(

@@ -1,4 +1,5 @@
-// Events, their outbox rows and the Idempotency-Keys that name them. With
+// Events, their outbox rows and the Idempotency-Keys that name them, and retention's deletes of
+// old events. With
 // HOOKLINE_ENCRYPT_PAYLOADS the payload goes to data_encrypted, sealed (src/at-rest.ts), and is
 // opened as rows are read; SQL on `data` sees NULL for such events.
 import type { ClientBase } from 'pg';
@@ -141,6 +142,27 @@ export async function purgeExpiredIdempotencyKeys(db: Queryable, ttlHours: numbe
     [ttlHours],
   );
   return rowCount ?? 0;
+}
+
+/**
+ * Retention (src/relay/retention.ts): deletes up to `limit` events older than `days` that no
+ * workflow needs any more (no outbox row left, every delivery in one of `finalStatuses`), oldest
+ * first, their deliveries with them (ON DELETE CASCADE). Rows another transaction holds are
+ * skipped, not waited for. Returns the ids deleted.
+ */
+export async function deleteFinishedEvents(db: Queryable, days: number, limit: number, finalStatuses: readonly string[]): Promise<string[]> {
+  const { rows } = await db.query<{ id: string }>(
+    `DELETE FROM events WHERE id IN (
+       SELECT e.id FROM events e
+       WHERE e.created_at < now() - make_interval(days => $1)
+         AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.event_id = e.id)
+         AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id AND d.status <> ALL($3))
+       ORDER BY e.created_at
+       LIMIT $2 FOR UPDATE SKIP LOCKED
+     ) RETURNING id`,
+    [days, limit, finalStatuses],
+  );
+  return rows.map((r) => r.id);
 }
 
 /**

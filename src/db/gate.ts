@@ -1,15 +1,16 @@
 // The endpoint gate: whether an attempt may go to its endpoint now, and what its outcome does
 // to the endpoint's health. The state is one endpoint_gates row per endpoint (and its queue in
-// gate_waiters), written only by the SQL functions of migrations 011 and 017, each one statement
-// under the row's lock, so every worker in every process shares one in-flight cap, one rate
-// limit, one Retry-After pause and one circuit breaker.
+// gate_waiters), written only by the gate_* SQL functions (src/db/functions.sql), each one
+// statement under the row's lock, so every worker in every process shares one in-flight cap, one
+// rate limit, one Retry-After pause and one circuit breaker. This module owns both tables and
+// those functions: everything else reaches the gate through it.
 //
 // Neither adds a round trip to an attempt: acquire is part of the query that loads the endpoint and the event,
 // release part of the statement that records the attempt (src/db/deliveries.ts).
 import type { Pool, PoolClient } from './pool';
 import { COLUMNS, toRow, type EndpointRow } from './endpoints';
 import { eventAndSecretsColumns, toEventAndSecrets, type EventRow } from './events';
-import { listenerOffline } from '../listen/sessions';
+import { listenerOffline } from './listen-sessions';
 
 type Queryable = Pool | PoolClient;
 
@@ -126,26 +127,24 @@ const toDecision = (r: any): GateDecision => ({
   startMs: r.start_ms === null ? null : Number(r.start_ms),
 });
 
+/** gate_release's arguments, in its order (src/db/functions.sql). */
+export type GateRelease = readonly [
+  endpointId: string, leaseId: string, outcome: GateOutcome, retryAfterMs: number,
+  threshold: number, probeMs: number, probeMaxMs: number, disableAfterMs: number,
+];
+
 /**
- * The release, as a query recordAttemptReleasing runs in the attempt's statement: its
- * transition, and the workflow of the in-flight waiter it woke (the caller signals it).
+ * The release of an attempt's lease, for recordAttemptReleasing to call gate_release with in the
+ * attempt's statement: it returns the transition and the workflow of the in-flight waiter it
+ * woke (the caller signals it).
  */
-export function releaseFragment(
-  endpointId: string,
-  leaseId: string,
-  outcome: GateOutcome,
-  retryAfterMs: number,
-  s: GateSettings,
-): { sql: string; values: unknown[] } {
-  return {
-    sql: 'SELECT transition, wake FROM gate_release($1, $2, $3, $4, $5, $6, $7, $8)',
-    values: [endpointId, leaseId, outcome, Math.round(retryAfterMs), s.failureThreshold, s.probeIntervalMs, s.probeMaxIntervalMs, s.autoDisableAfterMs],
-  };
+export function gateRelease(endpointId: string, leaseId: string, outcome: GateOutcome, retryAfterMs: number, s: GateSettings): GateRelease {
+  return [endpointId, leaseId, outcome, Math.round(retryAfterMs), s.failureThreshold, s.probeIntervalMs, s.probeMaxIntervalMs, s.autoDisableAfterMs];
 }
 
 /** A release on its own: an attempt that ended before it could be recorded. Neutral to health. */
 export async function releaseLease(db: Queryable, endpointId: string, leaseId: string): Promise<void> {
-  await db.query(`UPDATE endpoint_gates SET leases = leases - $2::text WHERE endpoint_id = $1`, [endpointId, leaseId]);
+  await db.query('SELECT gate_drop_lease($1, $2)', [endpointId, leaseId]);
 }
 
 /**

@@ -1,6 +1,9 @@
 // Tenant rows: the sender's customers. Endpoints, events, deliveries and attempts carry a
-// tenant_id (migration 013); this module owns the tenants table itself, its soft delete, and the
-// per-tenant aggregates behind GET /v1/tenants/:tenantId/stats.
+// tenant_id (migration 013); this module owns the tenants table itself, its soft delete (which
+// has the endpoints and API-key modules remove what the tenant held), and the per-tenant
+// aggregates behind GET /v1/tenants/:tenantId/stats.
+import { revokeTenantKeys } from './api-keys';
+import { deleteTenantEndpoints } from './endpoints';
 import { windowFigures } from './stats';
 import type { Pool, PoolClient } from './pool';
 
@@ -75,8 +78,8 @@ export async function updateTenant(db: Queryable, id: string, patch: Partial<Pic
 export async function deleteTenant(db: PoolClient, id: string): Promise<boolean> {
   const { rowCount } = await db.query('UPDATE tenants SET deleted_at = now(), updated_at = now() WHERE id = $1 AND deleted_at IS NULL', [id]);
   if (!rowCount) return false;
-  await db.query('DELETE FROM endpoints WHERE tenant_id = $1', [id]);
-  await db.query('UPDATE api_keys SET revoked_at = now() WHERE tenant_id = $1 AND revoked_at IS NULL', [id]);
+  await deleteTenantEndpoints(db, id);
+  await revokeTenantKeys(db, id);
   return true;
 }
 

@@ -9,8 +9,9 @@ import { randomBytes } from 'node:crypto';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Pool } from '../db/pool';
 import { PgChannel } from './channel';
-import { claimRequests, REQUEST_CHANNEL, type ClaimedRequest } from './requests';
-import { existingSessions, HEARTBEAT_MS, heartbeat, releaseSession, sessionName, sweepSessions, takeSession, takeWaiters } from './sessions';
+import { claimRequests, REQUEST_CHANNEL, takeWaiters, type ClaimedRequest } from '../db/listen-requests';
+import { existingSessions, HEARTBEAT_MS, heartbeat, releaseSession, takeSession } from '../db/listen-sessions';
+import { sessionName, sweepSessions } from './sessions';
 
 /** SSE comment lines keep proxies (nginx's proxy_read_timeout is 30 s) from closing a quiet stream. */
 const PING_MS = 15_000;

@@ -3,10 +3,13 @@
 // stopped signing. An event whose workflow may still need it is never deleted: it still has an
 // outbox row (not started yet) or a delivery that is pending, delivering or dead_lettered
 // (parked, waiting for a replay). Deletes run in bounded batches so no transaction holds many
-// locks or runs long; rows another relay is deleting are skipped, not waited for.
-import type { Pool } from '../db/pool';
+// locks or runs long; rows another relay is deleting are skipped, not waited for. The deletes
+// themselves are the owning modules' (src/db/events.ts, deliveries.ts, endpoints.ts); this
+// module decides what is old and finished, and when.
+import { withTransaction, type Pool } from '../db/pool';
 import { purgeExpiredSecrets } from '../db/endpoints';
-import type { DeliveryStatus } from '../db/deliveries';
+import { deleteFinishedEvents } from '../db/events';
+import { deleteAttemptsOfEvents, type DeliveryStatus } from '../db/deliveries';
 import type { Logger } from '../logger';
 
 /** The states a delivery never leaves: its workflow is done with it. */
@@ -23,33 +26,12 @@ export interface RetentionResult {
   secrets: number;
 }
 
-/** Deletes one batch of finished events older than `days`; returns how many it deleted. */
+/** Deletes one batch of finished events older than `days`, with their attempts, in one transaction. */
 async function purgeEventBatch(pool: Pool, days: number, batchSize: number): Promise<{ events: number; attempts: number }> {
-  const db = await pool.connect();
-  try {
-    await db.query('BEGIN');
-    const { rows } = await db.query<{ id: string }>(
-      `DELETE FROM events WHERE id IN (
-         SELECT e.id FROM events e
-         WHERE e.created_at < now() - make_interval(days => $1)
-           AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.event_id = e.id)
-           AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id AND d.status <> ALL($3))
-         ORDER BY e.created_at
-         LIMIT $2 FOR UPDATE SKIP LOCKED
-       ) RETURNING id`,
-      [days, batchSize, FINAL_STATUSES],
-    );
-    // attempts has no foreign key (it is append-only and written hot); delete by event id.
-    const ids = rows.map((r) => r.id);
-    const attempts = ids.length ? (await db.query('DELETE FROM attempts WHERE event_id = ANY($1)', [ids])).rowCount ?? 0 : 0;
-    await db.query('COMMIT');
-    return { events: ids.length, attempts };
-  } catch (err) {
-    await db.query('ROLLBACK').catch(() => {});
-    throw err;
-  } finally {
-    db.release();
-  }
+  return withTransaction(pool, async (db) => {
+    const ids = await deleteFinishedEvents(db, days, batchSize, FINAL_STATUSES);
+    return { events: ids.length, attempts: await deleteAttemptsOfEvents(db, ids) };
+  });
 }
 
 /** One retention pass: batches until nothing old and finished is left. `days` 0 keeps everything. */

@@ -27,8 +27,9 @@ import { EVENT_TYPE_PATTERN, newEndpointId } from '../../ids';
 import { generateSigningSecret } from '../../signing';
 import type { RetryOverrides } from '../../retry';
 import { ListenHub } from '../../listen/hub';
-import { answerRequest } from '../../listen/requests';
-import { getSession, insertSession, listenUrl, SESSION_ID_PATTERN, sessionKey } from '../../listen/sessions';
+import { answerRequest } from '../../db/listen-requests';
+import { getSession, insertSession } from '../../db/listen-sessions';
+import { listenUrl, SESSION_ID_PATTERN, sessionKey } from '../../listen/sessions';
 import { registerTenantRoutes } from '../tenant-routes';
 import { ApiError, notFound } from '../errors';
 

@@ -1,10 +1,11 @@
 // listen_requests rows (migration 014): one attempt in flight over a listen session. The worker
 // inserts it (enqueueRequest) and, at the end, takes it out (takeAnswer / dropRequest); in
 // between the API holding the session claims it (claimRequests) and writes the CLI's answer
-// (answerRequest). Each step changes columns no other step writes.
+// (answerRequest). Each step changes columns no other step writes. Also listen_waiters
+// (migration 016): the deliveries enqueueRequest found without a listener, until one attaches.
 import { currentKeyring, payloadsEncrypted } from '../at-rest';
-import type { Pool, PoolClient } from '../db/pool';
-import { CONNECTED_STALE_MS } from './sessions';
+import type { Pool, PoolClient } from './pool';
+import { CONNECTED_STALE_MS } from './listen-sessions';
 
 type Queryable = Pool | PoolClient;
 
@@ -120,4 +121,22 @@ export async function answerRequest(db: Queryable, sessionId: string, requestId:
       a.errorCode, a.errorMessage, sealing],
   );
   return rows.length > 0;
+}
+
+/**
+ * A listener attached: takes the deliveries that waited for it (listen_waiters, migration 016),
+ * for the caller to wake (a gateOpen signal to each workflow).
+ */
+export async function takeWaiters(db: Queryable, id: string): Promise<{ workflowId: string; endpointId: string }[]> {
+  const { rows } = await db.query(
+    `DELETE FROM listen_waiters w USING listen_sessions s WHERE w.session_id = $1 AND s.id = w.session_id
+     RETURNING w.workflow_id, s.endpoint_id`,
+    [id],
+  );
+  return rows.map((r) => ({ workflowId: r.workflow_id, endpointId: r.endpoint_id }));
+}
+
+/** Request rows past their deadline by a minute: no worker is coming back for them. */
+export async function purgeExpiredRequests(db: Queryable): Promise<void> {
+  await db.query(`DELETE FROM listen_requests WHERE deadline < now() - interval '1 minute'`);
 }
