@@ -9,12 +9,12 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { checkExposure } from '../api/access';
 import type { Config } from '../config';
-import { startEmbeddedPostgres } from '../db/embedded';
+import { startEmbeddedPostgres } from '../dev/embedded-postgres';
 import { migrate } from '../db/migrate';
 import { ensureDevEncryptionKey } from '../at-rest-start';
 import { createPool } from '../db/pool';
-import { findTemporalCli } from '../temporal/cli';
-import { ensureSearchAttributes, findFreePort, guardChild, startDevServer, terminateChild } from '../temporal/devserver';
+import { findTemporalCli } from '../dev/temporal-cli';
+import { ensureSearchAttributes, findFreePort, guardChild, startDevServer, terminateChild } from '../dev/temporal-dev-server';
 
 export type Role = 'api' | 'relay' | 'worker';
 
