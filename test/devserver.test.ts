@@ -10,7 +10,8 @@ import { Connection } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SEARCH_ATTRIBUTES } from '../src/search-attributes';
 import { findTemporalCli } from '../src/dev/temporal-cli';
-import { ensureSearchAttributes, findFreePort, startDevServer } from '../src/dev/temporal-dev-server';
+import { findFreePort } from '../src/dev/processes';
+import { ensureSearchAttributes, startDevServer } from '../src/dev/temporal-dev-server';
 import { isAlive } from './process';
 
 const REPO = path.resolve(__dirname, '..');

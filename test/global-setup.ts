@@ -18,7 +18,8 @@ import { workflowInterceptorModules, workflowPreloadModules } from '../src/telem
 import { migrate } from '../src/db/migrate';
 import { createPool } from '../src/db/pool';
 import { findTemporalCli } from '../src/dev/temporal-cli';
-import { ensureSearchAttributes, findFreePort, startDevServer, type DevServer } from '../src/dev/temporal-dev-server';
+import { findFreePort } from '../src/dev/processes';
+import { ensureSearchAttributes, startDevServer, type DevServer } from '../src/dev/temporal-dev-server';
 
 declare module 'vitest' {
   export interface ProvidedContext {

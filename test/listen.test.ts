@@ -12,7 +12,7 @@ import { configureDataAtRest } from '../src/at-rest';
 import { answerRequest, claimRequests, enqueueRequest, takeAnswer } from '../src/listen/requests';
 import { sweepSessions, takeSession } from '../src/listen/sessions';
 import { createTargetPolicy } from '../src/net/address-policy';
-import { findFreePort } from '../src/dev/temporal-dev-server';
+import { findFreePort } from '../src/dev/processes';
 import {
   createApiOnly, createEndpoint, createHarness, sendEvent, spawnRole, startReceiver, TEST_ENCRYPTION_KEY, waitFor, workflowHistoryText,
   type Harness, type Receiver,

@@ -14,7 +14,8 @@ import { migrate } from '../db/migrate';
 import { ensureDevEncryptionKey } from '../at-rest-start';
 import { createPool } from '../db/pool';
 import { findTemporalCli } from '../dev/temporal-cli';
-import { ensureSearchAttributes, findFreePort, guardChild, startDevServer, terminateChild } from '../dev/temporal-dev-server';
+import { findFreePort, guardChild, terminateChild } from '../dev/processes';
+import { ensureSearchAttributes, startDevServer } from '../dev/temporal-dev-server';
 
 export type Role = 'api' | 'relay' | 'worker';
 

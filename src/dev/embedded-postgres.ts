@@ -5,7 +5,7 @@ import { existsSync, readdirSync, readFileSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { assertPortFree, findFreePort, guardChild, terminateChild } from './temporal-dev-server';
+import { assertPortFree, findFreePort, guardChild, terminateChild } from './processes';
 
 export interface EmbeddedPostgresOptions {
   /** e.g. <HOOKLINE_DATA_DIR>/pg */
