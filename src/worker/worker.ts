@@ -8,12 +8,11 @@ import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker
 import { createActivities, type ActivityDeps } from '../../activities';
 import type { Config } from '../config';
 import { createPool } from '../db/pool';
-import type { GateSettings } from '../db/gate';
 import { migrate } from '../db/migrate';
 import { prepareDataAtRest } from '../at-rest-start';
 import { createLogger } from '../logger';
+import { activityDeps } from './activity-deps';
 import { createWorkerMetrics, serveMetrics, type MetricsServer } from '../metrics';
-import { targetPolicyFromConfig } from '../net/address-policy';
 import { installRuntimeLogger, logAttempt, logDeliveryStatus } from './logging';
 import { workflowInterceptorModules, workflowPreloadModules } from '../telemetry/bundle';
 import { startTracing, stopTracing, tracing } from '../telemetry';
@@ -72,17 +71,6 @@ function workflowSource(bundlePath?: string): Pick<WorkerOptions, 'workflowBundl
   return codePath ? { workflowBundle: { codePath } } : { workflowsPath: require.resolve('../../workflows') };
 }
 
-/** The endpoint gate's settings from the environment (src/db/gate.ts). */
-export function gateSettings(config: Config): GateSettings {
-  return {
-    defaultMaxInFlight: config.HOOKLINE_ENDPOINT_MAX_IN_FLIGHT,
-    failureThreshold: config.HOOKLINE_CIRCUIT_FAILURE_THRESHOLD,
-    probeIntervalMs: config.HOOKLINE_CIRCUIT_PROBE_INTERVAL_MS,
-    probeMaxIntervalMs: config.HOOKLINE_CIRCUIT_PROBE_MAX_INTERVAL_MS,
-    autoDisableAfterMs: config.HOOKLINE_AUTO_DISABLE_AFTER_MS,
-  };
-}
-
 // Pool connections: the activities' (attempt records, the endpoint gate) and, when the relay runs
 // here too, the relay loop's own (src/relay/run.ts), as the two processes had before.
 const WORKER_POOL_SIZE = 20;
@@ -118,12 +106,7 @@ export async function runWorker(config: Config): Promise<void> {
       shutdownGraceTimeMs: config.HOOKLINE_WORKER_SHUTDOWN_GRACE_MS,
       workflowBundlePath: config.HOOKLINE_WORKFLOW_BUNDLE,
       activities: {
-        pool,
-        requestTimeoutMs: config.HOOKLINE_REQUEST_TIMEOUT_MS,
-        connectTimeoutMs: config.HOOKLINE_CONNECT_TIMEOUT_MS,
-        gate: gateSettings(config),
-        responseBodyMaxBytes: config.HOOKLINE_RESPONSE_BODY_MAX_BYTES,
-        targetPolicy: targetPolicyFromConfig(config),
+        ...activityDeps(config, pool),
         onAttempt: (a) => {
           metrics.onAttempt(a);
           logAttempt(log, a);
