@@ -6,7 +6,7 @@
 // flags are passed (a fresh in-memory server has them at once) and the same CLI then adds whatever
 // is still missing (`temporal operator search-attribute create`); ensureSearchAttributes() does it
 // through the SDK for a server TEMPORAL_ADDRESS names.
-import { execFile, spawn } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
@@ -192,13 +192,30 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
   const ui = opts.ui ?? true;
   const uiPort = opts.uiPort ?? opts.port + 1000;
   const address = `${HOST}:${opts.port}`;
-  const log = opts.log ?? (() => {});
 
   await assertPortFree(opts.port, 'Temporal dev server (gRPC)');
   if (ui) await assertPortFree(uiPort, 'Temporal Web UI');
+  const server = launch(opts.cliPath, devServerArgs(opts, namespace, ui ? uiPort : null), opts.log ?? (() => {}));
+  try {
+    await waitUntilReady(server, opts.cliPath, address, namespace, opts.startTimeoutMs ?? 60_000);
+  } catch (err) {
+    await server.stop();
+    throw err;
+  }
+  server.reportUnexpectedExit();
+  return {
+    address,
+    uiUrl: ui ? `http://${HOST}:${uiPort}` : null,
+    pid: server.child.pid!,
+    exited: server.exited,
+    stop: server.stop,
+  };
+}
 
+/** `temporal server start-dev …`; uiPort null = headless. */
+function devServerArgs(opts: DevServerOptions, namespace: string, uiPort: number | null): string[] {
   const args = ['server', 'start-dev', '--ip', HOST, '--port', String(opts.port)];
-  if (ui) args.push('--ui-port', String(uiPort));
+  if (uiPort !== null) args.push('--ui-port', String(uiPort));
   else args.push('--headless');
   if (opts.dbFile) {
     mkdirSync(path.dirname(path.resolve(opts.dbFile)), { recursive: true });
@@ -210,20 +227,44 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
   }
   args.push('--namespace', namespace, '--log-level', 'warn');
   for (const [name, type] of Object.entries(SEARCH_ATTRIBUTES)) args.push('--search-attribute', `${name}=${type}`);
+  return args;
+}
 
-  const child = spawn(opts.cliPath, args, {
+type ExitInfo = { code: number | null; signal: NodeJS.Signals | null };
+
+/** The running server process as startDevServer watches it. */
+interface Launched {
+  child: ChildProcess;
+  exited: Promise<ExitInfo>;
+  /** Why it could not be spawned, if it could not. */
+  spawnError(): Error | null;
+  /** How it exited, once it has. */
+  exit(): ExitInfo | null;
+  /** An error naming the command line, with the tail of its stderr. */
+  failure(why: string): Error;
+  stop(): Promise<void>;
+  /** From now on an exit nobody asked for is logged. */
+  reportUnexpectedExit(): void;
+}
+
+function launch(cliPath: string, args: string[], log: (line: string) => void): Launched {
+  const child = spawn(cliPath, args, {
     stdio: ['ignore', 'pipe', 'pipe'],
     // Own process group: a Ctrl-C in the terminal goes to us only, and we stop the server in
     // order. guardChild() makes sure it still dies with us.
     detached: true,
   });
   let spawnError: Error | null = null;
+  let exit: ExitInfo | null = null;
   child.on('error', (err) => {
     spawnError = err;
   });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+  const exited = new Promise<ExitInfo>((resolve) => {
     child.once('exit', (code, signal) => resolve({ code, signal }));
     child.once('error', () => resolve({ code: null, signal: null }));
+  });
+  void exited.then((e) => {
+    exit = e;
   });
   if (child.pid !== undefined) guardChild(child, { group: true, graceMs: STOP_GRACE_MS });
 
@@ -242,67 +283,57 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
   forward(child.stderr!, true);
 
   let stopPromise: Promise<void> | null = null;
-  const stop = (): Promise<void> => {
-    stopping = true;
-    stopPromise ??= terminateChild(child, { group: true, graceMs: STOP_GRACE_MS });
-    return stopPromise;
-  };
-
-  const describeFailure = (why: string) =>
-    new Error(
-      `Temporal dev server (${opts.cliPath} ${args.join(' ')}) ${why}` +
-        (stderrTail.length ? `\n--- its stderr (last lines) ---\n${stderrTail.slice(-20).join('\n')}` : ''),
-    );
-
-  // Wait until the frontend answers for our namespace, then make sure the search attributes exist.
-  const deadline = Date.now() + (opts.startTimeoutMs ?? 60_000);
-  let childExit: { code: number | null; signal: NodeJS.Signals | null } | null = null;
-  void exited.then((e) => {
-    childExit = e;
-  });
-  let lastError: unknown = null;
-  try {
-    for (;;) {
-      if (spawnError) throw describeFailure(`could not be started: ${(spawnError as Error).message}`);
-      if (childExit) {
-        const { code, signal } = childExit;
-        throw describeFailure(`exited before it was ready (${signal ?? `exit code ${code}`})`);
-      }
-      if (Date.now() > deadline) {
-        throw describeFailure(
-          `did not answer on ${address} within ${Math.round((opts.startTimeoutMs ?? 60_000) / 1000)} s` +
-            (lastError ? ` (last error: ${(lastError as Error).message})` : ''),
-        );
-      }
-      try {
-        // Answers only once the frontend serves our namespace: this is the readiness check too.
-        const missing = await missingSearchAttributesViaCli(opts.cliPath, address, namespace);
-        if (missing.length === 0) break;
-        // Missing on a db file the CLI created without them (see the top of this file). A
-        // concurrent creator's ALREADY_EXISTS is fine: the next listing decides.
-        await addSearchAttributesViaCli(opts.cliPath, address, namespace, missing).catch((err: unknown) => {
-          lastError = err;
-        });
-      } catch (err) {
-        lastError = err;
-        if (err instanceof Error && err.message.startsWith('search attribute ')) throw err;
-        await sleep(200);
-      }
-    }
-  } catch (err) {
-    await stop();
-    throw err;
-  }
-
-  void exited.then(({ code, signal }) => {
-    if (!stopping) log(`Temporal dev server exited unexpectedly (${signal ?? `exit code ${code}`})`);
-  });
-
   return {
-    address,
-    uiUrl: ui ? `http://${HOST}:${uiPort}` : null,
-    pid: child.pid!,
+    child,
     exited,
-    stop,
+    spawnError: () => spawnError,
+    exit: () => exit,
+    failure: (why) =>
+      new Error(
+        `Temporal dev server (${cliPath} ${args.join(' ')}) ${why}` +
+          (stderrTail.length ? `\n--- its stderr (last lines) ---\n${stderrTail.slice(-20).join('\n')}` : ''),
+      ),
+    stop: () => {
+      stopping = true;
+      stopPromise ??= terminateChild(child, { group: true, graceMs: STOP_GRACE_MS });
+      return stopPromise;
+    },
+    reportUnexpectedExit: () => {
+      void exited.then(({ code, signal }) => {
+        if (!stopping) log(`Temporal dev server exited unexpectedly (${signal ?? `exit code ${code}`})`);
+      });
+    },
   };
+}
+
+/** Waits until the frontend answers for our namespace, then makes sure the search attributes exist. */
+async function waitUntilReady(server: Launched, cliPath: string, address: string, namespace: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown = null;
+  for (;;) {
+    const spawnError = server.spawnError();
+    if (spawnError) throw server.failure(`could not be started: ${spawnError.message}`);
+    const exit = server.exit();
+    if (exit) throw server.failure(`exited before it was ready (${exit.signal ?? `exit code ${exit.code}`})`);
+    if (Date.now() > deadline) {
+      throw server.failure(
+        `did not answer on ${address} within ${Math.round(timeoutMs / 1000)} s` +
+          (lastError ? ` (last error: ${(lastError as Error).message})` : ''),
+      );
+    }
+    try {
+      // Answers only once the frontend serves our namespace: this is the readiness check too.
+      const missing = await missingSearchAttributesViaCli(cliPath, address, namespace);
+      if (missing.length === 0) return;
+      // Missing on a db file the CLI created without them (see the top of this file). A
+      // concurrent creator's ALREADY_EXISTS is fine: the next listing decides.
+      await addSearchAttributesViaCli(cliPath, address, namespace, missing).catch((err: unknown) => {
+        lastError = err;
+      });
+    } catch (err) {
+      lastError = err;
+      if (err instanceof Error && err.message.startsWith('search attribute ')) throw err;
+      await sleep(200);
+    }
+  }
 }
