@@ -41,7 +41,7 @@ import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import pg from 'pg';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
-import { findFreePort } from '../src/temporal/devserver';
+import { findFreePort } from '../src/dev/processes';
 import { VERSION } from '../src/version';
 import { cpuSecondsOfExecutable, machineCpu, pidsOfExecutable, postgresCpuSeconds, procStats, REPO, sleep, spawnNode, type ChildProc } from './lib/procs';
 import { createEndpoint, samplePayload, submitBurst, submitEvent, submitPaced, type Submitted } from './lib/producer';

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { Client, Connection } from '@temporalio/client';
 import { loadConfig } from '../src/config';
 import { defaultRoles, runDev } from '../src/cli/dev';
-import { findFreePort } from '../src/temporal/devserver';
+import { findFreePort } from '../src/dev/processes';
 import { createTestDatabase, startReceiver, TEST_ENCRYPTION_KEY, waitFor, type Receiver } from './helpers';
 
 /** The pids of the processes polling `taskQueue` (the SDK's identity is `<pid>@<host>`). */

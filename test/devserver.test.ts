@@ -9,8 +9,9 @@ import path from 'node:path';
 import { Connection } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SEARCH_ATTRIBUTES } from '../src/search-attributes';
-import { findTemporalCli } from '../src/temporal/cli';
-import { ensureSearchAttributes, findFreePort, startDevServer } from '../src/temporal/devserver';
+import { findTemporalCli } from '../src/dev/temporal-cli';
+import { findFreePort } from '../src/dev/processes';
+import { ensureSearchAttributes, startDevServer } from '../src/dev/temporal-dev-server';
 import { isAlive } from './process';
 
 const REPO = path.resolve(__dirname, '..');
@@ -166,7 +167,7 @@ describe('startDevServer', () => {
     const script = path.join(dir, 'parent.ts');
     writeFileSync(
       script,
-      `import { startDevServer } from ${JSON.stringify(path.join(REPO, 'src/temporal/devserver'))};\n` +
+      `import { startDevServer } from ${JSON.stringify(path.join(REPO, 'src/dev/temporal-dev-server'))};\n` +
         `startDevServer({ cliPath: ${JSON.stringify(cliPath)}, port: ${port}, ui: false })\n` +
         `  .then((s) => console.log('READY ' + s.pid), (e) => { console.error(e); process.exit(1); });\n` +
         'setInterval(() => {}, 1000);\n',

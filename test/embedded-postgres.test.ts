@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
-import { startEmbeddedPostgres } from '../src/db/embedded';
+import { startEmbeddedPostgres } from '../src/dev/embedded-postgres';
 import { isAlive } from './process';
 
 const root = mkdtempSync(path.join(tmpdir(), 'hookline-embedded-pg-test-'));

@@ -17,8 +17,9 @@ import { bundleWorkflowCode } from '@temporalio/worker';
 import { workflowInterceptorModules, workflowPreloadModules } from '../src/telemetry/bundle';
 import { migrate } from '../src/db/migrate';
 import { createPool } from '../src/db/pool';
-import { findTemporalCli } from '../src/temporal/cli';
-import { ensureSearchAttributes, findFreePort, startDevServer, type DevServer } from '../src/temporal/devserver';
+import { findTemporalCli } from '../src/dev/temporal-cli';
+import { findFreePort } from '../src/dev/processes';
+import { ensureSearchAttributes, startDevServer, type DevServer } from '../src/dev/temporal-dev-server';
 
 declare module 'vitest' {
   export interface ProvidedContext {

@@ -15,10 +15,10 @@ import { buildApp } from '../src/api/app';
 import { prepareDataAtRest } from '../src/at-rest-start';
 import { loadConfig, type Config } from '../src/config';
 import { createPool, type Pool } from '../src/db/pool';
-import { targetPolicyFromConfig } from '../src/net/address-policy';
 import { verifyWebhook } from '../src/receiver/verify';
 import { Relay } from '../src/relay/relay';
-import { createHooklineWorker, gateSettings } from '../src/worker/worker';
+import { activityDeps } from '../src/worker/activity-deps';
+import { createHooklineWorker } from '../src/worker/worker';
 import type { ActivityDeps } from '../activities';
 import type { FastifyInstance } from 'fastify';
 
@@ -124,15 +124,7 @@ export async function createHarness(opts: HarnessOptions = {}): Promise<Harness>
       namespace: config.TEMPORAL_NAMESPACE,
       taskQueue,
       workflowBundlePath: inject('workflowBundlePath'),
-      activities: {
-        pool,
-        requestTimeoutMs: config.HOOKLINE_REQUEST_TIMEOUT_MS,
-        connectTimeoutMs: config.HOOKLINE_CONNECT_TIMEOUT_MS,
-        gate: gateSettings(config),
-        responseBodyMaxBytes: config.HOOKLINE_RESPONSE_BODY_MAX_BYTES,
-        targetPolicy: targetPolicyFromConfig(config),
-        ...opts.activities,
-      },
+      activities: { ...activityDeps(config, pool), ...opts.activities },
     });
     running = worker.run();
   };

@@ -13,7 +13,7 @@ import { answerRequest, claimRequests, enqueueRequest, takeAnswer } from '../src
 import { takeSession } from '../src/db/listen-sessions';
 import { sweepSessions } from '../src/listen/sessions';
 import { createTargetPolicy } from '../src/net/address-policy';
-import { findFreePort } from '../src/temporal/devserver';
+import { findFreePort } from '../src/dev/processes';
 import {
   createApiOnly, createEndpoint, createHarness, sendEvent, spawnRole, startReceiver, TEST_ENCRYPTION_KEY, waitFor, workflowHistoryText,
   type Harness, type Receiver,

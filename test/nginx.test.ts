@@ -17,7 +17,7 @@ import { createInterface } from 'node:readline';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config';
-import { findFreePort } from '../src/temporal/devserver';
+import { findFreePort } from '../src/dev/processes';
 import { enqueueRequest, takeAnswer } from '../src/db/listen-requests';
 import { createHarness, spawnRole, waitFor, type Harness } from './helpers';
 

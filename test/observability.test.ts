@@ -12,7 +12,7 @@ import { createWorkerMetrics, serveMetrics, type MetricsServer, type WorkerMetri
 import { createLogger } from '../src/logger';
 import { PinoTemporalLogger } from '../src/worker/logging';
 import { FailureTypes } from '../activities';
-import { findFreePort } from '../src/temporal/devserver';
+import { findFreePort } from '../src/dev/processes';
 import { workflowCurrentDetails, workflowStaticDetails } from '../src/temporal/workflow-details';
 import { createEndpoint, createHarness, FAST_RETRY, sendEvent, spawnRole, startReceiver, waitFor, type Harness, type Receiver } from './helpers';
 

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hasPollers } from '../bench/lib/stack';
-import { findFreePort } from '../src/temporal/devserver';
+import { findFreePort } from '../src/dev/processes';
 import { createEndpoint, createHarness, spawnRole, startReceiver, waitFor, type Harness, type Receiver } from './helpers';
 
 type Role = 'api' | 'relay' | 'worker';

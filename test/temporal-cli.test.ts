@@ -3,7 +3,7 @@ import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { TEMPORAL_CLI_VERSION, findOnPath, findTemporalCli } from '../src/temporal/cli';
+import { TEMPORAL_CLI_VERSION, findOnPath, findTemporalCli } from '../src/dev/temporal-cli';
 
 let root: string;
 

@@ -20,7 +20,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { hasPollers } from '../bench/lib/stack';
 import { webhookReceiver } from '../src/receiver';
 import { tracingRequested } from '../src/telemetry';
-import { findFreePort } from '../src/temporal/devserver';
+import { findFreePort } from '../src/dev/processes';
 import { createEndpoint, createHarness, FAST_RETRY, spawnRole, waitFor, type Harness } from './helpers';
 
 /** A span as both sources give it, normalised: OTLP kinds (1 internal, 2 server, 3 client, 4 producer). */

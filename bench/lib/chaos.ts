@@ -17,7 +17,7 @@ import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { createInbox } from '../../src/receiver/inbox';
-import { findFreePort } from '../../src/temporal/devserver';
+import { findFreePort } from '../../src/dev/processes';
 import { sleep } from './procs';
 import { createEndpoint, postJson, samplePayload } from './producer';
 import { BenchReceiver, type VerifiedPath } from './receiver';

@@ -15,7 +15,7 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import type { Client } from '@temporalio/client';
-import { findFreePort } from '../../src/temporal/devserver';
+import { findFreePort } from '../../src/dev/processes';
 import { sleep, spawnNode } from './procs';
 import { createEndpoint, samplePayload, submitBurst } from './producer';
 import { createDatabase, HooklineRoles } from './stack';

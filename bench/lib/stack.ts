@@ -9,8 +9,9 @@ import { Client, Connection } from '@temporalio/client';
 import { loadConfig } from '../../src/config';
 import { migrate } from '../../src/db/migrate';
 import { createPool } from '../../src/db/pool';
-import { findTemporalCli } from '../../src/temporal/cli';
-import { ensureSearchAttributes, findFreePort, startDevServer, type DevServer } from '../../src/temporal/devserver';
+import { findTemporalCli } from '../../src/dev/temporal-cli';
+import { findFreePort } from '../../src/dev/processes';
+import { ensureSearchAttributes, startDevServer, type DevServer } from '../../src/dev/temporal-dev-server';
 import { REPO, sleep, spawnRole, type ChildProc } from './procs';
 
 export const DEFAULT_ADMIN_URL = 'postgres://postgres@127.0.0.1:5432/postgres';

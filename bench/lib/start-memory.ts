@@ -11,7 +11,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { findFreePort } from '../../src/temporal/devserver';
+import { findFreePort } from '../../src/dev/processes';
 import { procStats, REPO, sleep } from './procs';
 import { createEndpoint, samplePayload, submitBurst } from './producer';
 import { BenchReceiver } from './receiver';

@@ -1,6 +1,6 @@
 // buildApp(): the Fastify application with every route, never listening (server.ts listens;
 // tests use app.inject). Shared resources come in as `deps` and are reachable as app.hookline.
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyPluginAsync } from 'fastify';
 import type { Client } from '@temporalio/client';
 import { validatorCompiler } from 'fastify-type-provider-zod';
 import type { Config } from '../config';
@@ -44,7 +44,30 @@ declare module 'fastify' {
 }
 
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
-  const app = Fastify({
+  const app = createFastify(deps);
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  app.decorate('hookline', deps);
+  // JSON only: anything else gets a clear 415 instead of a confusing validation error.
+  app.removeContentTypeParser('text/plain');
+  registerErrorHandling(app);
+  registerInputChecks(app);
+
+  // Before any route: every route is added with its auth level (see access.ts).
+  registerAccessControl(app, deps.config, deps.pool);
+  await app.register(healthRoutes);
+
+  // Before the routes: the OpenAPI document and the request metrics must see every one of them.
+  await registerDocs(app, deps.config);
+  registerApiMetrics(app, createApiMetrics(deps.pool));
+  // A span per /v1 request when tracing is on (OTEL_EXPORTER_OTLP_ENDPOINT); nothing otherwise.
+  registerRequestSpans(app);
+  await registerRoutes(app);
+  return app;
+}
+
+function createFastify(deps: AppDeps): FastifyInstance {
+  return Fastify({
     // Fastify logs every request at info; that is debug material for a webhook API under load,
     // so the API process logs requests only when HOOKLINE_LOG_LEVEL is debug or trace.
     ...(deps.logger === false
@@ -62,17 +85,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     // Forwarded headers count only from the configured proxies (HOOKLINE_TRUST_PROXY).
     trustProxy: deps.config.HOOKLINE_TRUST_PROXY ?? false,
   });
-  app.setValidatorCompiler(validatorCompiler);
-  app.setSerializerCompiler(serializerCompiler);
-  app.decorate('hookline', deps);
-  // JSON only: anything else gets a clear 415 instead of a confusing validation error.
-  app.removeContentTypeParser('text/plain');
-  registerErrorHandling(app);
-  registerInputChecks(app);
+}
 
-  // Before any route: every route is added with its auth level (see access.ts).
-  registerAccessControl(app, deps.config, deps.pool);
-
+/** Liveness and readiness, public. */
+const healthRoutes: FastifyPluginAsync = async (app) => {
+  const { pool, temporal } = app.hookline;
   app.get('/healthz', { schema: { hide: true }, config: { auth: 'public' } }, async () => ({ status: 'ok', version: VERSION }));
   // Public, so it says whether each dependency answers, not why not (addresses, user names):
   // the reason goes to the log.
@@ -87,18 +104,14 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         req.log.warn({ err: (err as Error).message }, `readiness: ${name} unavailable`);
       }
     };
-    await check('database', () => deps.pool.query('SELECT 1'));
-    const temporal = deps.temporal;
+    await check('database', () => pool.query('SELECT 1'));
     if (temporal) await check('temporal', () => temporal.client.workflowService.getSystemInfo({}));
     const ready = Object.values(checks).every((v) => v === 'ok');
     return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not_ready', checks });
   });
+};
 
-  // Before the routes: the OpenAPI document and the request metrics must see every one of them.
-  await registerDocs(app, deps.config);
-  registerApiMetrics(app, createApiMetrics(deps.pool));
-  // A span per /v1 request when tracing is on (OTEL_EXPORTER_OTLP_ENDPOINT); nothing otherwise.
-  registerRequestSpans(app);
+async function registerRoutes(app: FastifyInstance): Promise<void> {
   // A tenant's data: each route under /v1 (the default tenant) and /v1/tenants/:tenantId.
   await registerTenantRoutes(app, [endpointRoutes, eventRoutes, deliveryRoutes, statsRoutes, portalSessionRoutes]);
   await app.register(tenantRoutes);
@@ -108,5 +121,4 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(uiRoutes);
   await registerListenRoutes(app);
   await app.register(portalRoutes);
-  return app;
 }

@@ -9,12 +9,13 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { checkExposure } from '../api/access';
 import type { Config } from '../config';
-import { startEmbeddedPostgres } from '../db/embedded';
+import { startEmbeddedPostgres } from '../dev/embedded-postgres';
 import { migrate } from '../db/migrate';
 import { ensureDevEncryptionKey } from '../at-rest-start';
 import { createPool } from '../db/pool';
-import { findTemporalCli } from '../temporal/cli';
-import { ensureSearchAttributes, findFreePort, guardChild, startDevServer, terminateChild } from '../temporal/devserver';
+import { findTemporalCli } from '../dev/temporal-cli';
+import { findFreePort, guardChild, terminateChild } from '../dev/processes';
+import { ensureSearchAttributes, startDevServer } from '../dev/temporal-dev-server';
 
 export type Role = 'api' | 'relay' | 'worker';
 
@@ -225,201 +226,246 @@ function redactUrl(url: string): string {
 }
 
 export async function runDev(config: Config, opts: RunDevOptions = {}): Promise<void> {
-  const out = opts.out ?? ((line: string) => process.stdout.write(`${line}\n`));
-  const prefixed = makePrefixer(out);
-  const say = prefixed('dev');
+  const session = new DevSession(opts.out ?? ((line: string) => process.stdout.write(`${line}\n`)));
   const roles = opts.roles ?? defaultRoles(config);
   const entry = opts.entry ?? defaultEntry();
-  const repoRoot = opts.repoRoot ?? path.resolve(__dirname, '..', '..');
   // Refuse an unauthenticated non-loopback API before starting anything else.
-  if (roles.includes('api')) for (const warning of checkExposure(config)) say(warning);
-
-  // Everything started so far, stopped in reverse order (roles, then Temporal, then Postgres).
-  const stack: Array<{ name: string; stop: () => Promise<void> }> = [];
-  let stopReason: { code: number; why: string } | null = null;
-  let shuttingDown = false; // set once the stack is being stopped, so exits are not "unexpected"
-  let wake: () => void = () => {};
-  const stopRequested = new Promise<void>((resolve) => {
-    wake = resolve;
-  });
-  const requestStop = (code: number, why: string) => {
-    if (stopReason) {
-      say(`${why} (already stopping)`);
-      return;
-    }
-    stopReason = { code, why };
-    say(`${why}; stopping…`);
-    wake();
-  };
-  const onSignal = (signal: NodeJS.Signals) => requestStop(0, `${signal} received`);
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  process.on('SIGHUP', onSignal);
-  void opts.stopWhen?.then(() => requestStop(0, 'stop requested'));
-
-  /** Throws if a stop was requested while an await was pending, so startup unwinds. */
-  const checkpoint = () => {
-    if (stopReason) throw new StopDuringStartup();
-  };
+  if (roles.includes('api')) for (const warning of checkExposure(config)) session.say(warning);
+  session.listenForStop(opts.stopWhen);
 
   let startupError: unknown = null;
   try {
     mkdirSync(config.dataDir, { recursive: true });
-
-    // Postgres
-    let databaseUrl = config.DATABASE_URL;
-    let postgresNote = '';
-    if (!databaseUrl) {
-      const pgDir = path.join(config.dataDir, 'pg');
-      const started = Date.now();
-      const pg = await startEmbeddedPostgres({ dataDir: pgDir, log: prefixed('postgres') });
-      stack.push({ name: 'Postgres', stop: pg.stop });
-      void pg.exited.then(() => {
-        if (!stopReason && !shuttingDown) requestStop(1, 'embedded Postgres exited unexpectedly');
-      });
-      databaseUrl = pg.url;
-      postgresNote = ` (embedded, data in ${pgDir})`;
-      say(`Postgres up in ${Date.now() - started} ms on port ${pg.port}`);
-      checkpoint();
-    }
-
-    // Temporal
-    let temporalAddress = config.TEMPORAL_ADDRESS;
-    let uiUrl: string | null = null;
-    if (temporalAddress) {
-      try {
-        const added = await ensureSearchAttributes(temporalAddress, config.TEMPORAL_NAMESPACE);
-        if (added.length) say(`registered search attributes ${added.join(', ')} on ${temporalAddress}`);
-      } catch (err) {
-        say(
-          `warning: could not check the search attributes on ${temporalAddress} ` +
-            `(${err instanceof Error ? err.message : String(err)}); the Web UI filters may not work`,
-        );
-      }
-      checkpoint();
-    } else {
-      const cliPath = await findTemporalCli({ toolsDir: path.join(repoRoot, '.tools'), log: say });
-      checkpoint();
-      const port = config.TEMPORAL_DEV_PORT || (await findFreePort());
-      const started = Date.now();
-      const server = await startDevServer({
-        cliPath,
-        port,
-        uiPort: port + 1000,
-        dbFile: path.join(config.dataDir, 'temporal.db'),
-        // WAL roughly doubles the dev server's throughput (bench: 13.8 → 25.6 events/s). It can
-        // lose the last commits on an OS crash or power loss, never on a process kill.
-        sqlitePragmas: { journal_mode: 'WAL', synchronous: 'NORMAL' },
-        namespace: config.TEMPORAL_NAMESPACE,
-        log: prefixed('temporal'),
-      }).catch((err: Error) => {
-        if (/already in use/.test(err.message)) {
-          err.message += '\nSet TEMPORAL_DEV_PORT to another port (the Web UI uses it + 1000), or TEMPORAL_ADDRESS to use that server.';
-        }
-        throw err;
-      });
-      stack.push({ name: 'Temporal', stop: server.stop });
-      void server.exited.then(() => {
-        if (!stopReason && !shuttingDown) requestStop(1, 'Temporal dev server exited unexpectedly');
-      });
-      temporalAddress = server.address;
-      uiUrl = server.uiUrl;
-      say(`Temporal dev server up in ${Date.now() - started} ms`);
-      checkpoint();
-    }
-
-    // Schema
-    const pool = createPool(databaseUrl, 1);
-    try {
-      const applied = await migrate(pool);
-      say(applied.length ? `applied migrations ${applied.join(', ')}` : 'database schema is up to date');
-    } finally {
-      await pool.end().catch(() => {});
-    }
-    checkpoint();
-
-    // Roles. Endpoint secrets are encrypted at rest; without a key of the user's, one is made in
-    // the data dir on first start and handed to every role.
-    let encryptionKey = config.HOOKLINE_ENCRYPTION_KEY;
-    if (!encryptionKey) {
-      const made = ensureDevEncryptionKey(config.dataDir);
-      if (made.created) say(`made an encryption key for endpoint secrets in ${made.file} (keep it with the data)`);
-      encryptionKey = made.key;
-    }
-    const env: NodeJS.ProcessEnv = {
-      // glibc gives each thread that allocates its own malloc arena (up to 8 per core), each
-      // keeping its freed pages; the worker has many (the SDK's Rust core runtime, the workflow
-      // thread, libuv's pool). Two arenas: npm run bench:memory's worker peak 313 → 260 MiB at
-      // the same throughput. The user's own MALLOC_ARENA_MAX wins.
-      MALLOC_ARENA_MAX: '2',
-      ...process.env,
-      DATABASE_URL: databaseUrl,
-      TEMPORAL_ADDRESS: temporalAddress,
-      HOOKLINE_ENCRYPTION_KEY: encryptionKey,
-      ...devTargetDefaults(process.env),
-      // The roles' stdout is a pipe to us: tell them to print readable lines when ours is a terminal.
-      ...(!process.env.HOOKLINE_LOG_FORMAT && process.stdout.isTTY ? { HOOKLINE_LOG_FORMAT: 'pretty' } : {}),
-      // The operator console links deliveries to this Web UI (its port may not be TEMPORAL_DEV_PORT + 1000).
-      ...(uiUrl && !process.env.HOOKLINE_TEMPORAL_UI_URL ? { HOOKLINE_TEMPORAL_UI_URL: uiUrl } : {}),
-    };
-    const supervised: SupervisedRole[] = [];
-    stack.push({ name: 'roles', stop: async () => void (await Promise.all(supervised.map((s) => s.stop()))) });
-    const startRole = (role: Role, extraEnv: NodeJS.ProcessEnv = {}) => {
-      const s = new SupervisedRole(role, entry, { ...env, ...extraEnv }, prefixed(role), say);
-      supervised.push(s);
-      s.start();
-    };
-    for (const role of roles) if (role !== 'worker') startRole(role);
-    if (roles.includes('worker')) {
-      // While the other roles start: the worker gets a ready workflow bundle (see bundle-workflows.ts).
-      const bundle = process.env.HOOKLINE_WORKFLOW_BUNDLE ? null : await bundleWorkflows(entry, config.dataDir, say);
-      checkpoint();
-      startRole('worker', bundle ? { HOOKLINE_WORKFLOW_BUNDLE: bundle } : {});
-    }
-
-    // Tell the user where things are once the API answers.
-    const probeHost = ['0.0.0.0', '::', ''].includes(config.HOST) ? '127.0.0.1' : config.HOST;
-    const hostForUrl = probeHost.includes(':') ? `[${probeHost}]` : probeHost;
-    const apiUrl = `http://${hostForUrl}:${config.PORT}`;
-    void (async () => {
-      const up = roles.includes('api') ? await waitForHttp(`${apiUrl}/healthz`, 60_000, () => stopReason !== null) : false;
-      if (stopReason) return;
-      const lines = [
-        'Hookline is running',
-        `  API:             ${apiUrl}${roles.includes('api') ? (up ? `   (OpenAPI docs: ${apiUrl}/docs)` : '   (not answering yet)') : '   (api role not started)'}`,
-        ...(roles.includes('api') ? [`  Console:         ${apiUrl}/ui`] : []),
-        ...(uiUrl ? [`  Temporal Web UI: ${uiUrl}/namespaces/${encodeURIComponent(config.TEMPORAL_NAMESPACE)}/workflows`] : []),
-        `  Temporal:        ${temporalAddress}${uiUrl ? '' : ' (external)'}, namespace ${config.TEMPORAL_NAMESPACE}, ` +
-          `task queue ${config.TEMPORAL_TASK_QUEUE}`,
-        `  Postgres:        ${redactUrl(databaseUrl!)}${postgresNote}`,
-        'Press Ctrl-C to stop.',
-      ];
-      for (const line of lines) say(line);
-    })();
-
-    await stopRequested;
+    const postgres = await startPostgres(config, session);
+    const temporal = await startTemporal(config, session, opts.repoRoot ?? path.resolve(__dirname, '..', '..'));
+    await applyMigrations(postgres.url, session);
+    const env = roleEnv(postgres.url, temporal, devEncryptionKey(config, session.say));
+    await superviseRoles(session, roles, entry, env, config.dataDir);
+    void announceWhenUp(config, session, roles, postgres, temporal);
+    await session.stopRequested;
   } catch (err) {
     if (!(err instanceof StopDuringStartup)) startupError = err;
   }
-
-  // Shut down in reverse order of start.
-  shuttingDown = true;
-  for (const item of stack.reverse()) {
-    try {
-      await item.stop();
-    } catch (err) {
-      say(`stopping ${item.name} failed: ${err instanceof Error ? err.message : String(err)}`);
-    }
-  }
-  process.removeListener('SIGINT', onSignal);
-  process.removeListener('SIGTERM', onSignal);
-  process.removeListener('SIGHUP', onSignal);
+  await session.shutDown();
 
   if (startupError) throw startupError; // main.ts prints it and exits 1; everything is stopped
-  const code = (stopReason as { code: number } | null)?.code ?? 0;
-  say(code === 0 ? 'stopped' : 'stopped after an error');
+  const code = session.stopReason?.code ?? 0;
+  session.say(code === 0 ? 'stopped' : 'stopped after an error');
   if (opts.exitProcess ?? true) process.exit(code);
-  if (code !== 0) throw new Error((stopReason as { why: string } | null)?.why ?? 'hookline dev failed');
+  if (code !== 0) throw new Error(session.stopReason?.why ?? 'hookline dev failed');
 }
 
 class StopDuringStartup extends Error {}
+
+const STOP_SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+
+/**
+ * What runDev's steps share: the prefixed output, everything started so far (stopped in reverse
+ * order: roles, then Temporal, then Postgres), and the one stop request, from a signal, the
+ * caller, or a service that died.
+ */
+class DevSession {
+  readonly prefixed: (name: string) => (line: string) => void;
+  readonly say: (line: string) => void;
+  stopReason: { code: number; why: string } | null = null;
+  readonly stopRequested: Promise<void>;
+  private readonly stack: Array<{ name: string; stop: () => Promise<void> }> = [];
+  private shuttingDown = false; // set once the stack is being stopped, so exits are not "unexpected"
+  private wake: () => void = () => {};
+  private readonly onSignal = (signal: NodeJS.Signals) => this.requestStop(0, `${signal} received`);
+
+  constructor(out: (line: string) => void) {
+    this.prefixed = makePrefixer(out);
+    this.say = this.prefixed('dev');
+    this.stopRequested = new Promise<void>((resolve) => (this.wake = resolve));
+  }
+
+  listenForStop(stopWhen?: Promise<unknown>): void {
+    for (const s of STOP_SIGNALS) process.on(s, this.onSignal);
+    void stopWhen?.then(() => this.requestStop(0, 'stop requested'));
+  }
+
+  requestStop(code: number, why: string): void {
+    if (this.stopReason) {
+      this.say(`${why} (already stopping)`);
+      return;
+    }
+    this.stopReason = { code, why };
+    this.say(`${why}; stopping…`);
+    this.wake();
+  }
+
+  /** Stops the whole session when a service it started dies on its own. */
+  started(name: string, stop: () => Promise<void>, exited?: Promise<unknown>, what = name): void {
+    this.stack.push({ name, stop });
+    void exited?.then(() => {
+      if (!this.stopReason && !this.shuttingDown) this.requestStop(1, `${what} exited unexpectedly`);
+    });
+  }
+
+  /** Throws if a stop was requested while an await was pending, so startup unwinds. */
+  checkpoint(): void {
+    if (this.stopReason) throw new StopDuringStartup();
+  }
+
+  /** Shuts down in reverse order of start; a failing step is reported and the rest still stop. */
+  async shutDown(): Promise<void> {
+    this.shuttingDown = true;
+    for (const item of this.stack.reverse()) {
+      try {
+        await item.stop();
+      } catch (err) {
+        this.say(`stopping ${item.name} failed: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
+    for (const s of STOP_SIGNALS) process.removeListener(s, this.onSignal);
+  }
+}
+
+interface DevPostgres {
+  url: string;
+  /** Shown after the URL: where the embedded cluster keeps its data; '' for DATABASE_URL. */
+  note: string;
+}
+
+async function startPostgres(config: Config, session: DevSession): Promise<DevPostgres> {
+  if (config.DATABASE_URL) return { url: config.DATABASE_URL, note: '' };
+  const pgDir = path.join(config.dataDir, 'pg');
+  const started = Date.now();
+  const pg = await startEmbeddedPostgres({ dataDir: pgDir, log: session.prefixed('postgres') });
+  session.started('Postgres', pg.stop, pg.exited, 'embedded Postgres');
+  session.say(`Postgres up in ${Date.now() - started} ms on port ${pg.port}`);
+  session.checkpoint();
+  return { url: pg.url, note: ` (embedded, data in ${pgDir})` };
+}
+
+interface DevTemporal {
+  address: string;
+  /** The dev server's Web UI; null for a server TEMPORAL_ADDRESS names. */
+  uiUrl: string | null;
+}
+
+async function startTemporal(config: Config, session: DevSession, repoRoot: string): Promise<DevTemporal> {
+  if (config.TEMPORAL_ADDRESS) {
+    await checkSearchAttributes(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE, session.say);
+    session.checkpoint();
+    return { address: config.TEMPORAL_ADDRESS, uiUrl: null };
+  }
+  const cliPath = await findTemporalCli({ toolsDir: path.join(repoRoot, '.tools'), log: session.say });
+  session.checkpoint();
+  const port = config.TEMPORAL_DEV_PORT || (await findFreePort());
+  const started = Date.now();
+  const server = await startDevServer({
+    cliPath,
+    port,
+    uiPort: port + 1000,
+    dbFile: path.join(config.dataDir, 'temporal.db'),
+    // WAL roughly doubles the dev server's throughput (bench: 13.8 → 25.6 events/s). It can
+    // lose the last commits on an OS crash or power loss, never on a process kill.
+    sqlitePragmas: { journal_mode: 'WAL', synchronous: 'NORMAL' },
+    namespace: config.TEMPORAL_NAMESPACE,
+    log: session.prefixed('temporal'),
+  }).catch((err: Error) => {
+    if (/already in use/.test(err.message)) {
+      err.message += '\nSet TEMPORAL_DEV_PORT to another port (the Web UI uses it + 1000), or TEMPORAL_ADDRESS to use that server.';
+    }
+    throw err;
+  });
+  session.started('Temporal', server.stop, server.exited, 'Temporal dev server');
+  session.say(`Temporal dev server up in ${Date.now() - started} ms`);
+  session.checkpoint();
+  return { address: server.address, uiUrl: server.uiUrl };
+}
+
+/** A server of the user's: register what is missing, but a failure only costs the Web UI filters. */
+async function checkSearchAttributes(address: string, namespace: string, say: (line: string) => void): Promise<void> {
+  try {
+    const added = await ensureSearchAttributes(address, namespace);
+    if (added.length) say(`registered search attributes ${added.join(', ')} on ${address}`);
+  } catch (err) {
+    say(
+      `warning: could not check the search attributes on ${address} ` +
+        `(${err instanceof Error ? err.message : String(err)}); the Web UI filters may not work`,
+    );
+  }
+}
+
+async function applyMigrations(databaseUrl: string, session: DevSession): Promise<void> {
+  const pool = createPool(databaseUrl, 1);
+  try {
+    const applied = await migrate(pool);
+    session.say(applied.length ? `applied migrations ${applied.join(', ')}` : 'database schema is up to date');
+  } finally {
+    await pool.end().catch(() => {});
+  }
+  session.checkpoint();
+}
+
+/**
+ * Endpoint secrets are encrypted at rest; without a key of the user's, one is made in the data
+ * dir on first start and handed to every role.
+ */
+function devEncryptionKey(config: Config, say: (line: string) => void): string {
+  if (config.HOOKLINE_ENCRYPTION_KEY) return config.HOOKLINE_ENCRYPTION_KEY;
+  const made = ensureDevEncryptionKey(config.dataDir);
+  if (made.created) say(`made an encryption key for endpoint secrets in ${made.file} (keep it with the data)`);
+  return made.key;
+}
+
+/** The roles' environment: this process's, plus the services this session found or started. */
+function roleEnv(databaseUrl: string, temporal: DevTemporal, encryptionKey: string): NodeJS.ProcessEnv {
+  return {
+    // glibc gives each thread that allocates its own malloc arena (up to 8 per core), each
+    // keeping its freed pages; the worker has many (the SDK's Rust core runtime, the workflow
+    // thread, libuv's pool). Two arenas: npm run bench:memory's worker peak 313 → 260 MiB at
+    // the same throughput. The user's own MALLOC_ARENA_MAX wins.
+    MALLOC_ARENA_MAX: '2',
+    ...process.env,
+    DATABASE_URL: databaseUrl,
+    TEMPORAL_ADDRESS: temporal.address,
+    HOOKLINE_ENCRYPTION_KEY: encryptionKey,
+    ...devTargetDefaults(process.env),
+    // The roles' stdout is a pipe to us: tell them to print readable lines when ours is a terminal.
+    ...(!process.env.HOOKLINE_LOG_FORMAT && process.stdout.isTTY ? { HOOKLINE_LOG_FORMAT: 'pretty' } : {}),
+    // The operator console links deliveries to this Web UI (its port may not be TEMPORAL_DEV_PORT + 1000).
+    ...(temporal.uiUrl && !process.env.HOOKLINE_TEMPORAL_UI_URL ? { HOOKLINE_TEMPORAL_UI_URL: temporal.uiUrl } : {}),
+  };
+}
+
+async function superviseRoles(session: DevSession, roles: Role[], entry: string, env: NodeJS.ProcessEnv, dataDir: string): Promise<void> {
+  const supervised: SupervisedRole[] = [];
+  session.started('roles', async () => void (await Promise.all(supervised.map((s) => s.stop()))));
+  const supervise = (role: Role, extraEnv: NodeJS.ProcessEnv = {}) => {
+    const s = new SupervisedRole(role, entry, { ...env, ...extraEnv }, session.prefixed(role), session.say);
+    supervised.push(s);
+    s.start();
+  };
+  for (const role of roles) if (role !== 'worker') supervise(role);
+  if (roles.includes('worker')) {
+    // While the other roles start: the worker gets a ready workflow bundle (see bundle-workflows.ts).
+    const bundle = process.env.HOOKLINE_WORKFLOW_BUNDLE ? null : await bundleWorkflows(entry, dataDir, session.say);
+    session.checkpoint();
+    supervise('worker', bundle ? { HOOKLINE_WORKFLOW_BUNDLE: bundle } : {});
+  }
+}
+
+/** Tells the user where things are once the API answers. */
+async function announceWhenUp(config: Config, session: DevSession, roles: Role[], postgres: DevPostgres, temporal: DevTemporal): Promise<void> {
+  const probeHost = ['0.0.0.0', '::', ''].includes(config.HOST) ? '127.0.0.1' : config.HOST;
+  const hostForUrl = probeHost.includes(':') ? `[${probeHost}]` : probeHost;
+  const apiUrl = `http://${hostForUrl}:${config.PORT}`;
+  const up = roles.includes('api') ? await waitForHttp(`${apiUrl}/healthz`, 60_000, () => session.stopReason !== null) : false;
+  if (session.stopReason) return;
+  const { uiUrl } = temporal;
+  const lines = [
+    'Hookline is running',
+    `  API:             ${apiUrl}${roles.includes('api') ? (up ? `   (OpenAPI docs: ${apiUrl}/docs)` : '   (not answering yet)') : '   (api role not started)'}`,
+    ...(roles.includes('api') ? [`  Console:         ${apiUrl}/ui`] : []),
+    ...(uiUrl ? [`  Temporal Web UI: ${uiUrl}/namespaces/${encodeURIComponent(config.TEMPORAL_NAMESPACE)}/workflows`] : []),
+    `  Temporal:        ${temporal.address}${uiUrl ? '' : ' (external)'}, namespace ${config.TEMPORAL_NAMESPACE}, ` +
+      `task queue ${config.TEMPORAL_TASK_QUEUE}`,
+    `  Postgres:        ${redactUrl(postgres.url)}${postgres.note}`,
+    'Press Ctrl-C to stop.',
+  ];
+  for (const line of lines) session.say(line);
+}

@@ -9,7 +9,7 @@
 //   hookline listen …            receive an endpoint's deliveries on localhost, no tunnel
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig, type Config } from '../config';
-import { createPool } from '../db/pool';
+import { createPool, type Pool } from '../db/pool';
 import { migrate } from '../db/migrate';
 import type { HooklineClient } from '../client';
 
@@ -44,6 +44,23 @@ function apiClient(config: Config): { hookline: HooklineClient; ok: typeof impor
   return { hookline: createHooklineClient({ baseUrl, token: config.HOOKLINE_API_KEY }), ok };
 }
 
+type Command = (config: Config, args: string[]) => Promise<void>;
+
+// require(), not import(): `npm start` runs under tsx's CommonJS hook alone (no ESM loader
+// thread, ~27 MiB less per process), which resolves require('./x') to x.ts but not import().
+// Loaded per command, so a role does not load the others' dependencies.
+const COMMANDS: Record<string, Command> = {
+  dev: (config) => (require('./dev') as typeof import('./dev')).runDev(config),
+  api: (config) => (require('../api/server') as typeof import('../api/server')).runApi(config),
+  relay: (config) => (require('../relay/run') as typeof import('../relay/run')).runRelay(config),
+  worker: (config) => (require('../worker/worker') as typeof import('../worker/worker')).runWorker(config),
+  migrate: runMigrate,
+  reencrypt: runReencrypt,
+  'dead-letters': listDeadLetters,
+  replay: runReplay,
+  receiver: runReceiver,
+};
+
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
   if (!command || command === '--help' || command === 'help') {
@@ -53,104 +70,95 @@ async function main(argv: string[]): Promise<void> {
   // Before loadConfig: a client on a laptop needs none of the server's settings.
   if (command === 'listen') return (require('./listen') as typeof import('./listen')).runListen(rest);
   const config = loadConfig();
-  switch (command) {
-    // require(), not import(): `npm start` runs under tsx's CommonJS hook alone (no ESM loader
-    // thread, ~27 MiB less per process), which resolves require('./x') to x.ts but not import().
-    // Loaded per command, so a role does not load the others' dependencies.
-    case 'dev':
-      return (require('./dev') as typeof import('./dev')).runDev(config);
-    case 'api':
-      return (require('../api/server') as typeof import('../api/server')).runApi(config);
-    case 'relay':
-      return (require('../relay/run') as typeof import('../relay/run')).runRelay(config);
-    case 'worker':
-      return (require('../worker/worker') as typeof import('../worker/worker')).runWorker(config);
-    case 'migrate': {
-      if (!config.DATABASE_URL) throw new Error('hookline migrate needs DATABASE_URL');
-      const pool = createPool(config.DATABASE_URL, 1);
-      try {
-        const applied = await migrate(pool);
-        console.log(applied.length ? `applied ${applied.join(', ')}` : 'database is up to date');
-      } finally {
-        await pool.end();
-      }
-      return;
-    }
-    case 'reencrypt': {
-      if (!config.DATABASE_URL) throw new Error('hookline reencrypt needs DATABASE_URL');
-      const { reencryptAll } = await import('../at-rest-start');
-      const pool = createPool(config.DATABASE_URL, 1);
-      try {
-        await migrate(pool);
-        const r = await reencryptAll(pool, config);
-        console.log(`re-encrypted ${r.secrets} secret(s), ${r.payloads} payload(s) and ${r.responseBodies} response bod(ies) with key ${r.keyId}; older keys can now be removed`);
-      } finally {
-        await pool.end();
-      }
-      return;
-    }
-    case 'dead-letters': {
-      const { values } = parseArgs({ args: rest, options: { tenant: { type: 'string' }, endpoint: { type: 'string' }, type: { type: 'string' }, since: { type: 'string' } } });
-      const { hookline, ok } = apiClient(config);
-      const tenantId = values.tenant;
-      let cursor: string | undefined;
-      do {
-        const query = { endpointId: values.endpoint, eventType: values.type, since: values.since, cursor };
-        const page = await ok(
-          tenantId
-            ? hookline.GET('/v1/tenants/{tenantId}/dead-letters', { params: { path: { tenantId }, query } })
-            : hookline.GET('/v1/dead-letters', { params: { query } }),
-        );
-        for (const d of page.data) {
-          console.log(`${d.deadLetteredAt}  ${d.eventId}  ${d.endpointId}  ${d.eventType}  attempts=${d.attempts}  ${d.reason ?? ''}`);
-        }
-        cursor = page.nextCursor ?? undefined;
-      } while (cursor);
-      return;
-    }
-    case 'replay': {
-      const { values, positionals } = parseArgs({
-        args: rest,
-        allowPositionals: true,
-        options: { all: { type: 'boolean' }, tenant: { type: 'string' }, endpoint: { type: 'string' }, type: { type: 'string' }, since: { type: 'string' } },
-      });
-      const { hookline, ok } = apiClient(config);
-      const tenantId = values.tenant;
-      if (values.all) {
-        const body = { endpointId: values.endpoint, eventType: values.type, since: values.since };
-        const r = await ok(
-          tenantId
-            ? hookline.POST('/v1/tenants/{tenantId}/dead-letters/replay', { params: { path: { tenantId } }, body })
-            : hookline.POST('/v1/dead-letters/replay', { body }),
-        );
-        console.log(`replayed ${r.replayed} dead letter(s)`);
-        return;
-      }
-      const [eventId, endpointId] = positionals;
-      if (!eventId || !endpointId) throw new Error('usage: hookline replay EVENT_ID ENDPOINT_ID, or hookline replay --all');
-      await ok(
-        tenantId
-          ? hookline.POST('/v1/tenants/{tenantId}/deliveries/{eventId}/{endpointId}/replay', { params: { path: { tenantId, eventId, endpointId } } })
-          : hookline.POST('/v1/deliveries/{eventId}/{endpointId}/replay', { params: { path: { eventId, endpointId } } }),
-      );
-      console.log(`replaying ${eventId} → ${endpointId}`);
-      return;
-    }
-    case 'receiver': {
-      const { values } = parseArgs({ args: rest, options: { secret: { type: 'string' }, port: { type: 'string', default: '4000' }, host: { type: 'string', default: '127.0.0.1' } } });
-      const secret = values.secret ?? process.env.HOOKLINE_RECEIVER_SECRET;
-      if (!secret) throw new Error('hookline receiver needs --secret whsec_… (or HOOKLINE_RECEIVER_SECRET)');
-      const { startExampleReceiver } = require('../receiver/example') as typeof import('../receiver/example');
-      // Several keys (a rotation, or whsec_ and whpk_ while an endpoint changes scheme) are
-      // comma-separated: base64 has no comma.
-      const keys = secret.split(',').map((k) => k.trim()).filter((k) => k !== '');
-      const r = await startExampleReceiver({ secret: keys, port: Number(values.port), host: values.host });
-      console.log(`receiver listening on ${r.url}`);
-      return;
-    }
-    default:
-      throw new Error(`unknown command "${command}"\n\n${USAGE}`);
+  const run = Object.hasOwn(COMMANDS, command) ? COMMANDS[command] : null;
+  if (!run) throw new Error(`unknown command "${command}"\n\n${USAGE}`);
+  return run(config, rest);
+}
+
+/** A one-connection pool for the commands that work on the database and exit. */
+async function withDatabase(command: string, config: Config, fn: (pool: Pool) => Promise<void>): Promise<void> {
+  if (!config.DATABASE_URL) throw new Error(`hookline ${command} needs DATABASE_URL`);
+  const pool = createPool(config.DATABASE_URL, 1);
+  try {
+    await fn(pool);
+  } finally {
+    await pool.end();
   }
+}
+
+async function runMigrate(config: Config): Promise<void> {
+  await withDatabase('migrate', config, async (pool) => {
+    const applied = await migrate(pool);
+    console.log(applied.length ? `applied ${applied.join(', ')}` : 'database is up to date');
+  });
+}
+
+async function runReencrypt(config: Config): Promise<void> {
+  const { reencryptAll } = await import('../at-rest-start');
+  await withDatabase('reencrypt', config, async (pool) => {
+    await migrate(pool);
+    const r = await reencryptAll(pool, config);
+    console.log(`re-encrypted ${r.secrets} secret(s), ${r.payloads} payload(s) and ${r.responseBodies} response bod(ies) with key ${r.keyId}; older keys can now be removed`);
+  });
+}
+
+async function listDeadLetters(config: Config, args: string[]): Promise<void> {
+  const { values } = parseArgs({ args, options: { tenant: { type: 'string' }, endpoint: { type: 'string' }, type: { type: 'string' }, since: { type: 'string' } } });
+  const { hookline, ok } = apiClient(config);
+  const tenantId = values.tenant;
+  let cursor: string | undefined;
+  do {
+    const query = { endpointId: values.endpoint, eventType: values.type, since: values.since, cursor };
+    const page = await ok(
+      tenantId
+        ? hookline.GET('/v1/tenants/{tenantId}/dead-letters', { params: { path: { tenantId }, query } })
+        : hookline.GET('/v1/dead-letters', { params: { query } }),
+    );
+    for (const d of page.data) {
+      console.log(`${d.deadLetteredAt}  ${d.eventId}  ${d.endpointId}  ${d.eventType}  attempts=${d.attempts}  ${d.reason ?? ''}`);
+    }
+    cursor = page.nextCursor ?? undefined;
+  } while (cursor);
+}
+
+async function runReplay(config: Config, args: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { all: { type: 'boolean' }, tenant: { type: 'string' }, endpoint: { type: 'string' }, type: { type: 'string' }, since: { type: 'string' } },
+  });
+  const { hookline, ok } = apiClient(config);
+  const tenantId = values.tenant;
+  if (values.all) {
+    const body = { endpointId: values.endpoint, eventType: values.type, since: values.since };
+    const r = await ok(
+      tenantId
+        ? hookline.POST('/v1/tenants/{tenantId}/dead-letters/replay', { params: { path: { tenantId } }, body })
+        : hookline.POST('/v1/dead-letters/replay', { body }),
+    );
+    console.log(`replayed ${r.replayed} dead letter(s)`);
+    return;
+  }
+  const [eventId, endpointId] = positionals;
+  if (!eventId || !endpointId) throw new Error('usage: hookline replay EVENT_ID ENDPOINT_ID, or hookline replay --all');
+  await ok(
+    tenantId
+      ? hookline.POST('/v1/tenants/{tenantId}/deliveries/{eventId}/{endpointId}/replay', { params: { path: { tenantId, eventId, endpointId } } })
+      : hookline.POST('/v1/deliveries/{eventId}/{endpointId}/replay', { params: { path: { eventId, endpointId } } }),
+  );
+  console.log(`replaying ${eventId} → ${endpointId}`);
+}
+
+async function runReceiver(_config: Config, args: string[]): Promise<void> {
+  const { values } = parseArgs({ args, options: { secret: { type: 'string' }, port: { type: 'string', default: '4000' }, host: { type: 'string', default: '127.0.0.1' } } });
+  const secret = values.secret ?? process.env.HOOKLINE_RECEIVER_SECRET;
+  if (!secret) throw new Error('hookline receiver needs --secret whsec_… (or HOOKLINE_RECEIVER_SECRET)');
+  const { startExampleReceiver } = require('../receiver/example') as typeof import('../receiver/example');
+  // Several keys (a rotation, or whsec_ and whpk_ while an endpoint changes scheme) are
+  // comma-separated: base64 has no comma.
+  const keys = secret.split(',').map((k) => k.trim()).filter((k) => k !== '');
+  const r = await startExampleReceiver({ secret: keys, port: Number(values.port), host: values.host });
+  console.log(`receiver listening on ${r.url}`);
 }
 
 main(process.argv.slice(2)).catch((err) => {

@@ -3,15 +3,12 @@
 // NativeConnection (src/worker/worker.ts), where it asks Temporal for eager starts.
 import type { Client } from '@temporalio/client';
 import type { Config } from '../config';
-import { createPool, type Pool } from '../db/pool';
-import { migrate } from '../db/migrate';
-import { createLogger, type Logger } from '../logger';
-import { connectClient } from '../temporal/connection';
+import type { Pool } from '../db/pool';
+import type { Logger } from '../logger';
 import { Relay } from './relay';
 import { purgeExpiredIdempotencyKeys } from '../db/events';
-import { prepareDataAtRest } from '../at-rest-start';
 import { startRetention } from './retention';
-import { startTracing, stopTracing } from '../telemetry';
+import { connectTemporalClient, startRole } from '../cli/start-role';
 
 const IDEMPOTENCY_PURGE_INTERVAL_MS = 10 * 60 * 1000;
 /** Connections the relay loop needs at most: its batch transaction, the planning reads, retention. */
@@ -70,24 +67,14 @@ export async function startRelayLoop(o: RelayLoopOptions): Promise<RelayLoop> {
  * eager start needs a worker in the same process. SIGTERM finishes the batch in hand, then exits.
  */
 export async function runRelay(config: Config): Promise<void> {
-  if (!config.DATABASE_URL || !config.TEMPORAL_ADDRESS) {
-    throw new Error('hookline relay needs DATABASE_URL and TEMPORAL_ADDRESS (or run `hookline dev`)');
-  }
-  const log = createLogger(config, 'relay');
-  // Before the Temporal client is made: tracing adds its interceptors.
-  if (startTracing('relay')) log.info('tracing on: exporting spans over OTLP');
-  const pool = createPool(config.DATABASE_URL, RELAY_POOL_SIZE);
-  // Every role migrates at start (under an advisory lock), so any one of them can come up first.
-  await migrate(pool);
-  await prepareDataAtRest(pool, config, log);
-  const { client, connection } = await connectClient(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE);
-  const loop = await startRelayLoop({ config, pool, client, log });
-  await new Promise<void>((resolve) => {
-    process.once('SIGTERM', resolve);
-    process.once('SIGINT', resolve);
+  await startRole(config, {
+    role: 'relay',
+    poolSize: RELAY_POOL_SIZE,
+    connectTemporal: connectTemporalClient,
+    async run({ config, pool, temporal, log, stopped }) {
+      const loop = await startRelayLoop({ config, pool, client: temporal.client, log });
+      await stopped;
+      await loop.stop();
+    },
   });
-  await loop.stop();
-  await connection.close();
-  await pool.end();
-  await stopTracing();
 }

@@ -7,16 +7,14 @@ import path from 'node:path';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from '../../activities';
 import type { Config } from '../config';
-import { createPool } from '../db/pool';
-import type { GateSettings } from '../db/gate';
-import { migrate } from '../db/migrate';
-import { prepareDataAtRest } from '../at-rest-start';
-import { createLogger } from '../logger';
+import type { Logger } from '../logger';
+import { startRole, type RoleContext } from '../cli/start-role';
+import { activityDeps } from './activity-deps';
+import type { Registry } from 'prom-client';
 import { createWorkerMetrics, serveMetrics, type MetricsServer } from '../metrics';
-import { targetPolicyFromConfig } from '../net/address-policy';
 import { installRuntimeLogger, logAttempt, logDeliveryStatus } from './logging';
 import { workflowInterceptorModules, workflowPreloadModules } from '../telemetry/bundle';
-import { startTracing, stopTracing, tracing } from '../telemetry';
+import { tracing } from '../telemetry';
 import { clientOn } from '../temporal/connection';
 import { RELAY_POOL_SIZE, startRelayLoop, type RelayLoop } from '../relay/run';
 
@@ -72,17 +70,6 @@ function workflowSource(bundlePath?: string): Pick<WorkerOptions, 'workflowBundl
   return codePath ? { workflowBundle: { codePath } } : { workflowsPath: require.resolve('../../workflows') };
 }
 
-/** The endpoint gate's settings from the environment (src/db/gate.ts). */
-export function gateSettings(config: Config): GateSettings {
-  return {
-    defaultMaxInFlight: config.HOOKLINE_ENDPOINT_MAX_IN_FLIGHT,
-    failureThreshold: config.HOOKLINE_CIRCUIT_FAILURE_THRESHOLD,
-    probeIntervalMs: config.HOOKLINE_CIRCUIT_PROBE_INTERVAL_MS,
-    probeMaxIntervalMs: config.HOOKLINE_CIRCUIT_PROBE_MAX_INTERVAL_MS,
-    autoDisableAfterMs: config.HOOKLINE_AUTO_DISABLE_AFTER_MS,
-  };
-}
-
 // Pool connections: the activities' (attempt records, the endpoint gate) and, when the relay runs
 // here too, the relay loop's own (src/relay/run.ts), as the two processes had before.
 const WORKER_POOL_SIZE = 20;
@@ -94,72 +81,65 @@ const RELAY_IDENTITY = `${process.pid}@${os.hostname()} relay (eager start)`;
 const STOP_SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGQUIT', 'SIGUSR2'];
 
 export async function runWorker(config: Config): Promise<void> {
-  const log = createLogger(config, 'worker');
-  if (!config.DATABASE_URL || !config.TEMPORAL_ADDRESS) {
-    throw new Error('hookline worker needs DATABASE_URL and TEMPORAL_ADDRESS (or run `hookline dev`)');
-  }
-  // The process, not the SDK, reacts to SIGTERM: the relay must stop claiming before the worker
-  // drains (see stopInOrder).
-  installRuntimeLogger(log, { shutdownSignals: [] });
-  if (startTracing('worker')) log.info('tracing on: exporting spans over OTLP');
+  await startRole(config, {
+    role: 'worker',
+    poolSize: WORKER_POOL_SIZE + (config.HOOKLINE_WORKER_RELAY ? RELAY_POOL_SIZE : 0),
+    // The process, not the SDK, reacts to SIGTERM: the relay must stop claiming before the worker
+    // drains (see stopInOrder).
+    prepare: (log) => installRuntimeLogger(log, { shutdownSignals: [] }),
+    connectTemporal: (c) => NativeConnection.connect({ address: c.TEMPORAL_ADDRESS }),
+    stopSignals: STOP_SIGNALS,
+    run: runWorkerRole,
+  });
+}
+
+async function runWorkerRole({ config, pool, temporal: connection, log, stopped }: RoleContext<NativeConnection>): Promise<void> {
   const metrics = createWorkerMetrics();
-  const pool = createPool(config.DATABASE_URL, WORKER_POOL_SIZE + (config.HOOKLINE_WORKER_RELAY ? RELAY_POOL_SIZE : 0));
-  // Every role migrates at start (under an advisory lock), so any one of them can come up first.
-  await migrate(pool);
-  await prepareDataAtRest(pool, config, log);
-  const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
-  let metricsServer: MetricsServer | null = null;
-  try {
-    const worker = await createHooklineWorker({
-      connection,
-      namespace: config.TEMPORAL_NAMESPACE,
-      taskQueue: config.TEMPORAL_TASK_QUEUE,
-      maxConcurrentActivityTaskExecutions: config.HOOKLINE_WORKER_MAX_ACTIVITIES,
-      shutdownGraceTimeMs: config.HOOKLINE_WORKER_SHUTDOWN_GRACE_MS,
-      workflowBundlePath: config.HOOKLINE_WORKFLOW_BUNDLE,
-      activities: {
-        pool,
-        requestTimeoutMs: config.HOOKLINE_REQUEST_TIMEOUT_MS,
-        connectTimeoutMs: config.HOOKLINE_CONNECT_TIMEOUT_MS,
-        gate: gateSettings(config),
-        responseBodyMaxBytes: config.HOOKLINE_RESPONSE_BODY_MAX_BYTES,
-        targetPolicy: targetPolicyFromConfig(config),
-        onAttempt: (a) => {
-          metrics.onAttempt(a);
-          logAttempt(log, a);
-        },
-        onDeliveryStatus: (s) => {
-          metrics.onDeliveryStatus(s);
-          logDeliveryStatus(log, s);
-        },
+  const worker = await createHooklineWorker({
+    connection,
+    namespace: config.TEMPORAL_NAMESPACE,
+    taskQueue: config.TEMPORAL_TASK_QUEUE,
+    maxConcurrentActivityTaskExecutions: config.HOOKLINE_WORKER_MAX_ACTIVITIES,
+    shutdownGraceTimeMs: config.HOOKLINE_WORKER_SHUTDOWN_GRACE_MS,
+    workflowBundlePath: config.HOOKLINE_WORKFLOW_BUNDLE,
+    activities: {
+      ...activityDeps(config, pool),
+      onAttempt: (a) => {
+        metrics.onAttempt(a);
+        logAttempt(log, a);
       },
-    });
-    metrics.watch(worker);
-    if (config.HOOKLINE_WORKER_METRICS_PORT > 0) {
-      // Observability must not stop delivery: a taken port (two workers on one host) is a warning.
-      metricsServer = await serveMetrics(metrics.registry, config.HOOKLINE_WORKER_METRICS_PORT, config.HOST, () => worker.getState() === 'RUNNING')
-        .then((m) => {
-          log.info({ port: m.port }, `worker metrics on http://${config.HOST}:${m.port}/metrics`);
-          return m;
-        })
-        .catch((err: Error) => {
-          log.warn({ err: err.message }, `worker metrics not served on port ${config.HOOKLINE_WORKER_METRICS_PORT}; set HOOKLINE_WORKER_METRICS_PORT to a free port (0 = off)`);
-          return null;
-        });
-    }
+      onDeliveryStatus: (s) => {
+        metrics.onDeliveryStatus(s);
+        logDeliveryStatus(log, s);
+      },
+    },
+  });
+  metrics.watch(worker);
+  const metricsServer = await serveWorkerMetrics(config, log, metrics.registry, () => worker.getState() === 'RUNNING');
+  try {
     const running = worker.run();
     log.info({ taskQueue: config.TEMPORAL_TASK_QUEUE }, 'worker started');
     // After run(): an eagerly started workflow's first task goes to this worker at once.
     const relay = config.HOOKLINE_WORKER_RELAY
       ? await startRelayLoop({ config, pool, client: clientOn(connection, config.TEMPORAL_NAMESPACE, RELAY_IDENTITY), log, eagerStart: true })
       : null;
-    await stopInOrder(worker, running, relay);
+    await stopInOrder(worker, running, relay, stopped);
     log.info('worker stopped');
   } finally {
     await metricsServer?.close();
-    await connection.close();
-    await pool.end();
-    await stopTracing();
+  }
+}
+
+/** /metrics on HOOKLINE_WORKER_METRICS_PORT (0 = off). Observability must not stop delivery: a taken port (two workers on one host) is a warning. */
+async function serveWorkerMetrics(config: Config, log: Logger, registry: Registry, ready: () => boolean): Promise<MetricsServer | null> {
+  if (config.HOOKLINE_WORKER_METRICS_PORT <= 0) return null;
+  try {
+    const m = await serveMetrics(registry, config.HOOKLINE_WORKER_METRICS_PORT, config.HOST, ready);
+    log.info({ port: m.port }, `worker metrics on http://${config.HOST}:${m.port}/metrics`);
+    return m;
+  } catch (err) {
+    log.warn({ err: (err as Error).message }, `worker metrics not served on port ${config.HOOKLINE_WORKER_METRICS_PORT}; set HOOKLINE_WORKER_METRICS_PORT to a free port (0 = off)`);
+    return null;
   }
 }
 
@@ -170,16 +150,9 @@ export async function runWorker(config: Config): Promise<void> {
  * polling while the relay still started workflows would only send their first tasks through
  * matching to another worker, but stopping in this order keeps each start's task here.
  */
-async function stopInOrder(worker: Worker, running: Promise<void>, relay: RelayLoop | null): Promise<void> {
+async function stopInOrder(worker: Worker, running: Promise<void>, relay: RelayLoop | null, stopped: Promise<void>): Promise<void> {
   const failed = running.then(() => null, (err: unknown) => err ?? new Error('worker failed'));
-  let onSignal: () => void = () => {};
-  const signalled = new Promise<void>((resolve) => (onSignal = resolve));
-  for (const s of STOP_SIGNALS) process.once(s, onSignal);
-  try {
-    await Promise.race([signalled, failed]);
-  } finally {
-    for (const s of STOP_SIGNALS) process.removeListener(s, onSignal);
-  }
+  await Promise.race([stopped, failed]);
   await relay?.stop();
   if (worker.getState() === 'RUNNING') worker.shutdown();
   const err = await failed;

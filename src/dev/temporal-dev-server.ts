@@ -8,7 +8,6 @@
 // through the SDK for a server TEMPORAL_ADDRESS names.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import readline from 'node:readline';
 // Type only: the SDK client (grpc-js and every Temporal proto, ~35 MiB RSS that is never given
@@ -16,6 +15,7 @@ import readline from 'node:readline';
 // long as Hookline does and asks its own dev server through the CLI instead.
 import type { Connection } from '@temporalio/client';
 import { SEARCH_ATTRIBUTES } from '../search-attributes';
+import { assertPortFree, guardChild, terminateChild } from './processes';
 
 export interface DevServerOptions {
   cliPath: string;
@@ -67,134 +67,6 @@ const STOP_GRACE_MS = 10_000;
 // IndexedValueType from temporal/api/enums/v1/common.proto (avoids a direct @temporalio/proto dependency).
 const INDEXED_VALUE_TYPE: Record<'Keyword' | 'KeywordList', number> = { Keyword: 2, KeywordList: 7 };
 const GRPC_ALREADY_EXISTS = 6;
-
-// ---------------------------------------------------------------------------------------------
-// Child-process hygiene, shared with the embedded Postgres launcher and `hookline dev`.
-
-export interface GuardOptions {
-  /** First signal sent when the parent goes away; default SIGTERM. */
-  signal?: NodeJS.Signals;
-  /** Time between that signal and SIGKILL; default 10 s. */
-  graceMs?: number;
-  /** Signal the child's whole process group (the child was spawned with `detached: true`). */
-  group?: boolean;
-}
-
-/**
- * Makes sure `child` never outlives this process, however it ends (even SIGKILL or a crash).
- * A tiny `sh` watchdog in its own process group blocks reading a pipe from us; when we die the
- * pipe closes, and it signals the child, then SIGKILLs it after the grace period. A normal
- * `process.exit()` also signals the child directly. Returns a function that disarms the guard
- * (called automatically when the child exits).
- */
-export function guardChild(child: ChildProcess, opts: GuardOptions = {}): () => void {
-  const pid = child.pid;
-  if (pid === undefined || child.exitCode !== null || child.signalCode !== null) return () => {};
-  const signal = opts.signal ?? 'SIGTERM';
-  const target = opts.group ? -pid : pid;
-  const ticks = Math.max(1, Math.ceil((opts.graceMs ?? STOP_GRACE_MS) / 200));
-  const script =
-    'read _ignored; kill -s "$2" -- "$1" 2>/dev/null; i=0; ' +
-    'while kill -0 -- "$1" 2>/dev/null && [ "$i" -lt "$3" ]; do sleep 0.2; i=$((i+1)); done; ' +
-    'kill -s KILL -- "$1" 2>/dev/null; exit 0';
-  let watchdog: ChildProcess | null = null;
-  try {
-    watchdog = spawn('/bin/sh', ['-c', script, 'hookline-guard', String(target), signal.replace(/^SIG/, ''), String(ticks)], {
-      stdio: ['pipe', 'ignore', 'ignore'],
-      detached: true, // its own process group: a Ctrl-C in the terminal must not kill the guard
-    });
-    watchdog.on('error', () => {});
-    watchdog.stdin?.on('error', () => {});
-    watchdog.unref();
-    (watchdog.stdin as unknown as { unref?: () => void } | null)?.unref?.();
-  } catch {
-    watchdog = null; // no /bin/sh: the 'exit' hook below still covers normal exits
-  }
-  const onExit = () => {
-    try {
-      process.kill(target, signal);
-    } catch {
-      /* already gone */
-    }
-  };
-  process.on('exit', onExit);
-  let released = false;
-  const release = () => {
-    if (released) return;
-    released = true;
-    process.removeListener('exit', onExit);
-    if (watchdog && watchdog.exitCode === null) {
-      try {
-        watchdog.kill('SIGKILL');
-      } catch {
-        /* ignore */
-      }
-    }
-  };
-  child.once('exit', release);
-  return release;
-}
-
-/** Sends `signal`, then SIGKILL after graceMs; resolves once the child has exited. */
-export async function terminateChild(
-  child: ChildProcess,
-  opts: { signal?: NodeJS.Signals; graceMs?: number; group?: boolean } = {},
-): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
-  const pid = child.pid;
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const send = (sig: NodeJS.Signals) => {
-    try {
-      if (opts.group) process.kill(-pid, sig);
-      else child.kill(sig);
-    } catch {
-      /* already gone */
-    }
-  };
-  send(opts.signal ?? 'SIGTERM');
-  let timer: NodeJS.Timeout | undefined;
-  const timedOut = await Promise.race([
-    exited.then(() => false),
-    new Promise<boolean>((resolve) => {
-      timer = setTimeout(() => resolve(true), opts.graceMs ?? STOP_GRACE_MS);
-    }),
-  ]);
-  clearTimeout(timer);
-  if (timedOut) {
-    send('SIGKILL');
-    await exited;
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Ports
-
-/** Rejects with a clear message when something already listens on host:port. */
-export async function assertPortFree(port: number, what: string, host = HOST): Promise<void> {
-  await new Promise<void>((resolve, reject) => {
-    const server = net.createServer();
-    server.unref();
-    server.once('error', (err: NodeJS.ErrnoException) => {
-      if (err.code === 'EADDRINUSE') {
-        reject(new Error(`${what}: port ${port} on ${host} is already in use (another Temporal dev server or program?)`));
-      } else reject(new Error(`${what}: cannot listen on ${host}:${port}: ${err.message}`));
-    });
-    server.listen({ port, host, exclusive: true }, () => server.close(() => resolve()));
-  });
-}
-
-/** A port that is free on 127.0.0.1 right now (the kernel's pick). */
-export async function findFreePort(host = HOST): Promise<number> {
-  return await new Promise<number>((resolve, reject) => {
-    const server = net.createServer();
-    server.unref();
-    server.once('error', reject);
-    server.listen({ port: 0, host, exclusive: true }, () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 // ---------------------------------------------------------------------------------------------
 // Search attributes
@@ -320,13 +192,30 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
   const ui = opts.ui ?? true;
   const uiPort = opts.uiPort ?? opts.port + 1000;
   const address = `${HOST}:${opts.port}`;
-  const log = opts.log ?? (() => {});
 
   await assertPortFree(opts.port, 'Temporal dev server (gRPC)');
   if (ui) await assertPortFree(uiPort, 'Temporal Web UI');
+  const server = launch(opts.cliPath, devServerArgs(opts, namespace, ui ? uiPort : null), opts.log ?? (() => {}));
+  try {
+    await waitUntilReady(server, opts.cliPath, address, namespace, opts.startTimeoutMs ?? 60_000);
+  } catch (err) {
+    await server.stop();
+    throw err;
+  }
+  server.reportUnexpectedExit();
+  return {
+    address,
+    uiUrl: ui ? `http://${HOST}:${uiPort}` : null,
+    pid: server.child.pid!,
+    exited: server.exited,
+    stop: server.stop,
+  };
+}
 
+/** `temporal server start-dev …`; uiPort null = headless. */
+function devServerArgs(opts: DevServerOptions, namespace: string, uiPort: number | null): string[] {
   const args = ['server', 'start-dev', '--ip', HOST, '--port', String(opts.port)];
-  if (ui) args.push('--ui-port', String(uiPort));
+  if (uiPort !== null) args.push('--ui-port', String(uiPort));
   else args.push('--headless');
   if (opts.dbFile) {
     mkdirSync(path.dirname(path.resolve(opts.dbFile)), { recursive: true });
@@ -338,20 +227,44 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
   }
   args.push('--namespace', namespace, '--log-level', 'warn');
   for (const [name, type] of Object.entries(SEARCH_ATTRIBUTES)) args.push('--search-attribute', `${name}=${type}`);
+  return args;
+}
 
-  const child = spawn(opts.cliPath, args, {
+type ExitInfo = { code: number | null; signal: NodeJS.Signals | null };
+
+/** The running server process as startDevServer watches it. */
+interface Launched {
+  child: ChildProcess;
+  exited: Promise<ExitInfo>;
+  /** Why it could not be spawned, if it could not. */
+  spawnError(): Error | null;
+  /** How it exited, once it has. */
+  exit(): ExitInfo | null;
+  /** An error naming the command line, with the tail of its stderr. */
+  failure(why: string): Error;
+  stop(): Promise<void>;
+  /** From now on an exit nobody asked for is logged. */
+  reportUnexpectedExit(): void;
+}
+
+function launch(cliPath: string, args: string[], log: (line: string) => void): Launched {
+  const child = spawn(cliPath, args, {
     stdio: ['ignore', 'pipe', 'pipe'],
     // Own process group: a Ctrl-C in the terminal goes to us only, and we stop the server in
     // order. guardChild() makes sure it still dies with us.
     detached: true,
   });
   let spawnError: Error | null = null;
+  let exit: ExitInfo | null = null;
   child.on('error', (err) => {
     spawnError = err;
   });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+  const exited = new Promise<ExitInfo>((resolve) => {
     child.once('exit', (code, signal) => resolve({ code, signal }));
     child.once('error', () => resolve({ code: null, signal: null }));
+  });
+  void exited.then((e) => {
+    exit = e;
   });
   if (child.pid !== undefined) guardChild(child, { group: true, graceMs: STOP_GRACE_MS });
 
@@ -370,67 +283,57 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
   forward(child.stderr!, true);
 
   let stopPromise: Promise<void> | null = null;
-  const stop = (): Promise<void> => {
-    stopping = true;
-    stopPromise ??= terminateChild(child, { group: true, graceMs: STOP_GRACE_MS });
-    return stopPromise;
-  };
-
-  const describeFailure = (why: string) =>
-    new Error(
-      `Temporal dev server (${opts.cliPath} ${args.join(' ')}) ${why}` +
-        (stderrTail.length ? `\n--- its stderr (last lines) ---\n${stderrTail.slice(-20).join('\n')}` : ''),
-    );
-
-  // Wait until the frontend answers for our namespace, then make sure the search attributes exist.
-  const deadline = Date.now() + (opts.startTimeoutMs ?? 60_000);
-  let childExit: { code: number | null; signal: NodeJS.Signals | null } | null = null;
-  void exited.then((e) => {
-    childExit = e;
-  });
-  let lastError: unknown = null;
-  try {
-    for (;;) {
-      if (spawnError) throw describeFailure(`could not be started: ${(spawnError as Error).message}`);
-      if (childExit) {
-        const { code, signal } = childExit;
-        throw describeFailure(`exited before it was ready (${signal ?? `exit code ${code}`})`);
-      }
-      if (Date.now() > deadline) {
-        throw describeFailure(
-          `did not answer on ${address} within ${Math.round((opts.startTimeoutMs ?? 60_000) / 1000)} s` +
-            (lastError ? ` (last error: ${(lastError as Error).message})` : ''),
-        );
-      }
-      try {
-        // Answers only once the frontend serves our namespace: this is the readiness check too.
-        const missing = await missingSearchAttributesViaCli(opts.cliPath, address, namespace);
-        if (missing.length === 0) break;
-        // Missing on a db file the CLI created without them (see the top of this file). A
-        // concurrent creator's ALREADY_EXISTS is fine: the next listing decides.
-        await addSearchAttributesViaCli(opts.cliPath, address, namespace, missing).catch((err: unknown) => {
-          lastError = err;
-        });
-      } catch (err) {
-        lastError = err;
-        if (err instanceof Error && err.message.startsWith('search attribute ')) throw err;
-        await sleep(200);
-      }
-    }
-  } catch (err) {
-    await stop();
-    throw err;
-  }
-
-  void exited.then(({ code, signal }) => {
-    if (!stopping) log(`Temporal dev server exited unexpectedly (${signal ?? `exit code ${code}`})`);
-  });
-
   return {
-    address,
-    uiUrl: ui ? `http://${HOST}:${uiPort}` : null,
-    pid: child.pid!,
+    child,
     exited,
-    stop,
+    spawnError: () => spawnError,
+    exit: () => exit,
+    failure: (why) =>
+      new Error(
+        `Temporal dev server (${cliPath} ${args.join(' ')}) ${why}` +
+          (stderrTail.length ? `\n--- its stderr (last lines) ---\n${stderrTail.slice(-20).join('\n')}` : ''),
+      ),
+    stop: () => {
+      stopping = true;
+      stopPromise ??= terminateChild(child, { group: true, graceMs: STOP_GRACE_MS });
+      return stopPromise;
+    },
+    reportUnexpectedExit: () => {
+      void exited.then(({ code, signal }) => {
+        if (!stopping) log(`Temporal dev server exited unexpectedly (${signal ?? `exit code ${code}`})`);
+      });
+    },
   };
+}
+
+/** Waits until the frontend answers for our namespace, then makes sure the search attributes exist. */
+async function waitUntilReady(server: Launched, cliPath: string, address: string, namespace: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown = null;
+  for (;;) {
+    const spawnError = server.spawnError();
+    if (spawnError) throw server.failure(`could not be started: ${spawnError.message}`);
+    const exit = server.exit();
+    if (exit) throw server.failure(`exited before it was ready (${exit.signal ?? `exit code ${exit.code}`})`);
+    if (Date.now() > deadline) {
+      throw server.failure(
+        `did not answer on ${address} within ${Math.round(timeoutMs / 1000)} s` +
+          (lastError ? ` (last error: ${(lastError as Error).message})` : ''),
+      );
+    }
+    try {
+      // Answers only once the frontend serves our namespace: this is the readiness check too.
+      const missing = await missingSearchAttributesViaCli(cliPath, address, namespace);
+      if (missing.length === 0) return;
+      // Missing on a db file the CLI created without them (see the top of this file). A
+      // concurrent creator's ALREADY_EXISTS is fine: the next listing decides.
+      await addSearchAttributesViaCli(cliPath, address, namespace, missing).catch((err: unknown) => {
+        lastError = err;
+      });
+    } catch (err) {
+      lastError = err;
+      if (err instanceof Error && err.message.startsWith('search attribute ')) throw err;
+      await sleep(200);
+    }
+  }
 }

@@ -5,7 +5,7 @@ import { existsSync, readdirSync, readFileSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { assertPortFree, findFreePort, guardChild, terminateChild } from '../temporal/devserver';
+import { assertPortFree, findFreePort, guardChild, terminateChild } from './processes';
 
 export interface EmbeddedPostgresOptions {
   /** e.g. <HOOKLINE_DATA_DIR>/pg */
@@ -92,56 +92,10 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
   const log = opts.log ?? (() => {});
   const dataDir = path.resolve(opts.dataDir);
   const port = await choosePort(opts.port ?? 5433);
-  const logTail: string[] = [];
-  const remember = (text: string) => {
-    for (const line of text.split('\n')) {
-      if (line.trim() === '') continue;
-      logTail.push(line);
-      if (logTail.length > 40) logTail.shift();
-    }
-  };
-
-  const versionFile = path.join(dataDir, 'PG_VERSION');
-  const initialised = existsSync(versionFile);
-  if (initialised) {
-    const version = readFileSync(versionFile, 'utf8').trim();
-    if (version !== PG_MAJOR) {
-      throw new Error(
-        `${dataDir} holds a Postgres ${version} cluster; embedded Postgres is ${PG_MAJOR}. ` +
-          'Move that directory away (or set DATABASE_URL).',
-      );
-    }
-  } else if (existsSync(dataDir) && readdirSync(dataDir).length > 0) {
-    throw new Error(`${dataDir} exists, is not empty and is not a Postgres data directory; move it away or set HOOKLINE_DATA_DIR`);
-  }
-
-  const EmbeddedPostgresClass = await loadEmbeddedPostgres();
-  const instance = new EmbeddedPostgresClass({
-    databaseDir: dataDir,
-    port,
-    user: USER,
-    password: PASSWORD,
-    authMethod: 'scram-sha-256',
-    persistent: true,
-    // Postgres refuses to run as root; the library then creates and uses a `postgres` system user.
-    createPostgresUser: process.getuid?.() === 0,
-    // The library asks initdb for en_US.UTF-8 messages, which many minimal systems lack; C works
-    // everywhere, and UTF8 keeps event payloads intact whatever the environment's locale.
-    initdbFlags: ['--encoding=UTF8', '--locale=C', '--lc-messages=C'],
-    postgresFlags: ['-c', `listen_addresses=${HOST}`, '-c', 'unix_socket_directories='],
-    onLog: (message: string) => remember(String(message)),
-    onError: (err: unknown) => remember(err instanceof Error ? err.message : String(err)),
-  });
-
-  const failure = (what: string, err: unknown) =>
-    new Error(
-      `embedded Postgres ${what} failed in ${dataDir}` +
-        (err ? `: ${err instanceof Error ? err.message : String(err)}` : '') +
-        (logTail.length ? `\n--- its output (last lines) ---\n${logTail.slice(-15).join('\n')}` : '') +
-        (process.getuid?.() === 0
-          ? `\n(as root, Postgres runs as the \`postgres\` system user, which must be able to reach ${dataDir})`
-          : ''),
-    );
+  const initialised = checkDataDir(dataDir);
+  const output = new OutputTail();
+  const failure = (what: string, err: unknown) => startFailure(dataDir, output, what, err);
+  const instance = await createInstance(dataDir, port, output);
 
   if (!initialised) {
     log(`initialising a new Postgres ${PG_MAJOR} cluster in ${dataDir}`);
@@ -161,6 +115,84 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
   } catch (err) {
     throw failure('start', err);
   }
+  const { pid, exited, stop } = watchPostmaster(instance);
+  try {
+    await ensureDatabase(port);
+  } catch (err) {
+    await stop();
+    throw failure('create database', err);
+  }
+  const url = `postgres://${USER}:${PASSWORD}@${HOST}:${port}/${DATABASE}`;
+  return { url, port, pid, exited, stop };
+}
+
+/**
+ * True when `dataDir` already holds our cluster (start it, no initdb). Refuses another major
+ * version's cluster and a non-empty directory that is no cluster at all, rather than initdb over it.
+ */
+function checkDataDir(dataDir: string): boolean {
+  const versionFile = path.join(dataDir, 'PG_VERSION');
+  if (existsSync(versionFile)) {
+    const version = readFileSync(versionFile, 'utf8').trim();
+    if (version !== PG_MAJOR) {
+      throw new Error(
+        `${dataDir} holds a Postgres ${version} cluster; embedded Postgres is ${PG_MAJOR}. ` +
+          'Move that directory away (or set DATABASE_URL).',
+      );
+    }
+    return true;
+  }
+  if (existsSync(dataDir) && readdirSync(dataDir).length > 0) {
+    throw new Error(`${dataDir} exists, is not empty and is not a Postgres data directory; move it away or set HOOKLINE_DATA_DIR`);
+  }
+  return false;
+}
+
+/** The last lines Postgres printed, kept for the error when a step fails. */
+class OutputTail {
+  readonly lines: string[] = [];
+  remember(text: string): void {
+    for (const line of text.split('\n')) {
+      if (line.trim() === '') continue;
+      this.lines.push(line);
+      if (this.lines.length > 40) this.lines.shift();
+    }
+  }
+}
+
+async function createInstance(dataDir: string, port: number, output: OutputTail): Promise<EmbeddedPostgresInstance> {
+  const EmbeddedPostgresClass = await loadEmbeddedPostgres();
+  return new EmbeddedPostgresClass({
+    databaseDir: dataDir,
+    port,
+    user: USER,
+    password: PASSWORD,
+    authMethod: 'scram-sha-256',
+    persistent: true,
+    // Postgres refuses to run as root; the library then creates and uses a `postgres` system user.
+    createPostgresUser: process.getuid?.() === 0,
+    // The library asks initdb for en_US.UTF-8 messages, which many minimal systems lack; C works
+    // everywhere, and UTF8 keeps event payloads intact whatever the environment's locale.
+    initdbFlags: ['--encoding=UTF8', '--locale=C', '--lc-messages=C'],
+    postgresFlags: ['-c', `listen_addresses=${HOST}`, '-c', 'unix_socket_directories='],
+    onLog: (message: string) => output.remember(String(message)),
+    onError: (err: unknown) => output.remember(err instanceof Error ? err.message : String(err)),
+  });
+}
+
+function startFailure(dataDir: string, output: OutputTail, what: string, err: unknown): Error {
+  return new Error(
+    `embedded Postgres ${what} failed in ${dataDir}` +
+      (err ? `: ${err instanceof Error ? err.message : String(err)}` : '') +
+      (output.lines.length ? `\n--- its output (last lines) ---\n${output.lines.slice(-15).join('\n')}` : '') +
+      (process.getuid?.() === 0
+        ? `\n(as root, Postgres runs as the \`postgres\` system user, which must be able to reach ${dataDir})`
+        : ''),
+  );
+}
+
+/** Ties the started postmaster's life to ours (guardChild) and gives it an idempotent stop. */
+function watchPostmaster(instance: EmbeddedPostgresInstance): Pick<EmbeddedPostgres, 'pid' | 'exited' | 'stop'> {
   const child = (instance as unknown as { process?: import('node:child_process').ChildProcess }).process;
   // SIGINT = Postgres "fast shutdown": roll back open transactions, checkpoint, exit.
   if (child) guardChild(child, { signal: 'SIGINT', graceMs: 15_000 });
@@ -170,23 +202,13 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
         else child.once('exit', () => resolve());
       })
     : Promise.resolve();
-
   let stopPromise: Promise<void> | null = null;
   const stop = () =>
     (stopPromise ??= (async () => {
       if (!child) return await instance.stop();
       await terminateChild(child, { signal: 'SIGINT', graceMs: 15_000 });
     })());
-
-  try {
-    await ensureDatabase(port);
-  } catch (err) {
-    await stop();
-    throw failure('create database', err);
-  }
-
-  const url = `postgres://${USER}:${PASSWORD}@${HOST}:${port}/${DATABASE}`;
-  return { url, port, pid: child?.pid, exited, stop };
+  return { pid: child?.pid, exited, stop };
 }
 
 async function ensureDatabase(port: number): Promise<void> {
