@@ -1,4 +1,4 @@
-// The production roles' start and stop (src/cli/start-role.ts): each refuses to start without its
+// The production roles' start and stop (src/roles/start-role.ts): each refuses to start without its
 // services, naming them, and exits 0 once a SIGTERM has drained it. The worker's and the relay's
 // drain order is pinned in relay.test.ts; a start that fails half-way in secrets-at-rest.test.ts.
 import { execFile } from 'node:child_process';

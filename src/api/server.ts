@@ -1,7 +1,7 @@
 // `hookline api`: builds the app and listens; on SIGTERM/SIGINT it stops taking requests, lets
-// those in flight finish, and startRole (src/cli/start-role.ts) closes the rest.
+// those in flight finish, and startRole (src/roles/start-role.ts) closes the rest.
 import type { Config } from '../config';
-import { connectTemporalClient, startRole } from '../cli/start-role';
+import { connectTemporalClient, startRole } from '../roles/start-role';
 import { checkExposure } from './access';
 import { buildApp } from './app';
 

@@ -8,7 +8,7 @@ import type { Logger } from '../logger';
 import { Relay } from './relay';
 import { purgeExpiredIdempotencyKeys } from '../db/events';
 import { startRetention } from './retention';
-import { connectTemporalClient, startRole } from '../cli/start-role';
+import { connectTemporalClient, startRole } from '../roles/start-role';
 
 const IDEMPOTENCY_PURGE_INTERVAL_MS = 10 * 60 * 1000;
 /** Connections the relay loop needs at most: its batch transaction, the planning reads, retention. */

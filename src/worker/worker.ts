@@ -8,7 +8,7 @@ import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker
 import { createActivities, type ActivityDeps } from '../../activities';
 import type { Config } from '../config';
 import type { Logger } from '../logger';
-import { startRole, type RoleContext } from '../cli/start-role';
+import { startRole, type RoleContext } from '../roles/start-role';
 import { activityDeps } from './activity-deps';
 import type { Registry } from 'prom-client';
 import { createWorkerMetrics, serveMetrics, type MetricsServer } from '../metrics';
