@@ -160,6 +160,9 @@ function hooklineSubcommands(): Set<string> {
   const names = new Set<string>();
   for (const m of main.matchAll(/case '([\w-]+)':/g)) names.add(m[1]);
   for (const m of main.matchAll(/command === '([\w-]+)'/g)) names.add(m[1]);
+  // The command table: `const COMMANDS: Record<string, Command> = { dev: …, 'dead-letters': … };`
+  const table = /const COMMANDS[^=]*= \{\n([\s\S]*?)\n\};/.exec(main)?.[1] ?? '';
+  for (const m of table.matchAll(/^\s+'?([\w-]+)'?:/gm)) names.add(m[1]);
   return names;
 }
 
