@@ -1,6 +1,6 @@
 // Hookline's own events ("operational webhooks"): things an operator wants to hear about —
 // an endpoint disabled, a circuit opened, a delivery dead-lettered. They are ordinary events on
-// the reserved `hookline.` type prefix, written with their outbox row, so they are delivered,
+// the reserved `hookline.` type prefix, written with their outbox row (publishEvent), so they are delivered,
 // signed, retried and shown in the Web UI like any other; an operator subscribes a URL to
 // `hookline.*` (a catch-all endpoint does not get them: see src/matching.ts). This module is the
 // one place that emits them, and owns their catalogue entries and the two guards:
@@ -15,9 +15,8 @@
 import { createHash } from 'node:crypto';
 import { ulid } from 'ulid';
 import { newEventId } from './ids';
-import { getEvent, insertEventWithOutbox } from './db/events';
+import { getEvent, publishEvent } from './db/events';
 import { getDelivery } from './db/deliveries';
-import { notifyOutbox, notifyOutboxOnCommit } from './db/outbox-notify';
 import { updateEndpoint, type EndpointRow } from './db/endpoints';
 import { withTransaction, type Pool, type PoolClient } from './db/pool';
 
@@ -95,18 +94,14 @@ export async function recordOperationalEvent(
     };
   }
   // Version 1: the catalogue's schema (OPERATIONAL_EVENT_CATALOGUE) that `data` follows.
-  const { created } = await insertEventWithOutbox(db, { id, type, data: body, version: 1 });
+  const { created } = await publishEvent(db, { id, type, data: body, version: 1 });
   if (!created) return { id, outcome: 'exists' };
   // Subtract what this event reported, not reset: holds counted meanwhile are kept for the next.
   if (reported > 0) {
     await db.query('UPDATE ops_event_windows SET suppressed = greatest(suppressed - $3, 0) WHERE endpoint_id = $1 AND type = $2', [endpointId, type, reported]);
   }
-  if (isPool(db)) notifyOutbox(db);
-  else await notifyOutboxOnCommit(db);
   return { id, outcome: 'created' };
 }
-
-const isPool = (db: Pool | PoolClient): db is Pool => 'totalCount' in db;
 
 /**
  * Counts one event against its (endpoint, type) window. A window opens with the first event

@@ -13,9 +13,8 @@
 // business transaction. `{ validate: true }` applies the same contract as POST /v1/events
 // (one extra query per event; compiled schemas are cached) and throws EventContractError.
 import type { ClientBase } from 'pg';
-import { insertEventWithOutbox } from '../db/events';
+import { publishEvent } from '../db/events';
 import { TENANT_PATH_PATTERN } from '../db/tenants';
-import { notifyOutboxOnCommit } from '../db/outbox-notify';
 import { isOperationalType, OPERATIONAL_PREFIX } from '../ops-events';
 import { CHANNEL_PATTERN, EVENT_ID_PATTERN, EVENT_TYPE_PATTERN, newEventId } from '../ids';
 import type { EventContractError } from '../contracts';
@@ -107,15 +106,15 @@ export async function enqueueEvent(
       const { checkEventContract } = await import('../contracts');
       ({ version } = await checkEventContract(client, event, { acceptUnregistered: opts.acceptUnregistered ?? true }));
     }
-    const { event: row, created } = await insertEventWithOutbox(client, {
+    // NOTIFY queued in the caller's transaction: the relays wake when (if) it commits.
+    const { event: row, created } = await publishEvent(client, {
       id: event.id ?? newEventId(),
       tenantId: event.tenantId,
       type: event.type,
       data: event.data,
       channels: event.channels && event.channels.length > 0 ? event.channels : null,
       version,
-    });
-    if (created) await notifyOutboxOnCommit(client);
+    }, 'on-commit');
     await client.query(`RELEASE SAVEPOINT ${SAVEPOINT}`);
     return { id: row.id, created };
   } catch (err) {

@@ -13,7 +13,7 @@ import { withTransaction, type Pool } from '../../db/pool';
 import { lookupEventContractCached } from '../../db/event-types';
 import { notifyOutbox } from '../../db/outbox-notify';
 import { requestTraceContext } from '../../telemetry';
-import { claimIdempotencyKey, getEvent, insertEventWithOutbox, type EventRow } from '../../db/events';
+import { claimIdempotencyKey, getEvent, publishEvent, type EventRow } from '../../db/events';
 import { deliveriesForEvent } from '../../db/deliveries';
 import { newEventId } from '../../ids';
 import { isOperationalType, OPERATIONAL_PREFIX } from '../../ops-events';
@@ -90,19 +90,22 @@ function contractOf(verdict: Verdict): ContractResult {
 
 /**
  * Without an Idempotency-Key: the event and its outbox row are one INSERT statement, atomic on
- * its own, so no BEGIN/COMMIT round trips around it.
+ * its own, so no BEGIN/COMMIT round trips around it; publishEvent wakes the relays after it.
  */
 async function recordEvent(
   pool: Pool, tenantId: string, b: z.output<typeof EventIn>, verdict: Verdict, traceContext: TraceContext, onlyEndpointId?: string,
 ): Promise<Recorded> {
   const contract = contractOf(verdict);
   const id = b.id ?? newEventId();
-  const { event, created } = await insertEventWithOutbox(pool, { id, tenantId, onlyEndpointId, type: b.type, data: b.data, channels: b.channels, version: contract.version, traceContext });
+  const { event, created } = await publishEvent(pool, { id, tenantId, onlyEndpointId, type: b.type, data: b.data, channels: b.channels, version: contract.version, traceContext });
   if (!created && (event.tenantId !== tenantId || !sameEvent(event, b))) throw eventIdConflict(id);
   return { event, contract };
 }
 
-/** With an Idempotency-Key: the key claim and the insert commit together or not at all. */
+/**
+ * With an Idempotency-Key: the key claim and the insert commit together or not at all. The
+ * caller wakes the relays after the commit (a NOTIFY inside it would serialise commits).
+ */
 async function recordEventOnce(
   pool: Pool, config: Config, tenantId: string, b: z.output<typeof EventIn>, key: string, verdict: Verdict, traceContext: TraceContext,
 ): Promise<Recorded> {
@@ -120,7 +123,7 @@ async function recordEventOnce(
     }
     // After the key claim, so a repeated key returns the first event even if the type changed since.
     const contract = contractOf(verdict);
-    const { event, created } = await insertEventWithOutbox(db, { id, tenantId, type: b.type, data: b.data, channels: b.channels, version: contract.version, traceContext });
+    const { event, created } = await publishEvent(db, { id, tenantId, type: b.type, data: b.data, channels: b.channels, version: contract.version, traceContext }, 'after-commit');
     if (!created && (event.tenantId !== tenantId || !sameEvent(event, b))) throw eventIdConflict(id);
     return { event, contract };
   });
@@ -166,9 +169,13 @@ export const eventRoutes: FastifyPluginAsync = async (fastify) => {
     const verdict = await checkContract(config, contractDb, b);
     // The request's trace context rides with the outbox row, so the relay's span joins its trace.
     const trace = requestTraceContext(req);
-    const { event, contract } =
-      key === undefined ? await recordEvent(pool, req.tenantId, b, verdict, trace) : await recordEventOnce(pool, config, req.tenantId, b, key, verdict, trace);
-    notifyOutbox(pool);
+    let recorded: Recorded;
+    if (key === undefined) recorded = await recordEvent(pool, req.tenantId, b, verdict, trace);
+    else {
+      recorded = await recordEventOnce(pool, config, req.tenantId, b, key, verdict, trace);
+      notifyOutbox(pool);
+    }
+    const { event, contract } = recorded;
     const deprecatedAt = contract?.deprecatedAt;
     if (deprecatedAt) {
       const warning = `event type ${event.type} is deprecated`;
