@@ -3,8 +3,10 @@
 // the reserved `hookline.` type prefix, written with their outbox row (publishEvent), so they are delivered,
 // signed, retried and shown in the Web UI like any other; an operator subscribes a URL to
 // `hookline.*` (a catch-all endpoint does not get them: see src/matching.ts). This module is the
-// one place that emits them, and owns their catalogue entries and the two guards:
+// one place that emits them, and owns their catalogue entries and these rules:
 //
+// - Id space: ids are `evt_op_…` (src/ids.ts), which no producer may submit, and a stored row is
+//   taken for "already emitted" only if its type and tenant match (issue #21 item 4).
 // - Loop guard: a dead letter or drop of a hookline.* delivery emits nothing, so an operator
 //   endpoint that fails cannot feed itself (emitDeliveryEvent).
 // - Storm cap: per endpoint and per type, at most `perWindow` events per window (default 10 a
@@ -13,15 +15,15 @@
 //   one sent carries the count (`suppressedSinceLast`). 10,000 dead letters of one endpoint in a
 //   minute are 10 events, not 10,000; the dead letters themselves stay in GET /v1/dead-letters.
 import { createHash } from 'node:crypto';
-import { ulid } from 'ulid';
-import { newEventId } from './ids';
+import { decodeTime, ulid } from 'ulid';
+import { isOperationalType, newOperationalEventId, OPERATIONAL_ID_PREFIX, OPERATIONAL_PREFIX } from './ids';
 import { getEvent, publishEvent } from './db/events';
 import { getDelivery } from './db/deliveries';
 import { updateEndpoint, type EndpointRow } from './db/endpoints';
 import { withTransaction, type Pool, type PoolClient } from './db/pool';
+import { DEFAULT_TENANT } from './db/tenants';
 
-/** The reserved prefix: producers may not publish under it. */
-export const OPERATIONAL_PREFIX = 'hookline.';
+export { isOperationalType, OPERATIONAL_PREFIX };
 
 export const OperationalEventTypes = [
   'hookline.endpoint.disabled',
@@ -31,10 +33,6 @@ export const OperationalEventTypes = [
   'hookline.delivery.dropped',
 ] as const;
 export type OperationalEventType = (typeof OperationalEventTypes)[number];
-
-export function isOperationalType(type: string): boolean {
-  return type.startsWith(OPERATIONAL_PREFIX);
-}
 
 export interface OpsEventLimit {
   /** Events of one type about one endpoint that one window sends. */
@@ -78,8 +76,9 @@ export async function recordOperationalEvent(
   data: Record<string, unknown>,
   opts: EmitOptions = {},
 ): Promise<EmitResult> {
-  const id = opts.id ?? newEventId();
-  if (opts.id && (await getEvent(db, id))) return { id, outcome: 'exists' };
+  const target = await idToEmit(db, opts.id, type, DEFAULT_TENANT);
+  if (target.emitted) return { id: target.id, outcome: 'exists' };
+  const id = target.id;
   const endpointId = typeof data.endpointId === 'string' ? data.endpointId : null;
   let body = data;
   let reported = 0;
@@ -101,6 +100,22 @@ export async function recordOperationalEvent(
     await db.query('UPDATE ops_event_windows SET suppressed = greatest(suppressed - $3, 0) WHERE endpoint_id = $1 AND type = $2', [endpointId, type, reported]);
   }
   return { id, outcome: 'created' };
+}
+
+/**
+ * The id to emit under, and whether an earlier try of this transition already did. A stored row
+ * counts as that try only if its type and tenant match: one of another type or tenant holding
+ * the id (written before ids were reserved, or by hand) is not this transition, and the event
+ * goes under a sibling id derived from it instead, the same on every try.
+ */
+async function idToEmit(db: Pool | PoolClient, id: string | undefined, type: string, home: string): Promise<{ id: string; emitted: boolean }> {
+  if (!id) return { id: newOperationalEventId(), emitted: false };
+  for (const candidate of [id, siblingId(id, 'taken')]) {
+    const stored = await getEvent(db, candidate);
+    if (!stored) return { id: candidate, emitted: false };
+    if (stored.type === type && stored.tenantId === home) return { id: candidate, emitted: true };
+  }
+  return { id: newOperationalEventId(), emitted: false };
 }
 
 /**
@@ -129,14 +144,27 @@ async function countInWindow(db: Pool | PoolClient, endpointId: string, type: st
 }
 
 /**
- * An event id that is the same on every try of one transition, shaped like any other (`evt_` +
- * a ULID whose time part is `timeMs`, so it sorts with events of its time) — its random part is
- * a hash of `parts`.
+ * An event id that is the same on every try of one transition: `evt_op_` + a ULID whose time
+ * part is `timeMs` (so it sorts with events of its time) and whose random part is a hash of
+ * `parts`. The prefix is one no producer may submit, so knowing the parts does not let anyone
+ * take the id first.
  */
 export function operationalEventId(timeMs: number, ...parts: string[]): string {
   const digest = createHash('sha256').update(parts.join('\0')).digest();
   let i = 0;
-  return `evt_${ulid(timeMs, () => digest[i++] / 256)}`;
+  return `${OPERATIONAL_ID_PREFIX}${ulid(timeMs, () => digest[i++] / 256)}`;
+}
+
+/** Another deterministic id of the same time, told apart from `id` by `tag`. */
+function siblingId(id: string, tag: string): string {
+  let timeMs = 0;
+  try {
+    timeMs = decodeTime(id.slice(OPERATIONAL_ID_PREFIX.length));
+  } catch {
+    // Not a ULID after the prefix (an id a caller made up): time 0 sorts badly, but the same
+    // id must give the same sibling on every try, which the clock would not.
+  }
+  return operationalEventId(timeMs, 'sibling', id, tag);
 }
 
 /**
@@ -193,9 +221,15 @@ export async function disableEndpoint(
   await withTransaction(pool, async (db) => {
     const row = await updateEndpoint(db, loaded.id, { disabled: true, disabledReason: why.reason });
     if (!row) return; // deleted meanwhile: nothing to report
-    const id = operationalEventId(loaded.updatedAt.getTime(), 'endpoint.disabled', loaded.id, loaded.updatedAt.toISOString());
-    await recordOperationalEvent(db, 'hookline.endpoint.disabled', { endpointId: loaded.id, disabledAt: row.updatedAt.toISOString(), ...why }, { id, limit });
+    const id = disabledEventId(loaded.id, loaded.updatedAt);
+    const data = { endpointId: loaded.id, disabledAt: row.updatedAt.toISOString(), ...why };
+    await recordOperationalEvent(db, 'hookline.endpoint.disabled', data, { id, limit });
   });
+}
+
+/** The id of hookline.endpoint.disabled for an endpoint as loaded (enabled) at `updatedAt`. */
+export function disabledEventId(endpointId: string, updatedAt: Date): string {
+  return operationalEventId(updatedAt.getTime(), 'endpoint.disabled', endpointId, updatedAt.toISOString());
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import Ajv from 'ajv';
 import addFormats from 'ajv-formats';
 import { enqueueEvent } from '../src/producer';
 import { matchesEventType } from '../src/matching';
-import { OperationalEventTypes } from '../src/ops-events';
+import { disabledEventId, OperationalEventTypes } from '../src/ops-events';
 import type { DeliveryStatusReport } from '../activities';
 import {
   createEndpoint, createHarness, FAST_RETRY, sendEvent, startReceiver, startVerifyingReceiver, waitFor,
@@ -219,6 +219,34 @@ describe('operational webhooks', () => {
     const { rows } = await h.pool.query("SELECT id FROM events WHERE type LIKE 'hookline.%' AND data->>'eventType' LIKE 'hookline.%'");
     expect(rows).toEqual([]);
     expect(await storedAbout('hookline.delivery.dead_lettered', first.id)).toEqual([]);
+  });
+
+  // Issue #21 item 4: a producer that computes the id of a coming transition cannot publish it
+  // first and so suppress the operator's hookline.endpoint.disabled.
+  it('refuses operational ids on submit, and never takes a stored event of another type for the one it emits', async () => {
+    const { ep } = await failing(410, ['ops.squat']);
+    const loaded = (await h.app.inject({ method: 'GET', url: `/v1/endpoints/${ep.id}` })).json();
+    const updatedAt = new Date(loaded.updatedAt);
+    const squat = disabledEventId(ep.id, updatedAt);
+    const res = await h.app.inject({ method: 'POST', url: '/v1/events', payload: { id: squat, type: 'ops.squat', data: {} } });
+    expect(res.statusCode).toBe(400);
+    expect(res.json()).toMatchObject({ code: 'validation_error', details: [{ path: 'body.id' }] });
+    const db = new pg.Client({ connectionString: h.config.DATABASE_URL });
+    await db.connect();
+    try {
+      await db.query('BEGIN');
+      await expect(enqueueEvent(db, { id: squat, type: 'ops.squat', data: {} })).rejects.toThrow(/^id: /);
+      await db.query('ROLLBACK');
+    } finally {
+      await db.end();
+    }
+    // A row that holds the id anyway (written before this release, or by hand) is not taken for
+    // the transition: the event is still emitted.
+    await h.pool.query("INSERT INTO events (id, type, data) VALUES ($1, 'ops.squat', '{}')", [squat]);
+    await sendEvent(h.app, { type: 'ops.squat', data: {} });
+    const got = await waitOne('hookline.endpoint.disabled', (d) => d.endpointId === ep.id, 'the disabled event');
+    expect(got.id).not.toBe(squat);
+    expect(got.id).toMatch(/^evt_op_/);
   });
 
   it('storm cap: a burst of dead letters on one endpoint sends perWindow events, then counts the rest', async () => {

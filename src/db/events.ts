@@ -3,6 +3,7 @@
 // opened as rows are read; SQL on `data` sees NULL for such events.
 import type { ClientBase } from 'pg';
 import { currentKeyring, openEventData, openSecret, payloadsEncrypted, sealEventData } from '../at-rest';
+import { isOperationalId, isOperationalType, OPERATIONAL_ID_PREFIX, OPERATIONAL_PREFIX } from '../ids';
 import { notifyOutbox, notifyOutboxOnCommit } from './outbox-notify';
 import { isPool, type Pool, type PoolClient } from './pool';
 import { DEFAULT_TENANT } from './tenants';
@@ -75,8 +76,14 @@ export type Wake = 'on-commit' | 'after-commit';
  * or neither does), then the relays' wake-up. Returns `created: false` (and the stored row) when
  * the id already exists. Event ids are global (they are workflow ids): an id another tenant
  * already used comes back as that tenant's row, and the caller must treat it as a conflict.
+ *
+ * Operational ids (evt_op_…) carry hookline.* events and nothing else: callers refuse them with
+ * a message naming their field first; this is the backstop that keeps the id space unwritable.
  */
 export async function publishEvent(db: Queryable, e: NewEvent, wake: Wake = 'on-commit'): Promise<{ event: EventRow; created: boolean }> {
+  if (isOperationalId(e.id) !== isOperationalType(e.type)) {
+    throw new Error(`event ${e.id} (${e.type}): ${OPERATIONAL_ID_PREFIX} ids are for Hookline's own ${OPERATIONAL_PREFIX}* events, and only they`);
+  }
   const result = await insertEventWithOutbox(db, e);
   if (!result.created) return result;
   if (isPool(db)) notifyOutbox(db);

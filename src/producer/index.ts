@@ -15,8 +15,9 @@
 import type { ClientBase } from 'pg';
 import { publishEvent } from '../db/events';
 import { TENANT_PATH_PATTERN } from '../db/tenants';
-import { isOperationalType, OPERATIONAL_PREFIX } from '../ops-events';
-import { CHANNEL_PATTERN, EVENT_ID_PATTERN, EVENT_TYPE_PATTERN, newEventId } from '../ids';
+import {
+  CHANNEL_PATTERN, EVENT_ID_PATTERN, EVENT_TYPE_PATTERN, isOperationalId, isOperationalType, newEventId, OPERATIONAL_ID_PREFIX, OPERATIONAL_PREFIX,
+} from '../ids';
 import type { EventContractError } from '../contracts';
 
 export { newEventId };
@@ -66,6 +67,9 @@ function checkShape(e: ProducerEvent): void {
   }
   if (e.id !== undefined && (typeof e.id !== 'string' || !EVENT_ID_PATTERN.test(e.id))) {
     throw new TypeError('id: up to 128 of A-Z a-z 0-9 _ . : -');
+  }
+  if (e.id !== undefined && isOperationalId(e.id)) {
+    throw new TypeError(`id: the ${OPERATIONAL_ID_PREFIX} prefix is reserved for Hookline's own events, got ${JSON.stringify(e.id)}`);
   }
   if (e.channels !== undefined && (!Array.isArray(e.channels) || !e.channels.every((c) => typeof c === 'string' && CHANNEL_PATTERN.test(c)))) {
     throw new TypeError('channels: an array of names made of letters, digits and _ . : -');

@@ -15,7 +15,7 @@ import { notifyOutbox } from '../../db/outbox-notify';
 import { requestTraceContext } from '../../telemetry';
 import { claimIdempotencyKey, getEvent, publishEvent, type EventRow } from '../../db/events';
 import { deliveriesForEvent } from '../../db/deliveries';
-import { newEventId } from '../../ids';
+import { isOperationalId, newEventId, OPERATIONAL_ID_PREFIX } from '../../ids';
 import { isOperationalType, OPERATIONAL_PREFIX } from '../../ops-events';
 import { ApiError, notFound } from '../errors';
 import { deliveryOut, eventOut } from '../serialize';
@@ -135,6 +135,12 @@ const reservedType = () => {
   return new ApiError(400, 'validation_error', `body.${message}`, [{ path: 'body.type', message: message.slice('type: '.length) }]);
 };
 
+/** Hookline's own events' ids (src/ids.ts): a producer taking one first would silence that event. */
+const reservedId = () => {
+  const message = `the ${OPERATIONAL_ID_PREFIX} id prefix is reserved for Hookline's own events`;
+  return new ApiError(400, 'validation_error', `body.id: ${message}`, [{ path: 'body.id', message }]);
+};
+
 // Event ids are global (each is a workflow id): an id another tenant used conflicts too, with the
 // same words, so the answer shows neither that tenant nor its content.
 const eventIdConflict = (id: string) => new ApiError(409, 'event_id_conflict', `id: event ${id} already exists with different content`);
@@ -156,12 +162,13 @@ export const eventRoutes: FastifyPluginAsync = async (fastify) => {
       description:
         'A registered type checks `data` against the JSON Schema of `version` (default: the latest) and answers 422 ' +
         'when it breaks it. A deprecated type is still accepted; the answer then carries `Deprecation` (RFC 9745) ' +
-        'and `Warning: 299` headers and a `warning` field. The `hookline.` type prefix is reserved for Hookline\'s own ' +
-        'operational events (400 naming `type`).',
+        'and `Warning: 299` headers and a `warning` field. The `hookline.` type prefix and the `evt_op_` id prefix are ' +
+        'reserved for Hookline\'s own operational events (400 naming `type` or `id`).',
     },
   }, async (req, reply) => {
     const b = req.body;
     if (isOperationalType(b.type)) throw reservedType();
+    if (b.id !== undefined && isOperationalId(b.id)) throw reservedId();
     const key = req.headers['idempotency-key'];
     if (key !== undefined && !IDEMPOTENCY_KEY_PATTERN.test(key)) {
       throw new ApiError(400, 'validation_error', 'headers.idempotency-key: 1–255 printable ASCII characters');
