@@ -31,3 +31,16 @@ export const EVENT_ID_PATTERN = /^[A-Za-z0-9_.:-]{1,128}$/;
 export const EVENT_TYPE_PATTERN = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/;
 /** Channel names an event may carry and an endpoint may subscribe to. */
 export const CHANNEL_PATTERN = /^[A-Za-z0-9_.:-]{1,128}$/;
+
+/** The type prefix of Hookline's own (operational) events: producers may not publish under it. */
+export const OPERATIONAL_PREFIX = 'hookline.';
+export const isOperationalType = (type: string): boolean => type.startsWith(OPERATIONAL_PREFIX);
+
+/**
+ * Hookline's own (operational) events live in an id space no producer may write: the API and
+ * the producer library refuse this prefix on submit, so nobody can take the deterministic id of
+ * a coming transition first and so suppress its event (issue #21 item 4).
+ */
+export const OPERATIONAL_ID_PREFIX = 'evt_op_';
+export const newOperationalEventId = (): string => `${OPERATIONAL_ID_PREFIX}${next()}`;
+export const isOperationalId = (id: string): boolean => id.startsWith(OPERATIONAL_ID_PREFIX);

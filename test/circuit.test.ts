@@ -12,9 +12,14 @@ async function statuses(h: Harness, endpointId: string): Promise<Array<{ event_i
 
 const health = async (h: Harness, id: string) => (await h.app.inject({ method: 'GET', url: `/v1/endpoints/${id}` })).json().health;
 
+/** Copies of `type` about the endpoint in its tenant (`default`); the operator feed holds as many. */
 async function operationalEvents(h: Harness, type: string, endpointId: string): Promise<number> {
-  const { rows } = await h.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM events WHERE type = $1 AND data->>'endpointId' = $2`, [type, endpointId]);
-  return rows[0].n;
+  const count = async (tenant: string) => (await h.pool.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM events WHERE type = $1 AND data->>'endpointId' = $2 AND tenant_id = $3`, [type, endpointId, tenant],
+  )).rows[0].n;
+  const [own, feed] = await Promise.all([count('default'), count('_operator')]);
+  expect(feed, `${type}: the operator feed's copies`).toBe(own);
+  return own;
 }
 
 describe('circuit breaker', () => {

@@ -9,7 +9,7 @@ import Ajv from 'ajv';
 import addFormats from 'ajv-formats';
 import { enqueueEvent } from '../src/producer';
 import { matchesEventType } from '../src/matching';
-import { OperationalEventTypes } from '../src/ops-events';
+import { disabledEventId, OperationalEventTypes, OPERATOR_TENANT, redactReason } from '../src/ops-events';
 import type { DeliveryStatusReport } from '../activities';
 import {
   createEndpoint, createHarness, FAST_RETRY, sendEvent, startReceiver, startVerifyingReceiver, waitFor,
@@ -81,9 +81,9 @@ describe('operational webhooks', () => {
     return { rx, ep };
   }
 
-  /** Operational events stored about `eventId`'s deliveries (payloads are not encrypted in tests). */
-  const storedAbout = async (type: string, eventId: string) =>
-    (await h.pool.query("SELECT id FROM events WHERE type = $1 AND data->>'eventId' = $2", [type, eventId])).rows.map((r) => r.id as string);
+  /** Operational events stored about `eventId`'s deliveries in `tenant` (payloads are not encrypted in tests). */
+  const storedAbout = async (type: string, eventId: string, tenant = 'default') =>
+    (await h.pool.query("SELECT id FROM events WHERE type = $1 AND data->>'eventId' = $2 AND tenant_id = $3", [type, eventId, tenant])).rows.map((r) => r.id as string);
 
   it('sends hookline.delivery.dead_lettered, signed, inspectable in the API and the Web UI as any event', async () => {
     const { ep } = await failing(400, ['ops.dead']);
@@ -148,6 +148,7 @@ describe('operational webhooks', () => {
     await waitFor(() => statusReports.filter((s) => s.eventId === ev.id && s.status === 'dead_lettered').length === 2, 30_000, 'the retry');
     // …and the second found its event written: one in the database, one at the receiver.
     expect(await storedAbout('hookline.delivery.dead_lettered', ev.id)).toHaveLength(1);
+    expect(await storedAbout('hookline.delivery.dead_lettered', ev.id, OPERATOR_TENANT)).toHaveLength(1);
     expect(about('hookline.delivery.dead_lettered', (d) => d.eventId === ev.id && d.endpointId === ep.id)()).toHaveLength(1);
   });
 
@@ -221,6 +222,75 @@ describe('operational webhooks', () => {
     expect(await storedAbout('hookline.delivery.dead_lettered', first.id)).toEqual([]);
   });
 
+  // Issue #21 item 3: an operational event lands in the tenant it concerns, with a reason that
+  // names no host or address; the full one goes only to the reserved operator tenant.
+  it('emits each operational event in its own tenant with a redacted reason, and in full only to the operator feed', async () => {
+    expect((await h.app.inject({ method: 'POST', url: '/v1/tenants', payload: { id: 'acme-ops' } })).statusCode).toBe(201);
+    const acmeOps = await startReceiver();
+    const feed = await startReceiver();
+    receivers.push(acmeOps, feed);
+    const create = async (tenant: string, body: Record<string, unknown>) => {
+      const res = await h.app.inject({ method: 'POST', url: `/v1/tenants/${tenant}/endpoints`, payload: body });
+      expect(res.statusCode, `${tenant}: ${res.body}`).toBe(201);
+      return res.json() as { id: string };
+    };
+    await create('acme-ops', { url: acmeOps.url, eventTypes: ['hookline.*'], retry: FAST_RETRY });
+    await create(OPERATOR_TENANT, { url: feed.url, eventTypes: ['hookline.*'], retry: FAST_RETRY });
+    const broken = await create('acme-ops', { url: 'http://hooks.acme-internal.invalid/in', eventTypes: ['ops.tenant'], retry: { ...FAST_RETRY, maxAttempts: 1 } });
+    const sent = await h.app.inject({ method: 'POST', url: '/v1/tenants/acme-ops/events', payload: { type: 'ops.tenant', data: {} } });
+    const ev = sent.json() as { id: string };
+
+    const bodies = (rx: Receiver) => rx.requests.map((r) => JSON.parse(r.body) as OpsEvent);
+    const mine = (rx: Receiver) => bodies(rx).find((e) => e.type === 'hookline.delivery.dead_lettered' && e.data.eventId === ev.id);
+    const own = await waitFor(() => mine(acmeOps), 60_000, "the tenant's own dead-letter event");
+    const full = await waitFor(() => mine(feed), 60_000, 'the operator feed copy');
+    expect(own.data).toMatchObject({ endpointId: broken.id, tenantId: 'acme-ops' });
+    expect(own.data.reason).toMatch(/ENOTFOUND/);
+    expect(own.data.reason).not.toMatch(/acme-internal|\.invalid/);
+    expect(full.data).toMatchObject({ endpointId: broken.id, tenantId: 'acme-ops' });
+    expect(full.data.reason).toContain('hooks.acme-internal.invalid');
+    expect(full.id).not.toBe(own.id);
+
+    // Stored once in each of the two tenants, never in `default`: a default-tenant key, portal
+    // session or hookline.* endpoint sees nothing of it.
+    const { rows } = await h.pool.query(
+      "SELECT id, tenant_id FROM events WHERE type = 'hookline.delivery.dead_lettered' AND data->>'eventId' = $1 ORDER BY tenant_id", [ev.id],
+    );
+    expect(rows.map((r) => r.tenant_id)).toEqual([OPERATOR_TENANT, 'acme-ops'].sort());
+    expect(bodies(operator).filter((e) => e.data.eventId === ev.id)).toEqual([]);
+    expect((await h.app.inject({ method: 'GET', url: `/v1/events/${own.id}` })).statusCode).toBe(404);
+    expect((await h.app.inject({ method: 'GET', url: `/v1/tenants/acme-ops/events/${own.id}` })).statusCode).toBe(200);
+    expect((await h.app.inject({ method: 'GET', url: `/v1/tenants/acme-ops/events/${full.id}` })).statusCode).toBe(404);
+  });
+
+  // Issue #21 item 4: a producer that computes the id of a coming transition cannot publish it
+  // first and so suppress the operator's hookline.endpoint.disabled.
+  it('refuses operational ids on submit, and never takes a stored event of another type for the one it emits', async () => {
+    const { ep } = await failing(410, ['ops.squat']);
+    const loaded = (await h.app.inject({ method: 'GET', url: `/v1/endpoints/${ep.id}` })).json();
+    const updatedAt = new Date(loaded.updatedAt);
+    const squat = disabledEventId(ep.id, updatedAt);
+    const res = await h.app.inject({ method: 'POST', url: '/v1/events', payload: { id: squat, type: 'ops.squat', data: {} } });
+    expect(res.statusCode).toBe(400);
+    expect(res.json()).toMatchObject({ code: 'validation_error', details: [{ path: 'body.id' }] });
+    const db = new pg.Client({ connectionString: h.config.DATABASE_URL });
+    await db.connect();
+    try {
+      await db.query('BEGIN');
+      await expect(enqueueEvent(db, { id: squat, type: 'ops.squat', data: {} })).rejects.toThrow(/^id: /);
+      await db.query('ROLLBACK');
+    } finally {
+      await db.end();
+    }
+    // A row that holds the id anyway (written before this release, or by hand) is not taken for
+    // the transition: the event is still emitted.
+    await h.pool.query("INSERT INTO events (id, type, data) VALUES ($1, 'ops.squat', '{}')", [squat]);
+    await sendEvent(h.app, { type: 'ops.squat', data: {} });
+    const got = await waitOne('hookline.endpoint.disabled', (d) => d.endpointId === ep.id, 'the disabled event');
+    expect(got.id).not.toBe(squat);
+    expect(got.id).toMatch(/^evt_op_/);
+  });
+
   it('storm cap: a burst of dead letters on one endpoint sends perWindow events, then counts the rest', async () => {
     const { ep } = await failing(400, ['ops.storm']);
     const burst = 8;
@@ -231,8 +301,11 @@ describe('operational webhooks', () => {
     const mine = about('hookline.delivery.dead_lettered', (d) => d.endpointId === ep.id);
     // All counted, and the ones let through arrived (suppressed ones are never written).
     await waitFor(async () => (await window())?.seen === burst && mine().length >= LIMIT.perWindow, 60_000, 'the burst');
-    const stored = await h.pool.query("SELECT count(*)::int AS n FROM events WHERE type = 'hookline.delivery.dead_lettered' AND data->>'endpointId' = $1", [ep.id]);
-    expect(stored.rows[0].n).toBe(LIMIT.perWindow);
+    // One copy in the endpoint's tenant and one in the operator feed per event let through.
+    const stored = await h.pool.query(
+      "SELECT tenant_id, count(*)::int AS n FROM events WHERE type = 'hookline.delivery.dead_lettered' AND data->>'endpointId' = $1 GROUP BY 1 ORDER BY 1", [ep.id],
+    );
+    expect(stored.rows).toEqual([{ tenant_id: OPERATOR_TENANT, n: LIMIT.perWindow }, { tenant_id: 'default', n: LIMIT.perWindow }]);
     expect(await window()).toEqual({ seen: burst, suppressed: burst - LIMIT.perWindow });
     expect(mine()).toHaveLength(LIMIT.perWindow);
     // The last one the window allows says more are held back.
@@ -261,3 +334,25 @@ async function markDeliveryDone(h: Harness, workflowId: string): Promise<boolean
   }
   return false;
 }
+
+describe('redactReason', () => {
+  it('keeps the failure and drops every host, address and port', () => {
+    const cases: [string, RegExp, RegExp][] = [
+      ['attempts exhausted: ENOTFOUND: getaddrinfo ENOTFOUND hooks.acme-internal.invalid', /^attempts exhausted: ENOTFOUND/, /acme|invalid/],
+      ['attempts exhausted: ECONNREFUSED: connect ECONNREFUSED 10.1.2.3:8443', /^attempts exhausted: ECONNREFUSED/, /10\.1|8443/],
+      ['deadline exceeded: ECONNRESET: read ECONNRESET [fd00::1]:443', /^deadline exceeded: ECONNRESET/, /fd00|443/],
+      ['EndpointGone: HTTP 410 from api.internal.corp:9000: endpoint disabled', /^EndpointGone: HTTP 410/, /internal|9000/],
+      ['PrivateTarget: EPRIVATETARGET: db.svc.cluster.local resolves to an address outside HOOKLINE_ALLOWED_TARGETS', /^PrivateTarget: EPRIVATETARGET/, /svc|cluster/],
+      ['attempts exhausted: EREQUEST: request to http://user@10.0.0.7/x failed, fe80::1%eth0 unreachable', /^attempts exhausted: EREQUEST/, /10\.0|fe80|user@/],
+    ];
+    for (const [reason, keeps, drops] of cases) {
+      const shown = redactReason(reason);
+      expect(shown, reason).toMatch(keeps);
+      expect(shown, reason).not.toMatch(drops);
+    }
+    expect(redactReason('attempts exhausted: HTTP 503')).toBe('attempts exhausted: HTTP 503');
+    expect(redactReason('PermanentFailure: HTTP 400')).toBe('PermanentFailure: HTTP 400');
+    expect(redactReason('attempts exhausted: ETIMEDOUT: timed out after 3000 ms')).toMatch(/^attempts exhausted: ETIMEDOUT/);
+    expect(redactReason(null)).toBeNull();
+  });
+});

@@ -4,6 +4,7 @@
 import { Validator } from '@seriousme/openapi-schema-validator';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EndpointRow } from '../src/db/endpoints';
+import { OPERATOR_TENANT } from '../src/db/tenants';
 import { enqueueEvent } from '../src/producer';
 import { FANOUT_CHILD_BATCH } from '../workflows/deliver-event';
 import { subscribersOf } from '../src/subscriptions';
@@ -76,6 +77,32 @@ describe('tenants', () => {
     expect((await call('DELETE', `/v1/tenants/${generated.id}`)).status).toBe(404);
     expect((await call('POST', '/v1/tenants', { id: 'cust-42' })).status).toBe(409);
     expect((await call('GET', '/v1/tenants/nobody/endpoints')).status).toBe(404);
+  });
+
+  // Issue #21 item 3: the cross-tenant feed of operational events is a tenant only the admin reaches.
+  it('keeps the operator tenant to the admin key: no tenant, key or portal session can be made for it', async () => {
+    const bearer = (key: string) => ({ authorization: `Bearer ${key}` });
+    // The admin (here: the open loopback API) reads and manages it like any tenant.
+    expect((await call('GET', `/v1/tenants/${OPERATOR_TENANT}/endpoints`)).status).toBe(200);
+    expect((await call('DELETE', `/v1/tenants/${OPERATOR_TENANT}`)).status).toBe(409);
+
+    const created = await call('POST', '/v1/tenants', { id: OPERATOR_TENANT });
+    expect(created.status).toBe(400);
+    expect(created.body.message).toMatch(/^body\.id: /);
+    const key = await call('POST', '/v1/api-keys', { name: 'op', tenantId: OPERATOR_TENANT, scopes: ['read'] });
+    expect(key.status).toBe(422);
+    expect(key.body.message).toMatch(/^body\.tenantId: /);
+    const portal = await call('POST', `/v1/tenants/${OPERATOR_TENANT}/portal-sessions`, {});
+    expect(portal.status).toBe(403);
+    expect(portal.body.message).toMatch(/^tenantId: /);
+
+    // A key for every tenant is still not the admin: the feed names every tenant's internals.
+    const all = await call('POST', '/v1/api-keys', { name: 'all', all: true, scopes: ['read', 'manage'] });
+    expect(all.status).toBe(201);
+    for (const url of [`/v1/tenants/${OPERATOR_TENANT}`, `/v1/tenants/${OPERATOR_TENANT}/endpoints`, `/v1/tenants/${OPERATOR_TENANT}/deliveries`]) {
+      expect((await call('GET', url, undefined, bearer(all.body.key))).status, url).toBe(404);
+    }
+    expect((await call('POST', `/v1/tenants/${OPERATOR_TENANT}/portal-sessions`, {}, bearer(all.body.key))).status).toBe(404);
   });
 
   it('fans out within the tenant only; every other tenant reads its ids as absent', async () => {

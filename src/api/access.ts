@@ -18,7 +18,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ConfigError, type Config } from '../config';
 import { API_KEY_PATTERN, findApiKey, touchApiKey, type KeyScope } from '../db/api-keys';
 import type { Pool } from '../db/pool';
-import { DEFAULT_TENANT, TENANT_PATH_PATTERN, tenantExists } from '../db/tenants';
+import { DEFAULT_TENANT, OPERATOR_TENANT, TENANT_PATH_PATTERN, tenantExists } from '../db/tenants';
 import { safeEqual } from '../signing';
 import { ApiError } from './errors';
 import { looksLikeJwt, portalSigningKey, verifyPortalToken, type PortalSession } from './portal-token';
@@ -230,6 +230,14 @@ async function checkTenant(req: FastifyRequest, p: Principal, d: AccessDeps): Pr
     tenancy === 'path' ? String((req.params as Record<string, unknown>).tenantId ?? '')
     : tenancy === 'session' && p.kind === 'portal' ? p.session.tenantId
     : DEFAULT_TENANT;
+  // The operator feed names every tenant's endpoints and the hosts their failures reached: the
+  // admin key alone opens it, not a key for all tenants (minted for the sender's own tooling) and
+  // never a portal session. Anyone else is told it does not exist, as for any tenant not theirs.
+  if (tenantId === OPERATOR_TENANT) {
+    if (p.kind !== 'admin') throw noSuchTenant(p, tenantId);
+    req.tenantId = tenantId;
+    return;
+  }
   const own = boundTenant(p);
   if (own !== null && own !== tenantId) throw noSuchTenant(p, tenantId);
   // The default tenant cannot be deleted, so the hot unprefixed routes skip the lookup.

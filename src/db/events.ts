@@ -4,7 +4,9 @@
 // opened as rows are read; SQL on `data` sees NULL for such events.
 import type { ClientBase } from 'pg';
 import { currentKeyring, openEventData, openSecret, payloadsEncrypted, sealEventData } from '../at-rest';
-import type { Pool, PoolClient } from './pool';
+import { isOperationalId, isOperationalType, OPERATIONAL_ID_PREFIX, OPERATIONAL_PREFIX } from '../ids';
+import { notifyOutbox, notifyOutboxOnCommit } from './outbox-notify';
+import { isPool, type Pool, type PoolClient } from './pool';
 import { DEFAULT_TENANT } from './tenants';
 
 /** ClientBase, not PoolClient: the producer library (src/producer) passes its own pg.Client. */
@@ -60,12 +62,37 @@ const INSERT_EVENT = {
 };
 
 /**
- * Inserts the event and its outbox row in one statement, so both commit or neither does, inside
- * the caller's transaction or on its own. Returns `created: false` (and the stored row) when the
- * id already exists. Event ids are global (they are workflow ids): an id another tenant already
- * used comes back as that tenant's row, and the caller must treat it as a conflict.
+ * How the relays hear of a published event (src/db/outbox-notify.ts):
+ * - `on-commit` (the default inside a transaction): NOTIFY queued in it, delivered at its commit,
+ *   dropped on rollback — for a caller that does not own the commit (the producer library);
+ * - `after-commit`: the caller calls notifyOutbox(pool) once it committed — for the API's
+ *   Idempotency-Key path, where a NOTIFY inside each transaction would serialise commits.
+ * On a pool the insert commits on its own and the NOTIFY follows it (coalesced).
  */
-export async function insertEventWithOutbox(db: Queryable, e: NewEvent): Promise<{ event: EventRow; created: boolean }> {
+export type Wake = 'on-commit' | 'after-commit';
+
+/**
+ * The one way an event enters Hookline — the API, the producer library and Hookline's own
+ * operational events all come here: the event and its outbox row in one statement (both commit
+ * or neither does), then the relays' wake-up. Returns `created: false` (and the stored row) when
+ * the id already exists. Event ids are global (they are workflow ids): an id another tenant
+ * already used comes back as that tenant's row, and the caller must treat it as a conflict.
+ *
+ * Operational ids (evt_op_…) carry hookline.* events and nothing else: callers refuse them with
+ * a message naming their field first; this is the backstop that keeps the id space unwritable.
+ */
+export async function publishEvent(db: Queryable, e: NewEvent, wake: Wake = 'on-commit'): Promise<{ event: EventRow; created: boolean }> {
+  if (isOperationalId(e.id) !== isOperationalType(e.type)) {
+    throw new Error(`event ${e.id} (${e.type}): ${OPERATIONAL_ID_PREFIX} ids are for Hookline's own ${OPERATIONAL_PREFIX}* events, and only they`);
+  }
+  const result = await insertEventWithOutbox(db, e);
+  if (!result.created) return result;
+  if (isPool(db)) notifyOutbox(db);
+  else if (wake === 'on-commit') await notifyOutboxOnCommit(db);
+  return result;
+}
+
+async function insertEventWithOutbox(db: Queryable, e: NewEvent): Promise<{ event: EventRow; created: boolean }> {
   const tenantId = e.tenantId ?? DEFAULT_TENANT;
   const onlyEndpointId = e.onlyEndpointId ?? null;
   const version = e.version ?? null;

@@ -15,6 +15,9 @@ export function createPool(connectionString: string, max = 10): pg.Pool {
   return pool;
 }
 
+/** A pool (each query its own transaction) rather than one client, which may be inside one. */
+export const isPool = (db: object): db is pg.Pool => db instanceof pg.Pool || 'totalCount' in db;
+
 /** Runs `fn` in a transaction on one client: COMMIT on success, ROLLBACK on any throw. */
 export async function withTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
   const client = await pool.connect();

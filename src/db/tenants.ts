@@ -13,6 +13,14 @@ type Queryable = Pool | PoolClient;
 export const DEFAULT_TENANT = 'default';
 
 /**
+ * The operator feed: a copy of every tenant's operational (hookline.*) events, reasons unredacted
+ * (src/ops-events.ts). Reserved: the leading `_` is outside TENANT_ID_PATTERN and
+ * TENANT_PATH_PATTERN, so no POST /v1/tenants, producer or path check can name it; access.ts
+ * opens it to the admin key alone, and no API key or portal session can be bound to it.
+ */
+export const OPERATOR_TENANT = '_operator';
+
+/**
  * A producer-chosen tenant id (its own customer id, like Svix's `uid`): safe in a URL path, a
  * Prometheus label and a Temporal search attribute as it is, and never mistaken for a generated
  * `tn_` id.

@@ -13,11 +13,11 @@
 // business transaction. `{ validate: true }` applies the same contract as POST /v1/events
 // (one extra query per event; compiled schemas are cached) and throws EventContractError.
 import type { ClientBase } from 'pg';
-import { insertEventWithOutbox } from '../db/events';
+import { publishEvent } from '../db/events';
 import { TENANT_PATH_PATTERN } from '../db/tenants';
-import { notifyOutboxOnCommit } from '../db/outbox-notify';
-import { isOperationalType, OPERATIONAL_PREFIX } from '../ops-events';
-import { CHANNEL_PATTERN, EVENT_ID_PATTERN, EVENT_TYPE_PATTERN, newEventId } from '../ids';
+import {
+  CHANNEL_PATTERN, EVENT_ID_PATTERN, EVENT_TYPE_PATTERN, isOperationalId, isOperationalType, newEventId, OPERATIONAL_ID_PREFIX, OPERATIONAL_PREFIX,
+} from '../ids';
 import type { EventContractError } from '../contracts';
 
 export { newEventId };
@@ -68,6 +68,9 @@ function checkShape(e: ProducerEvent): void {
   if (e.id !== undefined && (typeof e.id !== 'string' || !EVENT_ID_PATTERN.test(e.id))) {
     throw new TypeError('id: up to 128 of A-Z a-z 0-9 _ . : -');
   }
+  if (e.id !== undefined && isOperationalId(e.id)) {
+    throw new TypeError(`id: the ${OPERATIONAL_ID_PREFIX} prefix is reserved for Hookline's own events, got ${JSON.stringify(e.id)}`);
+  }
   if (e.channels !== undefined && (!Array.isArray(e.channels) || !e.channels.every((c) => typeof c === 'string' && CHANNEL_PATTERN.test(c)))) {
     throw new TypeError('channels: an array of names made of letters, digits and _ . : -');
   }
@@ -107,15 +110,15 @@ export async function enqueueEvent(
       const { checkEventContract } = await import('../contracts');
       ({ version } = await checkEventContract(client, event, { acceptUnregistered: opts.acceptUnregistered ?? true }));
     }
-    const { event: row, created } = await insertEventWithOutbox(client, {
+    // NOTIFY queued in the caller's transaction: the relays wake when (if) it commits.
+    const { event: row, created } = await publishEvent(client, {
       id: event.id ?? newEventId(),
       tenantId: event.tenantId,
       type: event.type,
       data: event.data,
       channels: event.channels && event.channels.length > 0 ? event.channels : null,
       version,
-    });
-    if (created) await notifyOutboxOnCommit(client);
+    }, 'on-commit');
     await client.query(`RELEASE SAVEPOINT ${SAVEPOINT}`);
     return { id: row.id, created };
   } catch (err) {

@@ -4,7 +4,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import * as apiKeys from '../../db/api-keys';
-import { tenantExists } from '../../db/tenants';
+import { OPERATOR_TENANT, tenantExists } from '../../db/tenants';
 import { ApiError, notFound } from '../errors';
 import { ApiKeyIn, ApiKeyOut, ApiKeyWithSecretOut, PageQuery, pageOf } from '../schemas';
 
@@ -32,6 +32,10 @@ export const apiKeyRoutes: FastifyPluginAsync = async (fastify) => {
     const b = req.body;
     if ((b.tenantId === undefined) === (b.all === undefined)) {
       throw new ApiError(422, 'validation_error', 'body.tenantId: give a tenantId, or all: true for every tenant (one of the two)');
+    }
+    // Only the admin key opens the operator feed (access.ts); a key bound to it would be a copy.
+    if (b.tenantId === OPERATOR_TENANT) {
+      throw new ApiError(422, 'validation_error', `body.tenantId: ${OPERATOR_TENANT} is the operator feed; only HOOKLINE_API_KEY acts on it`);
     }
     if (b.tenantId !== undefined && !(await tenantExists(pool, b.tenantId))) {
       throw new ApiError(422, 'validation_error', `body.tenantId: tenant ${b.tenantId} does not exist`);

@@ -13,9 +13,9 @@ import { withTransaction, type Pool } from '../../db/pool';
 import { lookupEventContractCached } from '../../db/event-types';
 import { notifyOutbox } from '../../db/outbox-notify';
 import { requestTraceContext } from '../../telemetry';
-import { claimIdempotencyKey, getEvent, insertEventWithOutbox, type EventRow } from '../../db/events';
+import { claimIdempotencyKey, getEvent, publishEvent, type EventRow } from '../../db/events';
 import { deliveriesForEvent } from '../../db/deliveries';
-import { newEventId } from '../../ids';
+import { isOperationalId, newEventId, OPERATIONAL_ID_PREFIX } from '../../ids';
 import { isOperationalType, OPERATIONAL_PREFIX } from '../../ops-events';
 import { ApiError, notFound } from '../errors';
 import { deliveryOut, eventOut } from '../serialize';
@@ -90,19 +90,22 @@ function contractOf(verdict: Verdict): ContractResult {
 
 /**
  * Without an Idempotency-Key: the event and its outbox row are one INSERT statement, atomic on
- * its own, so no BEGIN/COMMIT round trips around it.
+ * its own, so no BEGIN/COMMIT round trips around it; publishEvent wakes the relays after it.
  */
 async function recordEvent(
   pool: Pool, tenantId: string, b: z.output<typeof EventIn>, verdict: Verdict, traceContext: TraceContext, onlyEndpointId?: string,
 ): Promise<Recorded> {
   const contract = contractOf(verdict);
   const id = b.id ?? newEventId();
-  const { event, created } = await insertEventWithOutbox(pool, { id, tenantId, onlyEndpointId, type: b.type, data: b.data, channels: b.channels, version: contract.version, traceContext });
+  const { event, created } = await publishEvent(pool, { id, tenantId, onlyEndpointId, type: b.type, data: b.data, channels: b.channels, version: contract.version, traceContext });
   if (!created && (event.tenantId !== tenantId || !sameEvent(event, b))) throw eventIdConflict(id);
   return { event, contract };
 }
 
-/** With an Idempotency-Key: the key claim and the insert commit together or not at all. */
+/**
+ * With an Idempotency-Key: the key claim and the insert commit together or not at all. The
+ * caller wakes the relays after the commit (a NOTIFY inside it would serialise commits).
+ */
 async function recordEventOnce(
   pool: Pool, config: Config, tenantId: string, b: z.output<typeof EventIn>, key: string, verdict: Verdict, traceContext: TraceContext,
 ): Promise<Recorded> {
@@ -120,7 +123,7 @@ async function recordEventOnce(
     }
     // After the key claim, so a repeated key returns the first event even if the type changed since.
     const contract = contractOf(verdict);
-    const { event, created } = await insertEventWithOutbox(db, { id, tenantId, type: b.type, data: b.data, channels: b.channels, version: contract.version, traceContext });
+    const { event, created } = await publishEvent(db, { id, tenantId, type: b.type, data: b.data, channels: b.channels, version: contract.version, traceContext }, 'after-commit');
     if (!created && (event.tenantId !== tenantId || !sameEvent(event, b))) throw eventIdConflict(id);
     return { event, contract };
   });
@@ -130,6 +133,12 @@ async function recordEventOnce(
 const reservedType = () => {
   const message = `type: the ${OPERATIONAL_PREFIX} prefix is reserved for Hookline's own events`;
   return new ApiError(400, 'validation_error', `body.${message}`, [{ path: 'body.type', message: message.slice('type: '.length) }]);
+};
+
+/** Hookline's own events' ids (src/ids.ts): a producer taking one first would silence that event. */
+const reservedId = () => {
+  const message = `the ${OPERATIONAL_ID_PREFIX} id prefix is reserved for Hookline's own events`;
+  return new ApiError(400, 'validation_error', `body.id: ${message}`, [{ path: 'body.id', message }]);
 };
 
 // Event ids are global (each is a workflow id): an id another tenant used conflicts too, with the
@@ -153,12 +162,13 @@ export const eventRoutes: FastifyPluginAsync = async (fastify) => {
       description:
         'A registered type checks `data` against the JSON Schema of `version` (default: the latest) and answers 422 ' +
         'when it breaks it. A deprecated type is still accepted; the answer then carries `Deprecation` (RFC 9745) ' +
-        'and `Warning: 299` headers and a `warning` field. The `hookline.` type prefix is reserved for Hookline\'s own ' +
-        'operational events (400 naming `type`).',
+        'and `Warning: 299` headers and a `warning` field. The `hookline.` type prefix and the `evt_op_` id prefix are ' +
+        'reserved for Hookline\'s own operational events (400 naming `type` or `id`).',
     },
   }, async (req, reply) => {
     const b = req.body;
     if (isOperationalType(b.type)) throw reservedType();
+    if (b.id !== undefined && isOperationalId(b.id)) throw reservedId();
     const key = req.headers['idempotency-key'];
     if (key !== undefined && !IDEMPOTENCY_KEY_PATTERN.test(key)) {
       throw new ApiError(400, 'validation_error', 'headers.idempotency-key: 1–255 printable ASCII characters');
@@ -166,9 +176,13 @@ export const eventRoutes: FastifyPluginAsync = async (fastify) => {
     const verdict = await checkContract(config, contractDb, b);
     // The request's trace context rides with the outbox row, so the relay's span joins its trace.
     const trace = requestTraceContext(req);
-    const { event, contract } =
-      key === undefined ? await recordEvent(pool, req.tenantId, b, verdict, trace) : await recordEventOnce(pool, config, req.tenantId, b, key, verdict, trace);
-    notifyOutbox(pool);
+    let recorded: Recorded;
+    if (key === undefined) recorded = await recordEvent(pool, req.tenantId, b, verdict, trace);
+    else {
+      recorded = await recordEventOnce(pool, config, req.tenantId, b, key, verdict, trace);
+      notifyOutbox(pool);
+    }
+    const { event, contract } = recorded;
     const deprecatedAt = contract?.deprecatedAt;
     if (deprecatedAt) {
       const warning = `event type ${event.type} is deprecated`;

@@ -4,7 +4,7 @@
 // read-only if asked (access.ts). The page at /portal is served elsewhere.
 import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
-import { getTenant } from '../../db/tenants';
+import { getTenant, OPERATOR_TENANT } from '../../db/tenants';
 import { ApiError, notFound } from '../errors';
 import { mintPortalToken, portalSigningKey } from '../portal-token';
 import { PortalSessionIn, PortalSessionInfoOut, PortalSessionOut } from '../schemas';
@@ -27,6 +27,8 @@ export const portalSessionRoutes: FastifyPluginAsync = async (fastify) => {
   }, async (req, reply) => {
     // A session minting sessions would outlive its own expiry for as long as it kept doing so.
     if (req.principal?.kind === 'portal') throw new ApiError(403, 'forbidden', 'authorization: a portal session cannot start another one');
+    // A session is handed to a customer's browser; the operator feed is the admin's alone.
+    if (req.tenantId === OPERATOR_TENANT) throw new ApiError(403, 'forbidden', `tenantId: ${OPERATOR_TENANT} is the operator feed; no portal session opens it`);
     if (!key) {
       throw new ApiError(503, 'portal_secret_missing', 'HOOKLINE_PORTAL_SECRET (or HOOKLINE_ENCRYPTION_KEY) is not set: portal sessions cannot be signed');
     }

@@ -74,6 +74,9 @@ export const tenantRoutes: FastifyPluginAsync = async (fastify) => {
     if (req.params.tenantId === tenants.DEFAULT_TENANT) {
       throw new ApiError(409, 'default_tenant', 'tenantId: the default tenant serves the routes without a tenant and cannot be deleted');
     }
+    if (req.params.tenantId === tenants.OPERATOR_TENANT) {
+      throw new ApiError(409, 'operator_tenant', 'tenantId: the operator tenant holds the feed of every tenant\'s operational events and cannot be deleted');
+    }
     if (!(await withTransaction(pool, (db) => tenants.deleteTenant(db, req.params.tenantId)))) throw notFound('tenant', req.params.tenantId);
     return reply.code(204).send();
   });
