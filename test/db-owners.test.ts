@@ -56,15 +56,7 @@ const PENDING_MERGE: Exception[] = [
   { table: 'outbox', file: 'src/db/events.ts', until: 'fan-out/ops-events branches: the outbox INSERT is src/db/outbox.ts\'s' },
 ];
 
-/**
- * NOT MOVED, and no branch is known to move it: src/ops-events.ts (the ops-events branch's file,
- * left alone to keep that merge easy) writes the storm cap's table itself. Its two statements
- * (countInWindow's upsert, the suppressed-count UPDATE) belong in src/db/ops-event-windows.ts.
- */
-const NOT_MOVED_YET: Exception[] = [
-  { table: 'ops_event_windows', file: 'src/ops-events.ts', until: 'its statements move to src/db/ops-event-windows.ts' },
-];
-const EXCEPTIONS = [...PENDING_MERGE, ...NOT_MOVED_YET];
+const EXCEPTIONS = [...PENDING_MERGE];
 
 // The receiver kit runs in the receiver's app against its own database (its inbox table is not
 // Hookline's); the generated API client holds no SQL.
