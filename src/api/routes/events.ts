@@ -19,11 +19,14 @@ import { newEventId } from '../../ids';
 import { isOperationalType, OPERATIONAL_PREFIX } from '../../ops-events';
 import { ApiError, notFound } from '../errors';
 import { deliveryOut, eventOut } from '../serialize';
-import { EventIn, EventOut, EventWithDeliveriesOut, TestEventIn } from '../schemas';
+import { ErrorOut, EventIn, EventOut, EventWithDeliveriesOut, TestEventIn } from '../schemas';
 import { getEndpoint } from '../../db/endpoints';
+import { takeTestEventSlot } from '../../db/test-event-rate';
 
 /** What a test event is called when the caller names no type. */
 const TEST_EVENT_TYPE = 'webhook.test';
+/** The window HOOKLINE_TEST_EVENTS_PER_MINUTE counts in. */
+const TEST_EVENT_WINDOW_MS = 60_000;
 
 const IDEMPOTENCY_KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
 // An Idempotency-Key is remembered for HOOKLINE_IDEMPOTENCY_TTL_HOURS (default 24 h, as Stripe):
@@ -200,12 +203,14 @@ export const eventRoutes: FastifyPluginAsync = async (fastify) => {
   // pipeline — outbox, relay, workflow, signature — that only this endpoint receives.
   app.post('/endpoints/:id/test', {
     config: { auth: 'manage' },
+    // The same limit as POST /events: a test event is a real event through the same pipeline.
+    bodyLimit: config.HOOKLINE_MAX_EVENT_BYTES,
     schema: {
       tags: ['endpoints'],
       summary: 'Send a test event to this endpoint only (its event-type filter does not apply); 202 with the event',
       params: z.object({ id: z.string().max(128) }),
       body: TestEventIn.nullish(),
-      response: { 202: EventOut },
+      response: { 202: EventOut, 429: ErrorOut },
     },
   }, async (req, reply) => {
     const endpoint = await getEndpoint(pool, req.params.id, req.tenantId);
@@ -215,6 +220,15 @@ export const eventRoutes: FastifyPluginAsync = async (fastify) => {
     // Hookline's own operational events (hookline.*) are never sent by anyone else, not even as a test.
     if (b.type.startsWith('hookline.')) {
       throw new ApiError(400, 'validation_error', 'body.eventType: the hookline. prefix is reserved for Hookline\'s own events');
+    }
+    // Counted only once the request is valid, so a refused one does not use up the window.
+    const retryMs = await takeTestEventSlot(pool, endpoint.id, config.HOOKLINE_TEST_EVENTS_PER_MINUTE, TEST_EVENT_WINDOW_MS);
+    if (retryMs !== null) {
+      const seconds = Math.ceil(retryMs / 1000);
+      return reply.code(429).header('retry-after', String(seconds)).send({
+        code: 'rate_limited',
+        message: `id: endpoint ${endpoint.id} takes at most ${config.HOOKLINE_TEST_EVENTS_PER_MINUTE} test events a minute (HOOKLINE_TEST_EVENTS_PER_MINUTE); retry in ${seconds} s`,
+      });
     }
     const { event } = await recordEvent(pool, req.tenantId, b, await checkContract(config, contractDb, b), requestTraceContext(req), endpoint.id);
     notifyOutbox(pool);
