@@ -4,7 +4,8 @@
 //   `/../`) reaches a route without its check; a route that declares nothing needs the admin key,
 //   and so does an unknown path (404 only once authenticated, so routes cannot be probed);
 // - the Host allowlist (HOOKLINE_ALLOWED_HOSTS), so a DNS-rebinding page cannot drive a local API;
-// - the refusal of cross-site browser requests on state-changing methods;
+// - the refusal of cross-site browser requests on state-changing methods, and on a GET that
+//   changes something (`config: { sideEffects: true }`, the listen stream);
 // - the start-up refusal to expose an API without a key on a non-loopback HOST;
 // - who the caller is (the principal: the admin key, a minted API key, or a portal session) and
 //   whether it may act on the tenant the route acts on (`config: { tenancy }`, see below).
@@ -52,6 +53,11 @@ declare module 'fastify' {
     auth?: AuthLevel;
     /** Which tenant the route acts on; see src/api/access.ts. Default `global`. */
     tenancy?: Tenancy;
+    /**
+     * A GET that changes something (the listen stream takes its session over): browsers'
+     * cross-site requests are refused as on POST, so an <img> on any web page cannot trigger it.
+     */
+    sideEffects?: boolean;
   }
   interface FastifyRequest {
     /** Who is calling; null on public routes. */
@@ -270,7 +276,7 @@ function sameHost(origin: string, originHost: string, host: string): boolean {
 
 /** Browsers say where a request comes from; a state change from another site is refused. */
 function checkCrossSite(req: FastifyRequest, originListed: (host: string) => boolean): void {
-  if (SAFE_METHODS.has(req.method)) return;
+  if (SAFE_METHODS.has(req.method) && !req.routeOptions.config?.sideEffects) return;
   const site = req.headers['sec-fetch-site'];
   if (site !== undefined && site !== 'same-origin' && site !== 'none') {
     throw new ApiError(403, 'cross_site', `sec-fetch-site: ${site} requests may not change anything; call the API from a server or the console`);

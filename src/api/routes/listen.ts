@@ -149,7 +149,9 @@ const listenRoutes = (hub: ListenHub): FastifyPluginAsync => async (fastify) => 
 
   app.get('/listen/sessions/:session/stream', {
     schema: { tags: ['listen'], summary: 'The session\'s deliveries as Server-Sent Events (events: ready, delivery, replaced, removed)', params: SessionParams },
-    config: { auth: 'manage' },
+    // Opening the stream takes the session over from the listener holding it: a state change,
+    // so a cross-site browser request (an <img> on any page, in keyless dev) is refused.
+    config: { auth: 'manage', sideEffects: true },
   }, async (req, reply) => {
     const session = await getSession(pool, sessionKey(req.tenantId, req.params.session));
     if (!session) throw notFound('listen session', req.params.session);
