@@ -20,6 +20,7 @@ import { ConfigError, type Config } from '../config';
 import { API_KEY_PATTERN, findApiKey, touchApiKey, type KeyScope } from '../db/api-keys';
 import type { Pool } from '../db/pool';
 import { DEFAULT_TENANT, TENANT_PATH_PATTERN, tenantExists } from '../db/tenants';
+import { isPortalSessionRevoked } from '../db/portal-revocations';
 import { safeEqual } from '../signing';
 import { ApiError } from './errors';
 import { looksLikeJwt, portalSigningKey, verifyPortalToken, type PortalSession } from './portal-token';
@@ -185,7 +186,9 @@ async function principalOf(token: string, d: AccessDeps): Promise<Principal | nu
   }
   if (d.portalKey && looksLikeJwt(token)) {
     const session = await verifyPortalToken(d.portalKey, token);
-    return session && { kind: 'portal', session };
+    // Revocation is checked here, at verify, so no route can forget it.
+    if (!session || (await isPortalSessionRevoked(d.pool, session))) return null;
+    return { kind: 'portal', session };
   }
   return null;
 }

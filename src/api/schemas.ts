@@ -407,6 +407,7 @@ export const PortalSessionIn = z
   .strict();
 
 export const PortalSessionOut = z.object({
+  id: z.string().meta({ description: 'the session id (the token\'s jti): DELETE …/portal-sessions/{id} ends the session before it expires' }),
   url: z.string().meta({ description: 'the portal page, with the token in the fragment (#token=…) so it never reaches a server log' }),
   token: z.string().meta({ description: 'the session token: `Authorization: Bearer <token>` on this tenant\'s routes' }),
   expiresAt: z.string(),

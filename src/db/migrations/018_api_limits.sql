@@ -11,10 +11,12 @@ CREATE TABLE test_event_windows (
 -- these are the exceptions every verify checks. One row per revoked session (its jti), kept
 -- until the token would have expired anyway; one row per tenant for "revoke all", refusing every
 -- token issued at or before revoked_at.
+-- Keyed by tenant too: a session id revoked through another tenant's routes refuses nothing.
 CREATE TABLE portal_session_revocations (
-  session_id text PRIMARY KEY,
   tenant_id  text NOT NULL,
-  expires_at timestamptz NOT NULL
+  session_id text NOT NULL,
+  expires_at timestamptz NOT NULL,
+  PRIMARY KEY (tenant_id, session_id)
 );
 CREATE TABLE portal_tenant_revocations (
   tenant_id  text PRIMARY KEY,
