@@ -224,7 +224,9 @@ export const EventOut = z.object({
 
 export const EventWithDeliveriesOut = EventOut.extend({
   relayed: z.boolean(),
-  deliveries: z.array(DeliveryOut),
+  deliveries: z.array(DeliveryOut).describe('one per endpoint, by endpoint id; the first 100 only when there are more (see deliveriesNext)'),
+  deliveriesTotal: z.number().describe('how many deliveries the event has in all'),
+  deliveriesNext: z.string().nullable().describe('when deliveries shows only the first ones: the deliveries list of this event (GET …/deliveries?eventId=…), paginated'),
 });
 
 export const AttemptOut = z.object({

@@ -38,12 +38,12 @@ export const deliveryRoutes: FastifyPluginAsync = async (fastify) => {
     schema: {
       tags: ['deliveries'],
       summary: 'Deliveries, newest first',
-      querystring: PageQuery.extend({ status: DeliveryStatusEnum.optional(), endpointId: z.string().optional(), eventType: z.string().optional() }),
+      querystring: PageQuery.extend({ status: DeliveryStatusEnum.optional(), eventId: z.string().max(128).optional(), endpointId: z.string().optional(), eventType: z.string().optional() }),
       response: { 200: pageOf(DeliveryOut) },
     },
   }, async (req) => {
     const q = req.query;
-    return page({ tenantId: req.tenantId, status: q.status, endpointId: q.endpointId, eventType: q.eventType }, q.limit, q.cursor);
+    return page({ tenantId: req.tenantId, status: q.status, eventId: q.eventId, endpointId: q.endpointId, eventType: q.eventType }, q.limit, q.cursor);
   });
 
   app.get('/deliveries/:eventId/:endpointId/attempts', {

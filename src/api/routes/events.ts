@@ -25,6 +25,9 @@ import { takeTestEventSlot } from '../../db/test-event-rate';
 
 /** What a test event is called when the caller names no type. */
 const TEST_EVENT_TYPE = 'webhook.test';
+// GET /v1/events/:id shows this many deliveries (a fan-out can have thousands) and links to the
+// deliveries list for the rest.
+const EVENT_DELIVERIES_SHOWN = 100;
 /** The window HOOKLINE_TEST_EVENTS_PER_MINUTE counts in. */
 const TEST_EVENT_WINDOW_MS = 60_000;
 
@@ -193,10 +196,18 @@ export const eventRoutes: FastifyPluginAsync = async (fastify) => {
     const event = await getEvent(pool, req.params.id, req.tenantId);
     if (!event) throw notFound('event', req.params.id);
     const [deliveries, outbox] = await Promise.all([
-      deliveriesForEvent(pool, event.id),
+      deliveriesForEvent(pool, event.id, EVENT_DELIVERIES_SHOWN),
       pool.query('SELECT 1 FROM outbox WHERE event_id = $1', [event.id]),
     ]);
-    return { ...eventOut(event), relayed: outbox.rowCount === 0, deliveries: deliveries.map(deliveryOut) };
+    // The mount the route was reached on (/v1 or /v1/tenants/:tenantId), never the raw URL.
+    const prefix = req.routeOptions.config.tenancy === 'path' ? `/v1/tenants/${encodeURIComponent(req.tenantId)}` : '/v1';
+    return {
+      ...eventOut(event),
+      relayed: outbox.rowCount === 0,
+      deliveries: deliveries.data.map(deliveryOut),
+      deliveriesTotal: deliveries.total,
+      deliveriesNext: deliveries.total > deliveries.data.length ? `${prefix}/deliveries?eventId=${encodeURIComponent(event.id)}` : null,
+    };
   });
 
   // The portal's (and the console's) "send a test event": a real event through the real
