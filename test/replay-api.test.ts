@@ -41,6 +41,52 @@ describe('replay and event reads: bounded, and never before the relay', () => {
   }
   const bulk = (payload: object) => h.app.inject({ method: 'POST', url: '/v1/dead-letters/replay', payload });
 
+  it('refuses to replay a delivery whose event is not relayed yet: 409 naming the state, no workflow', async () => {
+    const [a, b] = [await createEndpoint(h.app, { url: 'http://127.0.0.1:9/a' }), await createEndpoint(h.app, { url: 'http://127.0.0.1:9/b' })];
+    const ev = await sendEvent(h.app, { type: 'replay.early', data: {} });
+    // The relay planned the event (delivery rows written) and stopped before starting it.
+    await ensureDeliveries(h.pool, ev.id, 'replay.early', [a.id, b.id]);
+    const res = await h.app.inject({ method: 'POST', url: `/v1/deliveries/${ev.id}/${a.id}/replay` });
+    expect(res.statusCode, res.body).toBe(409);
+    expect(res.json()).toMatchObject({ code: 'not_relayed', message: expect.stringMatching(/^eventId: .*not relayed yet \(delivery pending\)/) });
+    expect(await workflowExists(ev.id)).toBe(false);
+    // Bulk replay passes it over too, even with a row that reads dead-lettered.
+    await h.pool.query("UPDATE deliveries SET status = 'dead_lettered', dead_lettered_at = now() WHERE event_id = $1", [ev.id]);
+    expect((await bulk({ eventType: 'replay.early' })).json()).toMatchObject({ replayed: 0, remaining: 0, nextCursor: null });
+    expect(await workflowExists(ev.id)).toBe(false);
+    // Once relayed, the same replay is accepted.
+    await h.pool.query('DELETE FROM outbox WHERE event_id = $1', [ev.id]);
+    expect((await h.app.inject({ method: 'POST', url: `/v1/deliveries/${ev.id}/${a.id}/replay` })).statusCode).toBe(202);
+    expect(await workflowExists(ev.id)).toBe(true);
+  });
+
+  it('replays dead letters one bounded batch per request, and a loop over nextCursor ends', async () => {
+    const eps = [await createEndpoint(h.app, { url: 'http://127.0.0.1:9/c' }), await createEndpoint(h.app, { url: 'http://127.0.0.1:9/d' })];
+    const events: string[] = [];
+    for (let i = 0; i < 4; i++) events.push(await deadLettered(eps.map((e) => e.id))); // 8 dead letters
+    const answers: { replayed: number; remaining: number; nextCursor: string | null }[] = [];
+    let cursor: string | undefined;
+    do {
+      const res = await bulk({ eventType: 'replay.batch', limit: 3, ...(cursor ? { cursor } : {}) });
+      expect(res.statusCode, res.body).toBe(202);
+      answers.push(res.json());
+      cursor = res.json().nextCursor ?? undefined;
+    } while (cursor && answers.length < 10);
+    // No worker changes the rows: they still read dead-lettered, and the cursor still moves on.
+    expect(answers.map((a) => [a.replayed, a.remaining])).toEqual([[3, 5], [3, 2], [2, 0]]);
+    expect(answers.at(-1)!.nextCursor).toBeNull();
+    for (const id of events) expect(await workflowExists(id), id).toBe(true);
+  });
+
+  it('answers a bad batch request with 400 naming the field', async () => {
+    for (const [payload, field] of [[{ limit: 0 }, 'body.limit'], [{ limit: 501 }, 'body.limit'], [{ cursor: 'garbage' }, 'body.cursor'],
+      [{ cursor: Buffer.from(JSON.stringify(['evt_\u0000', 'ep_x'])).toString('base64url') }, 'body.cursor']] as const) {
+      const res = await bulk(payload);
+      expect(res.statusCode, JSON.stringify(payload)).toBe(400);
+      expect(res.json().message).toMatch(new RegExp(`^${field.replace('.', '\\.')}`));
+    }
+  });
+
   it('shows the first 100 deliveries of an event with their total and a link to the rest', async () => {
     const ids = Array.from({ length: 240 }, (_, i) => `ep_fan${String(i).padStart(3, '0')}`);
     const ev = await sendEvent(h.app, { type: 'replay.fan', data: {} });

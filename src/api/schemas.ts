@@ -254,6 +254,22 @@ export const ReplayFilterIn = z
   })
   .strict();
 
+// Bulk replay works in batches: each request loads and signals at most `limit` dead letters, so
+// a tenant's whole dead-letter set never sits in one API process or one HTTP request.
+export const REPLAY_BATCH_DEFAULT = 100;
+export const REPLAY_BATCH_MAX = 500;
+
+export const DeadLetterReplayIn = ReplayFilterIn.extend({
+  limit: z.number().int().min(1).max(REPLAY_BATCH_MAX).optional().describe(`dead letters replayed by this request, default ${REPLAY_BATCH_DEFAULT}`),
+  cursor: z.string().max(1024).optional().describe('the nextCursor of the previous answer: continue after its batch'),
+}).strict();
+
+export const DeadLetterReplayOut = z.object({
+  replayed: z.number(),
+  remaining: z.number().describe('matches after this batch; call again with nextCursor to replay them'),
+  nextCursor: z.string().nullable().describe('null when this batch reached the end'),
+});
+
 export const ErrorOut = z.object({
   code: z.string(),
   message: z.string(),

@@ -250,22 +250,62 @@ export async function listDeliveries(db: Queryable, f: DeliveryFilter, limit: nu
   return { data, nextCursor: rows.length > limit ? encodeCursor(rows[limit - 1]) : null };
 }
 
-/** Every dead letter matching the filter (for bulk replay). */
-export async function allDeadLetters(
+/** A batch of dead letters for bulk replay, and where the next batch starts. */
+export interface DeadLetterBatch {
+  data: DeliveryRow[];
+  /** Opaque; null when this batch reached the end. */
+  nextCursor: string | null;
+  /** Matches after this batch (what a caller looping with nextCursor has left). */
+  remaining: number;
+}
+
+// Ordered by (event_id, endpoint_id), the primary key: it never changes, so a dead letter that
+// is replayed and dead-letters again stays behind the cursor and a loop over batches ends.
+const encodeReplayCursor = (d: DeliveryRow) => Buffer.from(JSON.stringify([d.eventId, d.endpointId])).toString('base64url');
+
+function decodeReplayCursor(cursor: string): [string, string] {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+  } catch {
+    throw new BadCursorError('cursor is not one this API returned');
+  }
+  if (!Array.isArray(parsed) || parsed.length !== 2 || !parsed.every((p) => typeof p === 'string' && CURSOR_ID.test(p))) {
+    throw new BadCursorError('cursor is not one this API returned');
+  }
+  return parsed as [string, string];
+}
+
+/**
+ * At most `limit` dead letters matching the filter, after `cursor`: bulk replay loads and
+ * signals one bounded batch per request, never a tenant's whole dead-letter set. Skips dead
+ * letters of disabled or deleted endpoints when asked, and events still in the outbox (not
+ * relayed: a replay would start their workflow for these endpoints only).
+ */
+export async function deadLetterBatch(
   db: Queryable,
   f: Omit<DeliveryFilter, 'status'> & { activeEndpointsOnly?: boolean },
-): Promise<DeliveryRow[]> {
-  const { rows } = await db.query(
-    `SELECT ${COLUMNS} FROM deliveries d
-     WHERE status = 'dead_lettered' AND tenant_id = $5
+  limit: number,
+  cursor?: string,
+): Promise<DeadLetterBatch> {
+  const after = cursor ? decodeReplayCursor(cursor) : null;
+  const match = `status = 'dead_lettered' AND tenant_id = $5
        AND ($1::text IS NULL OR endpoint_id = $1)
        AND ($2::text IS NULL OR event_type = $2)
        AND ($3::timestamptz IS NULL OR dead_lettered_at >= $3)
        AND (NOT $4 OR EXISTS (SELECT 1 FROM endpoints e WHERE e.id = d.endpoint_id AND NOT e.disabled))
-     ORDER BY created_at`,
-    [f.endpointId ?? null, f.eventType ?? null, f.since ?? null, f.activeEndpointsOnly ?? false, f.tenantId],
+       AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.event_id = d.event_id)
+       AND ($6::text IS NULL OR (event_id, endpoint_id) > ($6, $7))`;
+  const values = [f.endpointId ?? null, f.eventType ?? null, f.since ?? null, f.activeEndpointsOnly ?? false, f.tenantId, after?.[0] ?? null, after?.[1] ?? null];
+  const { rows } = await db.query(`SELECT ${COLUMNS} FROM deliveries d WHERE ${match} ORDER BY event_id, endpoint_id LIMIT $8`, [...values, limit]);
+  const data = rows.map(toRow);
+  if (data.length < limit) return { data, nextCursor: null, remaining: 0 };
+  const last = data[data.length - 1];
+  const { rows: left } = await db.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM deliveries d WHERE ${match}`,
+    [...values.slice(0, 5), last.eventId, last.endpointId],
   );
-  return rows.map(toRow);
+  return { data, nextCursor: left[0].n > 0 ? encodeReplayCursor(last) : null, remaining: left[0].n };
 }
 
 export async function listAttempts(db: Queryable, eventId: string, endpointId: string): Promise<AttemptRow[]> {
