@@ -264,10 +264,12 @@ export const DeadLetterReplayIn = ReplayFilterIn.extend({
   cursor: z.string().max(1024).optional().describe('the nextCursor of the previous answer: continue after its batch'),
 }).strict();
 
+// Exactly {replayed} (the contract's shape) when the batch reached the end; the two paging
+// fields appear only when more dead letters match.
 export const DeadLetterReplayOut = z.object({
   replayed: z.number(),
-  remaining: z.number().describe('matches after this batch; call again with nextCursor to replay them'),
-  nextCursor: z.string().nullable().describe('null when this batch reached the end'),
+  remaining: z.number().optional().describe('only when more match: how many after this batch'),
+  nextCursor: z.string().optional().describe('only when more match: send it as cursor to replay the next batch'),
 });
 
 export const ErrorOut = z.object({

@@ -120,7 +120,7 @@ export const deliveryRoutes: FastifyPluginAsync = async (fastify) => {
     config: { auth: 'manage' },
     schema: {
       tags: ['dead letters'],
-      summary: 'Replay the dead letters matching the filter, one batch per request (at most `limit`, default 100); loop with nextCursor while remaining > 0',
+      summary: 'Replay the dead letters matching the filter, one batch per request (at most `limit`, default 100); while the answer has nextCursor, send it as cursor for the next batch',
       body: DeadLetterReplayIn.optional(),
       response: { 202: DeadLetterReplayOut },
     },
@@ -144,6 +144,7 @@ export const deliveryRoutes: FastifyPluginAsync = async (fastify) => {
         }
       }),
     );
-    return reply.code(202).send({ replayed, remaining: batch.remaining, nextCursor: batch.nextCursor });
+    const more = batch.nextCursor === null ? {} : { remaining: batch.remaining, nextCursor: batch.nextCursor };
+    return reply.code(202).send({ replayed, ...more });
   });
 };
