@@ -117,13 +117,22 @@ async function main(argv: string[]): Promise<void> {
       const { hookline, ok } = apiClient(config);
       const tenantId = values.tenant;
       if (values.all) {
-        const body = { endpointId: values.endpoint, eventType: values.type, since: values.since };
-        const r = await ok(
-          tenantId
-            ? hookline.POST('/v1/tenants/{tenantId}/dead-letters/replay', { params: { path: { tenantId } }, body })
-            : hookline.POST('/v1/dead-letters/replay', { body }),
-        );
-        console.log(`replayed ${r.replayed} dead letter(s)`);
+        // The API replays one bounded batch per request; nextCursor says where the next starts.
+        let replayed = 0;
+        let cursor: string | undefined;
+        do {
+          // Typed loosely until the client is regenerated with the batch fields.
+          const body = { endpointId: values.endpoint, eventType: values.type, since: values.since, ...(cursor ? { cursor } : {}) } as { endpointId?: string };
+          const r = (await ok(
+            tenantId
+              ? hookline.POST('/v1/tenants/{tenantId}/dead-letters/replay', { params: { path: { tenantId } }, body })
+              : hookline.POST('/v1/dead-letters/replay', { body }),
+          )) as { replayed: number; remaining?: number; nextCursor?: string };
+          replayed += r.replayed;
+          cursor = r.nextCursor;
+          if (cursor) console.log(`replayed ${replayed} so far, ${r.remaining} to go`);
+        } while (cursor);
+        console.log(`replayed ${replayed} dead letter(s)`);
         return;
       }
       const [eventId, endpointId] = positionals;

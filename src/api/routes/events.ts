@@ -218,7 +218,7 @@ export const eventRoutes: FastifyPluginAsync = async (fastify) => {
     bodyLimit: config.HOOKLINE_MAX_EVENT_BYTES,
     schema: {
       tags: ['endpoints'],
-      summary: 'Send a test event to this endpoint only (its event-type filter does not apply); 202 with the event',
+      summary: 'Send a test event to this endpoint only (its event-type filter does not apply); 202 with the event. The body limit of POST /events applies; at most HOOKLINE_TEST_EVENTS_PER_MINUTE per endpoint (429 with Retry-After)',
       params: z.object({ id: z.string().max(128) }),
       body: TestEventIn.nullish(),
       response: { 202: EventOut, 429: ErrorOut },
