@@ -157,6 +157,34 @@ describe('route-level authentication, over raw sockets', () => {
     expect(JSON.parse(found.body).code).toBe('not_found');
   });
 
+  it('guards the routes issue 21 added like every other: no key, no change; a browser from elsewhere, no change', async () => {
+    const revocations = async () => (await pool.query('SELECT (SELECT count(*) FROM portal_session_revocations) + (SELECT count(*) FROM portal_tenant_revocations) AS n')).rows[0].n;
+    const before = await revocations();
+    const targets: [string, string, string?][] = [
+      ['DELETE', `/v1/portal-sessions/${crypto.randomUUID()}`],
+      ['DELETE', '/v1/portal-sessions'],
+      ['DELETE', '/%761/portal-sessions'],
+      ['POST', '/v1/dead-letters/replay', JSON.stringify({ limit: 1 })],
+      ['GET', '/v1/deliveries?eventId=evt_x'],
+      ['GET', '/v1/listen/sessions/laptop/stream'],
+    ];
+    for (const [method, target, body] of targets) {
+      for (const headers of NO_KEY) {
+        const res = await raw(port, request(method, target, headers, body));
+        expect([401, 404], `${method} ${target} ${JSON.stringify(headers)}: ${res.head}`).toContain(res.status);
+      }
+      // With the key, from a foreign page: refused before the route runs (the GET is the listen stream).
+      if (method !== 'GET' || target.includes('/stream')) {
+        for (const browser of [{ origin: 'https://evil.example' }, { origin: 'null' }, { 'sec-fetch-site': 'cross-site' }] as Record<string, string>[]) {
+          const res = await raw(port, request(method, target, { authorization: `Bearer ${KEY}`, ...browser }, body));
+          expect(res.status, `${method} ${target} ${JSON.stringify(browser)}: ${res.head}`).toBe(403);
+          expect(JSON.parse(res.body).code).toBe('cross_site');
+        }
+      }
+    }
+    expect(await revocations()).toBe(before);
+  });
+
   it('serves /metrics to the admin key or the metrics token only', async () => {
     expect((await raw(port, request('GET', '/metrics'))).status).toBe(401);
     expect((await raw(port, request('GET', '/metrics', { authorization: 'Bearer wrong-token-0123456789' }))).status).toBe(401);
