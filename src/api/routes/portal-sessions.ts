@@ -19,7 +19,10 @@ const REVOKED_ID_KEPT_MS = (MAX_PORTAL_TTL_SECONDS + 300) * 1000;
 // What mintPortalToken puts in jti (randomUUID); anything else names no session of ours.
 const SessionIdParams = z.object({ sessionId: z.uuid() });
 
-/** Sessions are ended by the sender (its keys), not by a session: that would be a session's own choice of who else stays. */
+/**
+ * Sessions are started and ended by the sender, with its keys. A session doing either would
+ * decide for itself how long it, or its tenant's other sessions, last.
+ */
 function refusePortalPrincipal(req: FastifyRequest, what: string): void {
   if (req.principal?.kind === 'portal') throw new ApiError(403, 'forbidden', `authorization: a portal session cannot ${what}`);
 }
