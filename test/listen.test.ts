@@ -537,16 +537,19 @@ describe('hookline listen: a web page cannot take a session over (issue 21 item 
     [{ origin: 'https://evil.example' }],
     [{ origin: 'null' }],
     [{ origin: 'http://127.0.0.1.evil.example' }],
+    [{ accept: 'image/avif,image/webp,*/*' }], // the <img> of a browser that sends no Sec-Fetch-Site
+    [{}],
   ])('refuses GET …/stream with %j and leaves the listener attached', async (headers) => {
     const session = `laptop-${Math.random().toString(36).slice(2, 8)}`;
     expect((await api.app.inject({ method: 'POST', url: '/v1/listen/sessions', payload: { session } })).statusCode).toBe(201);
     const held = await openStream(session);
     try {
+      const browser = Object.keys(headers).some((k) => k.startsWith('sec-fetch') || k === 'origin');
       const res = await raw(port, request('GET', `/v1/listen/sessions/${session}/stream`, headers));
-      expect(res.status, res.head).toBe(403);
-      expect(JSON.parse(res.body)).toMatchObject({ code: 'cross_site' });
+      expect(res.status, res.head).toBe(browser ? 403 : 406);
+      expect(JSON.parse(res.body)).toMatchObject({ code: browser ? 'cross_site' : 'not_acceptable' });
       const head = await raw(port, request('HEAD', `/v1/listen/sessions/${session}/stream`, headers));
-      expect(head.status, head.head).toBe(403);
+      expect(head.status, head.head).toBe(browser ? 403 : 406);
       // A real takeover (another CLI) still replaces it, so the listener was there all along and
       // the refused requests never reached the hub.
       const next = await openStream(session);

@@ -155,6 +155,12 @@ const listenRoutes = (hub: ListenHub): FastifyPluginAsync => async (fastify) => 
   }, async (req, reply) => {
     const session = await getSession(pool, sessionKey(req.tenantId, req.params.session));
     if (!session) throw notFound('listen session', req.params.session);
+    // A browser too old to send Sec-Fetch-Site sends no Origin on an <img> or <script> GET
+    // either; neither can ask for text/event-stream (the CLI does, and so does EventSource,
+    // whose Origin the cross-site check sees), so this closes what that check cannot.
+    if (!/\btext\/event-stream\b/i.test(req.headers.accept ?? '')) {
+      throw new ApiError(406, 'not_acceptable', 'accept: this route answers text/event-stream only (hookline listen asks for it)');
+    }
     reply.hijack();
     const res = reply.raw;
     res.writeHead(200, {
