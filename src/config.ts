@@ -78,6 +78,9 @@ const schema = z.object({
 
   // Standard Webhooks recommends keeping payloads small; 256 KiB is Svix's and SQS's limit.
   HOOKLINE_MAX_EVENT_BYTES: positiveInt.default(256 * 1024),
+  // "Send a test event" (POST …/endpoints/:id/test) per endpoint per minute, across API
+  // processes: a button a portal user can press must not become a way to flood a receiver.
+  HOOKLINE_TEST_EVENTS_PER_MINUTE: positiveInt.default(10),
   // Accept events whose type was never registered through /v1/event-types.
   HOOKLINE_ACCEPT_UNREGISTERED_TYPES: bool.default(true),
   // How long an Idempotency-Key is remembered (Stripe keeps them 24 h).

@@ -3,6 +3,7 @@
 // a listening API with HOOKLINE_API_KEY set. None may read data or create anything.
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
+import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Pool } from '../src/db/pool';
 import { createApiOnly } from './helpers';
@@ -156,6 +157,34 @@ describe('route-level authentication, over raw sockets', () => {
     expect(JSON.parse(found.body).code).toBe('not_found');
   });
 
+  it('guards the routes issue 21 added like every other: no key, no change; a browser from elsewhere, no change', async () => {
+    const revocations = async () => (await pool.query('SELECT (SELECT count(*) FROM portal_session_revocations) + (SELECT count(*) FROM portal_tenant_revocations) AS n')).rows[0].n;
+    const before = await revocations();
+    const targets: [string, string, string?][] = [
+      ['DELETE', `/v1/portal-sessions/${crypto.randomUUID()}`],
+      ['DELETE', '/v1/portal-sessions'],
+      ['DELETE', '/%761/portal-sessions'],
+      ['POST', '/v1/dead-letters/replay', JSON.stringify({ limit: 1 })],
+      ['GET', '/v1/deliveries?eventId=evt_x'],
+      ['GET', '/v1/listen/sessions/laptop/stream'],
+    ];
+    for (const [method, target, body] of targets) {
+      for (const headers of NO_KEY) {
+        const res = await raw(port, request(method, target, headers, body));
+        expect([401, 404], `${method} ${target} ${JSON.stringify(headers)}: ${res.head}`).toContain(res.status);
+      }
+      // With the key, from a foreign page: refused before the route runs (the GET is the listen stream).
+      if (method !== 'GET' || target.includes('/stream')) {
+        for (const browser of [{ origin: 'https://evil.example' }, { origin: 'null' }, { 'sec-fetch-site': 'cross-site' }] as Record<string, string>[]) {
+          const res = await raw(port, request(method, target, { authorization: `Bearer ${KEY}`, ...browser }, body));
+          expect(res.status, `${method} ${target} ${JSON.stringify(browser)}: ${res.head}`).toBe(403);
+          expect(JSON.parse(res.body).code).toBe('cross_site');
+        }
+      }
+    }
+    expect(await revocations()).toBe(before);
+  });
+
   it('serves /metrics to the admin key or the metrics token only', async () => {
     expect((await raw(port, request('GET', '/metrics'))).status).toBe(401);
     expect((await raw(port, request('GET', '/metrics', { authorization: 'Bearer wrong-token-0123456789' }))).status).toBe(401);
@@ -245,5 +274,119 @@ describe('tenant-scoped credentials, over raw sockets', () => {
     expect([200, 400, 404], `${target}: ${res.head}`).toContain(res.status);
     expect(res.body).not.toContain('globex-secret-path');
     if (res.status === 200) expect(JSON.parse(res.body).data).toEqual([]); // acme's own (empty) list
+  });
+});
+
+describe('portal session tokens: forged, bent and revoked (issue 21)', () => {
+  const PORTAL_SECRET = 'auth-test-portal-secret-0123456789abcdef';
+  const portalKey = new TextEncoder().encode(PORTAL_SECRET);
+  let app: FastifyInstance;
+  let close: () => Promise<void>;
+
+  const get = async (token: string, url = '/v1/tenants/acme/endpoints') =>
+    (await app.inject({ method: 'GET', url, headers: { authorization: `Bearer ${token}` } })).statusCode;
+  const call = (token: string, method: 'POST' | 'DELETE', url: string, payload?: object) =>
+    app.inject({ method, url, payload, headers: { authorization: `Bearer ${token}` } });
+  const mint = async (tenantId: string) => {
+    const res = await call(KEY, 'POST', `/v1/tenants/${tenantId}/portal-sessions`, {});
+    expect(res.statusCode, res.body).toBe(201);
+    return res.json() as { id: string; token: string };
+  };
+  /** A token as mintPortalToken makes one, with `change` applied: one thing broken per case. */
+  const forge = (change: { alg?: string; claims?: Record<string, unknown>; aud?: string; iss?: string; jti?: string | null; nbf?: number; exp?: number } = {}) => {
+    const now = Math.floor(Date.now() / 1000);
+    let jwt = new SignJWT({ ro: false, ...change.claims }).setProtectedHeader({ alg: change.alg ?? 'HS256' })
+      .setIssuer(change.iss ?? 'hookline').setAudience(change.aud ?? 'hookline-portal').setSubject('acme')
+      .setIssuedAt(now).setExpirationTime(change.exp ?? now + 300);
+    if (change.jti !== null) jwt = jwt.setJti(change.jti ?? crypto.randomUUID());
+    if (change.nbf !== undefined) jwt = jwt.setNotBefore(change.nbf);
+    return jwt.sign(portalKey);
+  };
+
+  beforeAll(async () => {
+    ({ app, close } = await createApiOnly({ HOOKLINE_API_KEY: KEY, HOOKLINE_PORTAL_SECRET: PORTAL_SECRET }));
+    for (const id of ['acme', 'globex']) expect((await call(KEY, 'POST', '/v1/tenants', { id })).statusCode).toBe(201);
+  });
+  afterAll(async () => {
+    await close?.();
+  });
+
+  it('refuses every token that is not exactly one of ours', async () => {
+    const now = Math.floor(Date.now() / 1000);
+    expect(await get(await forge())).toBe(200); // the baseline the cases below break
+    const good = await forge();
+    const globex = await forge({ claims: { sub: 'globex' } });
+    const [h, p, sig] = good.split('.');
+    const cases: [string, string][] = [
+      ['HS384', await forge({ alg: 'HS384' })],
+      ['HS512', await forge({ alg: 'HS512' })],
+      ['alg none', `${Buffer.from('{"alg":"none","typ":"JWT"}').toString('base64url')}.${p}.`],
+      ['swapped payload', `${h}.${globex.split('.')[1]}.${sig}`],
+      ['expired', await forge({ exp: now - 1 })],
+      ['not yet valid (nbf)', await forge({ nbf: now + 600 })],
+      ['another audience', await forge({ aud: 'hookline-console' })],
+      ['another issuer', await forge({ iss: 'someone-else' })],
+      ['no jti', await forge({ jti: null })],
+      ['ro not a boolean', await forge({ claims: { ro: 'false' } })],
+    ];
+    for (const [name, token] of cases) {
+      const res = await app.inject({ method: 'GET', url: '/v1/tenants/acme/endpoints', headers: { authorization: `Bearer ${token}` } });
+      expect(res.statusCode, name).toBe(401);
+      expect(res.json().code, name).toBe('unauthorized');
+    }
+  });
+
+  it('ends one session by its id, at once, and leaves the others', async () => {
+    const [a, b] = [await mint('acme'), await mint('acme')];
+    expect([await get(a.token), await get(b.token)]).toEqual([200, 200]);
+    // Another tenant's routes cannot end acme's session, even knowing its id.
+    expect((await call(KEY, 'DELETE', `/v1/tenants/globex/portal-sessions/${a.id}`)).statusCode).toBe(204);
+    expect(await get(a.token)).toBe(200);
+    expect((await call(KEY, 'DELETE', `/v1/tenants/acme/portal-sessions/${a.id}`)).statusCode).toBe(204);
+    expect(await get(a.token)).toBe(401);
+    expect(await get(a.token, '/v1/portal/session')).toBe(401);
+    expect(await get(b.token)).toBe(200);
+    // Idempotent; an id that is not one we mint is a 400 naming it.
+    expect((await call(KEY, 'DELETE', `/v1/tenants/acme/portal-sessions/${a.id}`)).statusCode).toBe(204);
+    const bad = await call(KEY, 'DELETE', '/v1/tenants/acme/portal-sessions/not-a-session');
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json().message).toMatch(/^params\.sessionId/);
+  });
+
+  it("ends all of a tenant's sessions started until then; later ones and other tenants' work", async () => {
+    const [a, b, other] = [await mint('acme'), await mint('acme'), await mint('globex')];
+    expect((await call(KEY, 'DELETE', '/v1/tenants/acme/portal-sessions')).statusCode).toBe(204);
+    expect([await get(a.token), await get(b.token)]).toEqual([401, 401]);
+    expect(await get(other.token, '/v1/tenants/globex/endpoints')).toBe(200);
+    const later = await mint('acme'); // possibly within the same second as the revocation
+    expect(await get(later.token)).toBe(200);
+  });
+
+  it('lets only the sender end sessions: not a session, not a read key, not another tenant\'s key', async () => {
+    const s = await mint('acme');
+    const keyFor = async (tenantId: string, scopes: string[]) =>
+      (await call(KEY, 'POST', '/v1/api-keys', { name: 'k', tenantId, scopes })).json().key as string;
+    const [reader, globexManager, acmeManager] = [await keyFor('acme', ['read']), await keyFor('globex', ['manage']), await keyFor('acme', ['manage'])];
+    expect((await call(s.token, 'DELETE', `/v1/tenants/acme/portal-sessions/${s.id}`)).statusCode).toBe(403);
+    expect((await call(s.token, 'DELETE', '/v1/tenants/acme/portal-sessions')).statusCode).toBe(403);
+    expect((await call(reader, 'DELETE', '/v1/tenants/acme/portal-sessions')).statusCode).toBe(403);
+    expect((await call(globexManager, 'DELETE', '/v1/tenants/acme/portal-sessions')).statusCode).toBe(404);
+    expect((await call('', 'DELETE', '/v1/tenants/acme/portal-sessions')).statusCode).toBe(401);
+    expect(await get(s.token)).toBe(200);
+    expect((await call(acmeManager, 'DELETE', `/v1/tenants/acme/portal-sessions/${s.id}`)).statusCode).toBe(204);
+    expect(await get(s.token)).toBe(401);
+  });
+
+  it('never turns a revoked session into the admin on a keyless dev API', async () => {
+    const { app: dev, close: closeDev } = await createApiOnly({ HOOKLINE_PORTAL_SECRET: PORTAL_SECRET });
+    try {
+      const s = (await dev.inject({ method: 'POST', url: '/v1/portal-sessions', payload: {} })).json();
+      const read = async () => (await dev.inject({ method: 'GET', url: '/v1/endpoints', headers: { authorization: `Bearer ${s.token}` } })).statusCode;
+      expect(await read()).toBe(200);
+      expect((await dev.inject({ method: 'DELETE', url: `/v1/portal-sessions/${s.id}` })).statusCode).toBe(204);
+      expect(await read()).toBe(401);
+    } finally {
+      await closeDev();
+    }
   });
 });

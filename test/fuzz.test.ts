@@ -98,18 +98,30 @@ const ROUTES: RouteCase[] = [
   { method: 'DELETE', path: '/v1/api-keys/:id' },
   { method: 'POST', path: '/v1/portal-sessions', body: bodyOf(['readOnly', 'ttlSeconds', 'branding'], { branding: fc.oneof(hostileValue, shaped(['title', 'logoUrl', 'accentColor'])) }) },
   { method: 'POST', path: '/v1/listen/sessions', body: bodyOf(['session', 'eventTypes']) },
+  // Added with issue 21: bounded bulk replay, the deliveries of one event, portal revocation.
+  { method: 'POST', path: '/v1/dead-letters/replay', body: bodyOf(['endpointId', 'eventType', 'since', 'limit', 'cursor'], { limit: fc.oneof(fc.integer({ min: -2, max: 600 }), hostileValue) }) },
+  { method: 'POST', path: '/v1/tenants/:tenantId/dead-letters/replay', body: bodyOf(['limit', 'cursor']) },
+  { method: 'GET', path: '/v1/deliveries', query: ['eventId', 'limit', 'cursor'] },
+  { method: 'POST', path: '/v1/tenants/:tenantId/endpoints/:id/test', body: bodyOf(['eventType', 'data']) },
+  { method: 'DELETE', path: '/v1/portal-sessions/:sessionId' },
+  { method: 'DELETE', path: '/v1/tenants/:tenantId/portal-sessions/:sessionId' },
+  { method: 'DELETE', path: '/v1/portal-sessions' },
+  { method: 'DELETE', path: '/v1/tenants/:tenantId/portal-sessions' },
 ];
 
 /** Where an error message must point: a request part, or a field the route documents. */
 const NAMED_FIELD = /^(body|params|querystring|headers|content-type|idempotency-key|authorization|request|data|schema|type|version|id|name|url|endpointId|no route)\b/;
-const TABLES = ['endpoints', 'endpoint_secrets', 'events', 'outbox', 'deliveries', 'attempts', 'event_types', 'event_type_versions', 'idempotency_keys'];
+const TABLES = [
+  'endpoints', 'endpoint_secrets', 'events', 'outbox', 'deliveries', 'attempts', 'event_types', 'event_type_versions', 'idempotency_keys',
+  'test_event_windows', 'portal_session_revocations', 'portal_tenant_revocations',
+];
 const LIVENESS_MS = 2_000;
 // HOOKLINE_FUZZ_RUNS raises it for a longer hunt by hand; the suite's default keeps `npm test` quick.
 const RUNS_PER_ROUTE = Number(process.env.HOOKLINE_FUZZ_RUNS ?? 25);
 
 describe('fuzz: every route, hostile input', () => {
   let h: Harness;
-  const known: Record<string, string[]> = { id: [], eventId: [], endpointId: [], name: [], tenantId: ['default'] };
+  const known: Record<string, string[]> = { id: [], eventId: [], endpointId: [], name: [], tenantId: ['default'], sessionId: [] };
 
   beforeAll(async () => {
     // Temporal is there (replay routes answer), but no relay or worker changes rows behind our back.
@@ -117,7 +129,8 @@ describe('fuzz: every route, hostile input', () => {
     const ep = await createEndpoint(h.app, { url: 'https://example.com/fuzz' });
     const ev = await sendEvent(h.app, { type: 'fuzz.seed', data: { a: 1 } });
     await h.app.inject({ method: 'POST', url: '/v1/event-types', payload: { name: 'fuzz.seed', schema: { type: 'object' } } });
-    Object.assign(known, { id: [ep.id], eventId: [ev.id], endpointId: [ep.id], name: ['fuzz.seed'] });
+    const portal = (await h.app.inject({ method: 'POST', url: '/v1/portal-sessions', payload: {} })).json();
+    Object.assign(known, { id: [ep.id], eventId: [ev.id], endpointId: [ep.id], name: ['fuzz.seed'], sessionId: [portal.id, crypto.randomUUID()] });
   });
   afterAll(async () => {
     await h?.close();

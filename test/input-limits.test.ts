@@ -4,6 +4,7 @@ import Fastify from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import type { Pool } from '../src/db/pool';
+import { buildApp } from '../src/api/app';
 import { registerErrorHandling } from '../src/api/errors';
 import { createApiOnly } from './helpers';
 
@@ -122,6 +123,15 @@ describe('input limits', () => {
     expect(endpoints.json().message).toContain('1048576');
   });
 
+  it('holds a test event to the event size limit (issue 21: 900 KB went through)', async () => {
+    const events = async () => (await pool.query('SELECT count(*)::int AS n FROM events')).rows[0].n;
+    const before = await events();
+    const res = await rawPost(`/v1/endpoints/${endpointId}/test`, JSON.stringify({ data: { blob: 'x'.repeat(900 * 1024) } }));
+    expectRefused(res, 413, 'body');
+    expect(res.json().message).toContain('262144');
+    expect(await events()).toBe(before);
+  });
+
   it.each([
     [{ initialInterval: '5s', maximumInterval: '2s' }, 'body.retry.maximumInterval'],
     [{ maximumInterval: '2s' }, 'body.retry.maximumInterval'], // below the default initialInterval (5 s)
@@ -160,5 +170,55 @@ describe('input limits', () => {
       expect(res.json().code).toBe('invalid_value');
     }
     await bare.close();
+  });
+});
+
+describe('test events: a rate limit per endpoint, across API processes', () => {
+  let app: FastifyInstance;
+  let other: FastifyInstance;
+  let pool: Pool;
+  let close: () => Promise<void>;
+
+  beforeAll(async () => {
+    ({ app, pool, close } = await createApiOnly({ HOOKLINE_TEST_EVENTS_PER_MINUTE: '3' }));
+    // A second API process on the same database: the limit is the endpoint's, not a process's.
+    other = await buildApp({ pool, config: app.hookline.config, temporal: null, logger: false });
+  });
+  afterAll(async () => {
+    await other?.close();
+    await close?.();
+  });
+
+  const endpoint = async () => (await app.inject({ method: 'POST', url: '/v1/endpoints', payload: { url: 'https://example.com/t' } })).json().id as string;
+  const test = (via: FastifyInstance, id: string) => via.inject({ method: 'POST', url: `/v1/endpoints/${id}/test`, payload: {} });
+
+  it('answers 429 with Retry-After past the limit, counts every process, and frees the endpoint when its window passes', async () => {
+    const [a, b] = [await endpoint(), await endpoint()];
+    expect((await test(app, a)).statusCode).toBe(202);
+    expect((await test(other, a)).statusCode).toBe(202);
+    expect((await test(app, a)).statusCode).toBe(202);
+    const events = (await pool.query('SELECT count(*)::int AS n FROM events')).rows[0].n;
+    for (const via of [app, other]) {
+      const refused = await test(via, a);
+      expect(refused.statusCode, refused.body).toBe(429);
+      expect(refused.json()).toMatchObject({ code: 'rate_limited', message: expect.stringMatching(/^id: .*HOOKLINE_TEST_EVENTS_PER_MINUTE/) });
+      const retryAfter = Number(refused.headers['retry-after']);
+      expect(retryAfter).toBeGreaterThanOrEqual(1);
+      expect(retryAfter).toBeLessThanOrEqual(60);
+    }
+    expect((await pool.query('SELECT count(*)::int AS n FROM events')).rows[0].n).toBe(events);
+    // Another endpoint has a window of its own.
+    expect((await test(other, b)).statusCode).toBe(202);
+    // The window moved into the past (no waiting on the clock): the endpoint takes tests again.
+    await pool.query("UPDATE test_event_windows SET window_start = window_start - interval '61 seconds' WHERE endpoint_id = $1", [a]);
+    expect((await test(app, a)).statusCode).toBe(202);
+  });
+
+  it('does not count a refused test event against the window', async () => {
+    const a = await endpoint();
+    for (let i = 0; i < 5; i++) {
+      expect((await app.inject({ method: 'POST', url: `/v1/endpoints/${a}/test`, payload: { eventType: 'hookline.x' } })).statusCode).toBe(400);
+    }
+    expect((await test(app, a)).statusCode).toBe(202);
   });
 });

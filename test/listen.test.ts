@@ -2,6 +2,7 @@
 // 127.0.0.1), a real worker delivers over its connection, and a real local app verifies each
 // request with the `standardwebhooks` library, as a user's app would.
 import { spawn, type ChildProcess } from 'node:child_process';
+import http from 'node:http';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -18,6 +19,7 @@ import {
   createApiOnly, createEndpoint, createHarness, sendEvent, spawnRole, startReceiver, TEST_ENCRYPTION_KEY, waitFor, workflowHistoryText,
   type Harness, type Receiver,
 } from './helpers';
+import { raw, request } from './raw-http';
 
 const CLI = path.join(__dirname, '../bin/hookline');
 
@@ -498,5 +500,65 @@ describe('hookline listen: who may connect', () => {
     const unknown = await api.app.inject({ method: 'POST', url: '/v1/listen/sessions/nope/results', payload: { requestId: '1', status: 200 }, headers });
     expect(unknown.statusCode).toBe(404);
     expect((await api.app.inject({ method: 'GET', url: '/v1/listen/sessions/nope/stream', headers })).statusCode).toBe(404);
+  });
+});
+
+describe('hookline listen: a web page cannot take a session over (issue 21 item 7)', () => {
+  let api: Awaited<ReturnType<typeof createApiOnly>>;
+  let port: number;
+
+  beforeAll(async () => {
+    // Keyless dev: loopback, no HOOKLINE_API_KEY, so only the cross-site check stands in the way.
+    api = await createApiOnly({ HOOKLINE_ALLOWED_TARGETS: 'loopback' });
+    await api.app.listen({ port: 0, host: '127.0.0.1' });
+    port = (api.app.server.address() as AddressInfo).port;
+  });
+  afterAll(async () => {
+    await api?.close();
+  });
+
+  /** A held stream as the CLI holds it; `events` collects the SSE event names it got. */
+  function openStream(session: string): Promise<{ events: string[]; close(): void }> {
+    return new Promise((resolve, reject) => {
+      const events: string[] = [];
+      const req = http.get({ host: '127.0.0.1', port, path: `/v1/listen/sessions/${session}/stream`, headers: { accept: 'text/event-stream' } }, (res) => {
+        if (res.statusCode !== 200) return reject(new Error(`stream: ${res.statusCode}`));
+        res.on('data', (chunk: Buffer) => {
+          for (const m of chunk.toString('utf8').matchAll(/^event: (\w+)$/gm)) events.push(m[1]);
+          if (events.includes('ready')) resolve({ events, close: () => req.destroy() });
+        });
+      });
+      req.on('error', () => {});
+    });
+  }
+
+  it.each([
+    [{ 'sec-fetch-site': 'cross-site', 'sec-fetch-mode': 'no-cors', 'sec-fetch-dest': 'image' }], // <img src=…/stream>
+    [{ 'sec-fetch-site': 'same-site' }],
+    [{ origin: 'https://evil.example' }],
+    [{ origin: 'null' }],
+    [{ origin: 'http://127.0.0.1.evil.example' }],
+    [{ accept: 'image/avif,image/webp,*/*' }], // the <img> of a browser that sends no Sec-Fetch-Site
+    [{}],
+  ])('refuses GET …/stream with %j and leaves the listener attached', async (headers) => {
+    const session = `laptop-${Math.random().toString(36).slice(2, 8)}`;
+    expect((await api.app.inject({ method: 'POST', url: '/v1/listen/sessions', payload: { session } })).statusCode).toBe(201);
+    const held = await openStream(session);
+    try {
+      const browser = Object.keys(headers).some((k) => k.startsWith('sec-fetch') || k === 'origin');
+      const res = await raw(port, request('GET', `/v1/listen/sessions/${session}/stream`, headers));
+      expect(res.status, res.head).toBe(browser ? 403 : 406);
+      expect(JSON.parse(res.body)).toMatchObject({ code: browser ? 'cross_site' : 'not_acceptable' });
+      const head = await raw(port, request('HEAD', `/v1/listen/sessions/${session}/stream`, headers));
+      expect(head.status, head.head).toBe(browser ? 403 : 406);
+      // A real takeover (another CLI) still replaces it, so the listener was there all along and
+      // the refused requests never reached the hub.
+      const next = await openStream(session);
+      await waitFor(() => held.events.includes('replaced'), 10_000, 'the held stream replaced by the second CLI');
+      expect(held.events).toEqual(['ready', 'replaced']);
+      next.close();
+    } finally {
+      held.close();
+    }
   });
 });

@@ -242,8 +242,19 @@ describe('consumer portal', () => {
     await page.click('#refresh');
     for (const e of more) await page.locator(`#dead-letters tr[data-event-id="${e.id}"]`).waitFor();
     healthy = true;
+    // Batches of one (the API's default is 100): Replay all must follow nextCursor to the end.
+    const batches: string[] = [];
+    await page.route('**/dead-letters/replay', (route) => {
+      const body = { ...JSON.parse(route.request().postData() || '{}'), limit: 1 };
+      batches.push(JSON.stringify(body));
+      return route.continue({ postData: JSON.stringify(body) });
+    });
     await page.click('#replay-all');
     await page.locator('#notice').filter({ hasText: /^Replay requested for \d+ dead letter/ }).waitFor();
+    expect(batches.length).toBeGreaterThanOrEqual(2);
+    expect(batches.slice(1).every((b) => 'cursor' in JSON.parse(b))).toBe(true);
+    expect(await page.locator('#notice').textContent()).toBe(`Replay requested for ${batches.length} dead letter(s).`);
+    await page.unroute('**/dead-letters/replay');
     for (const e of more) await waitFor(async () => (await statusOf(e.id)) === 'delivered', 30_000, 'delivered after replay all');
 
     // A test event with the catalogue's example payload: only this endpoint gets it, signed.

@@ -4,7 +4,8 @@
 //   `/../`) reaches a route without its check; a route that declares nothing needs the admin key,
 //   and so does an unknown path (404 only once authenticated, so routes cannot be probed);
 // - the Host allowlist (HOOKLINE_ALLOWED_HOSTS), so a DNS-rebinding page cannot drive a local API;
-// - the refusal of cross-site browser requests on state-changing methods;
+// - the refusal of cross-site browser requests on state-changing methods, and on a GET that
+//   changes something (`config: { sideEffects: true }`, the listen stream);
 // - the start-up refusal to expose an API without a key on a non-loopback HOST;
 // - who the caller is (the principal: the admin key, a minted API key, or a portal session) and
 //   whether it may act on the tenant the route acts on (`config: { tenancy }`, see below).
@@ -19,6 +20,7 @@ import { ConfigError, type Config } from '../config';
 import { API_KEY_PATTERN, findApiKey, touchApiKey, type KeyScope } from '../db/api-keys';
 import type { Pool } from '../db/pool';
 import { DEFAULT_TENANT, OPERATOR_TENANT, TENANT_PATH_PATTERN, tenantExists } from '../db/tenants';
+import { isPortalSessionRevoked } from '../db/portal-revocations';
 import { safeEqual } from '../signing';
 import { ApiError } from './errors';
 import { looksLikeJwt, portalSigningKey, verifyPortalToken, type PortalSession } from './portal-token';
@@ -52,6 +54,11 @@ declare module 'fastify' {
     auth?: AuthLevel;
     /** Which tenant the route acts on; see src/api/access.ts. Default `global`. */
     tenancy?: Tenancy;
+    /**
+     * A GET that changes something (the listen stream takes its session over): browsers'
+     * cross-site requests are refused as on POST, so an <img> on any web page cannot trigger it.
+     */
+    sideEffects?: boolean;
   }
   interface FastifyRequest {
     /** Who is calling; null on public routes. */
@@ -179,7 +186,9 @@ async function principalOf(token: string, d: AccessDeps): Promise<Principal | nu
   }
   if (d.portalKey && looksLikeJwt(token)) {
     const session = await verifyPortalToken(d.portalKey, token);
-    return session && { kind: 'portal', session };
+    // Revocation is checked here, at verify, so no route can forget it.
+    if (!session || (await isPortalSessionRevoked(d.pool, session))) return null;
+    return { kind: 'portal', session };
   }
   return null;
 }
@@ -278,7 +287,7 @@ function sameHost(origin: string, originHost: string, host: string): boolean {
 
 /** Browsers say where a request comes from; a state change from another site is refused. */
 function checkCrossSite(req: FastifyRequest, originListed: (host: string) => boolean): void {
-  if (SAFE_METHODS.has(req.method)) return;
+  if (SAFE_METHODS.has(req.method) && !req.routeOptions.config?.sideEffects) return;
   const site = req.headers['sec-fetch-site'];
   if (site !== undefined && site !== 'same-origin' && site !== 'none') {
     throw new ApiError(403, 'cross_site', `sec-fetch-site: ${site} requests may not change anything; call the API from a server or the console`);

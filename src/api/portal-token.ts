@@ -1,8 +1,8 @@
 // Portal-session tokens: short-lived HS256 JWTs (jose) bound to one tenant, optionally
 // read-only, carrying the session's branding. Stateless on purpose: any API replica verifies one
-// with the shared key and no table lookup; a session ends when it expires or when its tenant is
-// deleted (access.ts checks the tenant on every request). There is no per-session revocation:
-// keep ttlSeconds short (default 1 h, at most 24 h).
+// with the shared key; a session ends when it expires, when its tenant is deleted, or when it is
+// revoked (by its id, the jti, or all of a tenant's: src/db/portal-revocations.ts), all three
+// checked by access.ts on every request. Keep ttlSeconds short anyway (default 1 h, at most 24 h).
 import { hkdfSync, randomUUID } from 'node:crypto';
 import { jwtVerify, SignJWT } from 'jose';
 import type { Config } from '../config';
@@ -23,6 +23,8 @@ export interface PortalSession {
   readOnly: boolean;
   branding: Branding;
   sessionId: string;
+  /** When it was minted, to the millisecond: a tenant's "revoke all" refuses what came before. */
+  issuedAt: Date;
   expiresAt: Date;
 }
 
@@ -41,19 +43,23 @@ export function portalSigningKey(config: Pick<Config, 'HOOKLINE_PORTAL_SECRET' |
 export async function mintPortalToken(
   key: Uint8Array,
   s: { tenantId: string; readOnly: boolean; branding: Branding; ttlSeconds: number },
-): Promise<{ token: string; expiresAt: Date }> {
-  const now = Math.floor(Date.now() / 1000);
+): Promise<{ token: string; sessionId: string; expiresAt: Date }> {
+  const nowMs = Date.now();
+  const now = Math.floor(nowMs / 1000);
   const exp = now + s.ttlSeconds;
-  const token = await new SignJWT({ ro: s.readOnly, brand: s.branding })
+  const sessionId = randomUUID();
+  // `iatms`: iat has whole seconds, so a session minted just after a "revoke all" in the same
+  // second would read as older than it and be refused.
+  const token = await new SignJWT({ ro: s.readOnly, brand: s.branding, iatms: nowMs })
     .setProtectedHeader({ alg: ALGORITHM, typ: 'JWT' })
     .setIssuer(ISSUER)
     .setAudience(AUDIENCE)
     .setSubject(s.tenantId)
-    .setJti(randomUUID())
+    .setJti(sessionId)
     .setIssuedAt(now)
     .setExpirationTime(exp)
     .sign(key);
-  return { token, expiresAt: new Date(exp * 1000) };
+  return { token, sessionId, expiresAt: new Date(exp * 1000) };
 }
 
 /** The session a token stands for, or null for anything not signed by us, expired, or malformed. */
@@ -63,11 +69,16 @@ export async function verifyPortalToken(key: Uint8Array, token: string): Promise
     // "public key") is refused before its signature is looked at.
     const { payload } = await jwtVerify(token, key, { algorithms: [ALGORITHM], issuer: ISSUER, audience: AUDIENCE, requiredClaims: ['sub', 'exp', 'jti'] });
     if (typeof payload.sub !== 'string' || typeof payload.ro !== 'boolean') return null;
+    // Without iatms (or with a bad one): the start of its iat second, the earlier reading, so a
+    // "revoke all" in that second still refuses it.
+    const iatSeconds = typeof payload.iat === 'number' ? payload.iat : 0;
+    const issuedMs = typeof payload.iatms === 'number' && Math.floor(payload.iatms / 1000) === iatSeconds ? payload.iatms : iatSeconds * 1000;
     return {
       tenantId: payload.sub,
       readOnly: payload.ro,
       branding: (payload.brand ?? {}) as Branding,
       sessionId: String(payload.jti),
+      issuedAt: new Date(issuedMs),
       expiresAt: new Date((payload.exp as number) * 1000),
     };
   } catch {

@@ -224,7 +224,9 @@ export const EventOut = z.object({
 
 export const EventWithDeliveriesOut = EventOut.extend({
   relayed: z.boolean(),
-  deliveries: z.array(DeliveryOut),
+  deliveries: z.array(DeliveryOut).describe('one per endpoint, by endpoint id; the first 100 only when there are more (see deliveriesNext)'),
+  deliveriesTotal: z.number().describe('how many deliveries the event has in all'),
+  deliveriesNext: z.string().nullable().describe('when deliveries shows only the first ones: the deliveries list of this event (GET …/deliveries?eventId=…), paginated'),
 });
 
 export const AttemptOut = z.object({
@@ -251,6 +253,24 @@ export const ReplayFilterIn = z
     since: z.iso.datetime({ offset: true }).optional(),
   })
   .strict();
+
+// Bulk replay works in batches: each request loads and signals at most `limit` dead letters, so
+// a tenant's whole dead-letter set never sits in one API process or one HTTP request.
+export const REPLAY_BATCH_DEFAULT = 100;
+export const REPLAY_BATCH_MAX = 500;
+
+export const DeadLetterReplayIn = ReplayFilterIn.extend({
+  limit: z.number().int().min(1).max(REPLAY_BATCH_MAX).optional().describe(`dead letters replayed by this request, default ${REPLAY_BATCH_DEFAULT}`),
+  cursor: z.string().max(1024).optional().describe('the nextCursor of the previous answer: continue after its batch'),
+}).strict();
+
+// Exactly {replayed} (the contract's shape) when the batch reached the end; the two paging
+// fields appear only when more dead letters match.
+export const DeadLetterReplayOut = z.object({
+  replayed: z.number(),
+  remaining: z.number().optional().describe('only when more match: how many after this batch'),
+  nextCursor: z.string().optional().describe('only when more match: send it as cursor to replay the next batch'),
+});
 
 export const ErrorOut = z.object({
   code: z.string(),
@@ -407,6 +427,7 @@ export const PortalSessionIn = z
   .strict();
 
 export const PortalSessionOut = z.object({
+  id: z.string().meta({ description: 'the session id (the token\'s jti): DELETE …/portal-sessions/{id} ends the session before it expires' }),
   url: z.string().meta({ description: 'the portal page, with the token in the fragment (#token=…) so it never reaches a server log' }),
   token: z.string().meta({ description: 'the session token: `Authorization: Bearer <token>` on this tenant\'s routes' }),
   expiresAt: z.string(),

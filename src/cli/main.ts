@@ -129,16 +129,7 @@ async function runReplay(config: Config, args: string[]): Promise<void> {
   });
   const { hookline, ok } = apiClient(config);
   const tenantId = values.tenant;
-  if (values.all) {
-    const body = { endpointId: values.endpoint, eventType: values.type, since: values.since };
-    const r = await ok(
-      tenantId
-        ? hookline.POST('/v1/tenants/{tenantId}/dead-letters/replay', { params: { path: { tenantId } }, body })
-        : hookline.POST('/v1/dead-letters/replay', { body }),
-    );
-    console.log(`replayed ${r.replayed} dead letter(s)`);
-    return;
-  }
+  if (values.all) return replayAllDeadLetters(hookline, ok, tenantId, values);
   const [eventId, endpointId] = positionals;
   if (!eventId || !endpointId) throw new Error('usage: hookline replay EVENT_ID ENDPOINT_ID, or hookline replay --all');
   await ok(
@@ -147,6 +138,29 @@ async function runReplay(config: Config, args: string[]): Promise<void> {
       : hookline.POST('/v1/deliveries/{eventId}/{endpointId}/replay', { params: { path: { eventId, endpointId } } }),
   );
   console.log(`replaying ${eventId} → ${endpointId}`);
+}
+
+/** The API replays one bounded batch per request; nextCursor says where the next starts. */
+async function replayAllDeadLetters(
+  hookline: HooklineClient,
+  ok: typeof import('../client').ok,
+  tenantId: string | undefined,
+  filter: { endpoint?: string; type?: string; since?: string },
+): Promise<void> {
+  let replayed = 0;
+  let cursor: string | undefined;
+  do {
+    const body = { endpointId: filter.endpoint, eventType: filter.type, since: filter.since, ...(cursor ? { cursor } : {}) };
+    const r = await ok(
+      tenantId
+        ? hookline.POST('/v1/tenants/{tenantId}/dead-letters/replay', { params: { path: { tenantId } }, body })
+        : hookline.POST('/v1/dead-letters/replay', { body }),
+    );
+    replayed += r.replayed;
+    cursor = r.nextCursor ?? undefined;
+    if (cursor) console.log(`replayed ${replayed} so far, ${r.remaining} to go`);
+  } while (cursor);
+  console.log(`replayed ${replayed} dead letter(s)`);
 }
 
 async function runReceiver(_config: Config, args: string[]): Promise<void> {

@@ -493,7 +493,7 @@ export interface paths {
         put?: never;
         /**
          * Submit an event for delivery
-         * @description A registered type checks `data` against the JSON Schema of `version` (default: the latest) and answers 422 when it breaks it. A deprecated type is still accepted; the answer then carries `Deprecation` (RFC 9745) and `Warning: 299` headers and a `warning` field. The `hookline.` type prefix is reserved for Hookline's own operational events (400 naming `type`).
+         * @description A registered type checks `data` against the JSON Schema of `version` (default: the latest) and answers 422 when it breaks it. A deprecated type is still accepted; the answer then carries `Deprecation` (RFC 9745) and `Warning: 299` headers and a `warning` field. The `hookline.` type prefix and the `evt_op_` id prefix are reserved for Hookline's own operational events (400 naming `type` or `id`).
          */
         post: {
             parameters: {
@@ -577,6 +577,7 @@ export interface paths {
                             data: unknown;
                             warning?: string;
                             relayed: boolean;
+                            /** @description one per endpoint, by endpoint id; the first 100 only when there are more (see deliveriesNext) */
                             deliveries: {
                                 eventId: string;
                                 endpointId: string;
@@ -592,6 +593,10 @@ export interface paths {
                                 deliveredAt: string | null;
                                 deadLetteredAt: string | null;
                             }[];
+                            /** @description how many deliveries the event has in all */
+                            deliveriesTotal: number;
+                            /** @description when deliveries shows only the first ones: the deliveries list of this event (GET …/deliveries?eventId=…), paginated */
+                            deliveriesNext: string | null;
                         };
                     };
                 };
@@ -614,7 +619,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Send a test event to this endpoint only (its event-type filter does not apply); 202 with the event */
+        /** Send a test event to this endpoint only (its event-type filter does not apply); 202 with the event. The body limit of POST /events applies; at most HOOKLINE_TEST_EVENTS_PER_MINUTE per endpoint (429 with Retry-After) */
         post: {
             parameters: {
                 query?: never;
@@ -654,6 +659,19 @@ export interface paths {
                         };
                     };
                 };
+                /** @description Default Response */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            code: string;
+                            message: string;
+                            details?: unknown[];
+                        };
+                    };
+                };
             };
         };
         delete?: never;
@@ -676,6 +694,7 @@ export interface paths {
                     limit?: number;
                     cursor?: string;
                     status?: "pending" | "delivering" | "delivered" | "dead_lettered" | "dropped";
+                    eventId?: string;
                     endpointId?: string;
                     eventType?: string;
                 };
@@ -866,6 +885,19 @@ export interface paths {
                         };
                     };
                 };
+                /** @description Default Response */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            code: string;
+                            message: string;
+                            details?: unknown[];
+                        };
+                    };
+                };
             };
         };
         delete?: never;
@@ -883,7 +915,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Replay every dead letter matching the filter */
+        /** Replay the dead letters matching the filter, one batch per request (at most `limit`, default 100); while the answer has nextCursor, send it as cursor for the next batch */
         post: {
             parameters: {
                 query?: never;
@@ -898,6 +930,10 @@ export interface paths {
                         eventType?: string;
                         /** Format: date-time */
                         since?: string;
+                        /** @description dead letters replayed by this request, default 100 */
+                        limit?: number;
+                        /** @description the nextCursor of the previous answer: continue after its batch */
+                        cursor?: string;
                     };
                 };
             };
@@ -910,6 +946,10 @@ export interface paths {
                     content: {
                         "application/json": {
                             replayed: number;
+                            /** @description only when more match: how many after this batch */
+                            remaining?: number;
+                            /** @description only when more match: send it as cursor to replay the next batch */
+                            nextCursor?: string;
                         };
                     };
                 };
@@ -1107,6 +1147,8 @@ export interface paths {
                     };
                     content: {
                         "application/json": {
+                            /** @description the session id (the token's jti): DELETE …/portal-sessions/{id} ends the session before it expires */
+                            id: string;
                             /** @description the portal page, with the token in the fragment (#token=…) so it never reaches a server log */
                             url: string;
                             /** @description the session token: `Authorization: Bearer <token>` on this tenant's routes */
@@ -1117,7 +1159,61 @@ export interface paths {
                 };
             };
         };
-        delete?: never;
+        /** End every portal session of this tenant started until now; sessions started afterwards work; 204 */
+        delete: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+            };
+        };
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/portal-sessions/{sessionId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** End one portal session of this tenant before it expires (its id is the `id` it was started with); 204, also for an id that is already gone */
+        delete: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    sessionId: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+            };
+        };
         options?: never;
         head?: never;
         patch?: never;
@@ -1628,7 +1724,7 @@ export interface paths {
         put?: never;
         /**
          * Submit an event for delivery
-         * @description A registered type checks `data` against the JSON Schema of `version` (default: the latest) and answers 422 when it breaks it. A deprecated type is still accepted; the answer then carries `Deprecation` (RFC 9745) and `Warning: 299` headers and a `warning` field. The `hookline.` type prefix is reserved for Hookline's own operational events (400 naming `type`).
+         * @description A registered type checks `data` against the JSON Schema of `version` (default: the latest) and answers 422 when it breaks it. A deprecated type is still accepted; the answer then carries `Deprecation` (RFC 9745) and `Warning: 299` headers and a `warning` field. The `hookline.` type prefix and the `evt_op_` id prefix are reserved for Hookline's own operational events (400 naming `type` or `id`).
          */
         post: {
             parameters: {
@@ -1717,6 +1813,7 @@ export interface paths {
                             data: unknown;
                             warning?: string;
                             relayed: boolean;
+                            /** @description one per endpoint, by endpoint id; the first 100 only when there are more (see deliveriesNext) */
                             deliveries: {
                                 eventId: string;
                                 endpointId: string;
@@ -1732,6 +1829,10 @@ export interface paths {
                                 deliveredAt: string | null;
                                 deadLetteredAt: string | null;
                             }[];
+                            /** @description how many deliveries the event has in all */
+                            deliveriesTotal: number;
+                            /** @description when deliveries shows only the first ones: the deliveries list of this event (GET …/deliveries?eventId=…), paginated */
+                            deliveriesNext: string | null;
                         };
                     };
                 };
@@ -1754,7 +1855,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Send a test event to this endpoint only (its event-type filter does not apply); 202 with the event */
+        /** Send a test event to this endpoint only (its event-type filter does not apply); 202 with the event. The body limit of POST /events applies; at most HOOKLINE_TEST_EVENTS_PER_MINUTE per endpoint (429 with Retry-After) */
         post: {
             parameters: {
                 query?: never;
@@ -1796,6 +1897,19 @@ export interface paths {
                         };
                     };
                 };
+                /** @description Default Response */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            code: string;
+                            message: string;
+                            details?: unknown[];
+                        };
+                    };
+                };
             };
         };
         delete?: never;
@@ -1818,6 +1932,7 @@ export interface paths {
                     limit?: number;
                     cursor?: string;
                     status?: "pending" | "delivering" | "delivered" | "dead_lettered" | "dropped";
+                    eventId?: string;
                     endpointId?: string;
                     eventType?: string;
                 };
@@ -2018,6 +2133,19 @@ export interface paths {
                         };
                     };
                 };
+                /** @description Default Response */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            code: string;
+                            message: string;
+                            details?: unknown[];
+                        };
+                    };
+                };
             };
         };
         delete?: never;
@@ -2035,7 +2163,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Replay every dead letter matching the filter */
+        /** Replay the dead letters matching the filter, one batch per request (at most `limit`, default 100); while the answer has nextCursor, send it as cursor for the next batch */
         post: {
             parameters: {
                 query?: never;
@@ -2053,6 +2181,10 @@ export interface paths {
                         eventType?: string;
                         /** Format: date-time */
                         since?: string;
+                        /** @description dead letters replayed by this request, default 100 */
+                        limit?: number;
+                        /** @description the nextCursor of the previous answer: continue after its batch */
+                        cursor?: string;
                     };
                 };
             };
@@ -2065,6 +2197,10 @@ export interface paths {
                     content: {
                         "application/json": {
                             replayed: number;
+                            /** @description only when more match: how many after this batch */
+                            remaining?: number;
+                            /** @description only when more match: send it as cursor to replay the next batch */
+                            nextCursor?: string;
                         };
                     };
                 };
@@ -2270,6 +2406,8 @@ export interface paths {
                     };
                     content: {
                         "application/json": {
+                            /** @description the session id (the token's jti): DELETE …/portal-sessions/{id} ends the session before it expires */
+                            id: string;
                             /** @description the portal page, with the token in the fragment (#token=…) so it never reaches a server log */
                             url: string;
                             /** @description the session token: `Authorization: Bearer <token>` on this tenant's routes */
@@ -2280,7 +2418,66 @@ export interface paths {
                 };
             };
         };
-        delete?: never;
+        /** End every portal session of this tenant started until now; sessions started afterwards work; 204 */
+        delete: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description a tenant id (`tn_…` or one chosen at creation); `default` is the tenant of the routes without one */
+                    tenantId: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+            };
+        };
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants/{tenantId}/portal-sessions/{sessionId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** End one portal session of this tenant before it expires (its id is the `id` it was started with); 204, also for an id that is already gone */
+        delete: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    sessionId: string;
+                    /** @description a tenant id (`tn_…` or one chosen at creation); `default` is the tenant of the routes without one */
+                    tenantId: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+            };
+        };
         options?: never;
         head?: never;
         patch?: never;

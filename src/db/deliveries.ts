@@ -171,14 +171,24 @@ export async function getDelivery(db: Queryable, eventId: string, endpointId: st
   return rows[0] ? toRow(rows[0]) : null;
 }
 
-export async function deliveriesForEvent(db: Queryable, eventId: string): Promise<DeliveryRow[]> {
-  const { rows } = await db.query(`SELECT ${COLUMNS} FROM deliveries WHERE event_id = $1 ORDER BY endpoint_id`, [eventId]);
-  return rows.map(toRow);
+/**
+ * The first `limit` deliveries of an event by endpoint id, and how many it has in all: an event
+ * fanned out to thousands of endpoints must not come back as one unbounded answer.
+ */
+export async function deliveriesForEvent(db: Queryable, eventId: string, limit: number): Promise<{ data: DeliveryRow[]; total: number }> {
+  const { rows } = await db.query(
+    `SELECT ${COLUMNS}, count(*) OVER () AS total FROM deliveries WHERE event_id = $1 ORDER BY endpoint_id LIMIT $2`,
+    [eventId, limit],
+  );
+  // Past the end of a non-empty set the window gives no row: only an empty event reads 0 here.
+  return { data: rows.map(toRow), total: rows[0] ? Number(rows[0].total) : 0 };
 }
 
 export interface DeliveryFilter {
   tenantId: string;
   status?: DeliveryStatus;
+  /** One event's deliveries (GET /v1/events/:id links here when it shows only the first ones). */
+  eventId?: string;
   endpointId?: string;
   eventType?: string;
   /** Dead letters only: parked at or after this time. */
@@ -190,12 +200,17 @@ export interface Page<T> {
   nextCursor: string | null;
 }
 
-const encodeCursor = (d: DeliveryRow) =>
-  Buffer.from(JSON.stringify([d.createdAt.toISOString(), d.eventId, d.endpointId])).toString('base64url');
+// The cursor's time to the microsecond, as Postgres stores it: a JS Date keeps milliseconds, and
+// rows written by one statement (a fan-out's deliveries) share a created_at, so a cursor cut to
+// the millisecond compared every later row of that statement as newer and skipped them all.
+const CURSOR_TIME_SQL = `to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS cursor_time`;
+const encodeCursor = (r: { cursor_time: string; event_id: string; endpoint_id: string }) =>
+  Buffer.from(JSON.stringify([r.cursor_time, r.event_id, r.endpoint_id])).toString('base64url');
 
-// What encodeCursor writes: an ISO timestamp and two ids. Anything else (a NUL, a date Postgres
-// cannot read) would reach SQL as a parameter and fail there, so it is refused here.
-const CURSOR_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+// What encodeCursor writes (and wrote before, to the millisecond): an ISO timestamp and two ids.
+// Anything else (a NUL, a date Postgres cannot read) would reach SQL as a parameter and fail
+// there, so it is refused here.
+const CURSOR_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.(\d{3}|\d{6})Z$/;
 const CURSOR_ID = /^[\x21-\x7e]{1,128}$/;
 
 function decodeCursor(cursor: string): [string, string, string] {
@@ -223,38 +238,79 @@ export async function listDeliveries(db: Queryable, f: DeliveryFilter, limit: nu
     }
   }
   const { rows } = await db.query(
-    `SELECT ${COLUMNS} FROM deliveries
+    `SELECT ${COLUMNS}, ${CURSOR_TIME_SQL} FROM deliveries
      WHERE tenant_id = $9
        AND ($1::text IS NULL OR status = $1)
        AND ($2::text IS NULL OR endpoint_id = $2)
        AND ($3::text IS NULL OR event_type = $3)
        AND ($4::timestamptz IS NULL OR dead_lettered_at >= $4)
        AND ($5::timestamptz IS NULL OR (created_at, event_id, endpoint_id) < ($5, $6, $7))
+       AND ($10::text IS NULL OR event_id = $10)
      ORDER BY created_at DESC, event_id DESC, endpoint_id DESC
      LIMIT $8`,
     [f.status ?? null, f.endpointId ?? null, f.eventType ?? null, f.since ?? null,
-      after?.[0] ?? null, after?.[1] ?? null, after?.[2] ?? null, limit + 1, f.tenantId],
+      after?.[0] ?? null, after?.[1] ?? null, after?.[2] ?? null, limit + 1, f.tenantId, f.eventId ?? null],
   );
   const data = rows.slice(0, limit).map(toRow);
-  return { data, nextCursor: rows.length > limit ? encodeCursor(data[data.length - 1]) : null };
+  return { data, nextCursor: rows.length > limit ? encodeCursor(rows[limit - 1]) : null };
 }
 
-/** Every dead letter matching the filter (for bulk replay). */
-export async function allDeadLetters(
+/** A batch of dead letters for bulk replay, and where the next batch starts. */
+export interface DeadLetterBatch {
+  data: DeliveryRow[];
+  /** Opaque; null when this batch reached the end. */
+  nextCursor: string | null;
+  /** Matches after this batch (what a caller looping with nextCursor has left). */
+  remaining: number;
+}
+
+// Ordered by (event_id, endpoint_id), the primary key: it never changes, so a dead letter that
+// is replayed and dead-letters again stays behind the cursor and a loop over batches ends.
+const encodeReplayCursor = (d: DeliveryRow) => Buffer.from(JSON.stringify([d.eventId, d.endpointId])).toString('base64url');
+
+function decodeReplayCursor(cursor: string): [string, string] {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+  } catch {
+    throw new BadCursorError('cursor is not one this API returned');
+  }
+  if (!Array.isArray(parsed) || parsed.length !== 2 || !parsed.every((p) => typeof p === 'string' && CURSOR_ID.test(p))) {
+    throw new BadCursorError('cursor is not one this API returned');
+  }
+  return parsed as [string, string];
+}
+
+/**
+ * At most `limit` dead letters matching the filter, after `cursor`: bulk replay loads and
+ * signals one bounded batch per request, never a tenant's whole dead-letter set. Skips dead
+ * letters of disabled or deleted endpoints when asked, and events still in the outbox (not
+ * relayed: a replay would start their workflow for these endpoints only).
+ */
+export async function deadLetterBatch(
   db: Queryable,
   f: Omit<DeliveryFilter, 'status'> & { activeEndpointsOnly?: boolean },
-): Promise<DeliveryRow[]> {
-  const { rows } = await db.query(
-    `SELECT ${COLUMNS} FROM deliveries d
-     WHERE status = 'dead_lettered' AND tenant_id = $5
+  limit: number,
+  cursor?: string,
+): Promise<DeadLetterBatch> {
+  const after = cursor ? decodeReplayCursor(cursor) : null;
+  const match = `status = 'dead_lettered' AND tenant_id = $5
        AND ($1::text IS NULL OR endpoint_id = $1)
        AND ($2::text IS NULL OR event_type = $2)
        AND ($3::timestamptz IS NULL OR dead_lettered_at >= $3)
        AND (NOT $4 OR EXISTS (SELECT 1 FROM endpoints e WHERE e.id = d.endpoint_id AND NOT e.disabled))
-     ORDER BY created_at`,
-    [f.endpointId ?? null, f.eventType ?? null, f.since ?? null, f.activeEndpointsOnly ?? false, f.tenantId],
+       AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.event_id = d.event_id)
+       AND ($6::text IS NULL OR (event_id, endpoint_id) > ($6, $7))`;
+  const values = [f.endpointId ?? null, f.eventType ?? null, f.since ?? null, f.activeEndpointsOnly ?? false, f.tenantId, after?.[0] ?? null, after?.[1] ?? null];
+  const { rows } = await db.query(`SELECT ${COLUMNS} FROM deliveries d WHERE ${match} ORDER BY event_id, endpoint_id LIMIT $8`, [...values, limit]);
+  const data = rows.map(toRow);
+  if (data.length < limit) return { data, nextCursor: null, remaining: 0 };
+  const last = data[data.length - 1];
+  const { rows: left } = await db.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM deliveries d WHERE ${match}`,
+    [...values.slice(0, 5), last.eventId, last.endpointId],
   );
-  return rows.map(toRow);
+  return { data, nextCursor: left[0].n > 0 ? encodeReplayCursor(last) : null, remaining: left[0].n };
 }
 
 export async function listAttempts(db: Queryable, eventId: string, endpointId: string): Promise<AttemptRow[]> {

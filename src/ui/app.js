@@ -230,8 +230,16 @@
     const scope = Object.keys(f).length ? Object.entries(f).map(([k, v]) => `${k}=${v}`).join(', ') : 'every dead letter';
     if (!window.confirm(`Replay all matching dead letters (${scope})?`)) return;
     try {
-      const r = await api('POST', '/v1/dead-letters/replay', f);
-      notice(`Replay requested for ${r.replayed} dead letter(s)`);
+      // One bounded batch per request: follow nextCursor until the last batch.
+      let replayed = 0;
+      let cursor;
+      do {
+        const r = await api('POST', '/v1/dead-letters/replay', cursor ? { ...f, cursor } : f);
+        replayed += r.replayed;
+        cursor = r.nextCursor;
+        if (cursor) notice(`Replaying: ${replayed} requested, ${r.remaining} to go…`);
+      } while (cursor);
+      notice(`Replay requested for ${replayed} dead letter(s)`);
       await refreshAll();
     } catch (err) {
       report(err);

@@ -4,15 +4,28 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { allDeadLetters, BadCursorError, getDelivery, listAttempts, listDeliveries, type DeliveryFilter } from '../../db/deliveries';
+import { BadCursorError, deadLetterBatch, getDelivery, listAttempts, listDeliveries, type DeliveryFilter, type DeliveryRow } from '../../db/deliveries';
 import { replay } from '../../replay';
 import { getEndpoint } from '../../db/endpoints';
 import { ApiError, notFound } from '../errors';
 import { attemptOut, deliveryOut } from '../serialize';
-import { AttemptOut, DeliveryOut, DeliveryStatusEnum, PageQuery, ReplayFilterIn, pageOf } from '../schemas';
+import { AttemptOut, DeadLetterReplayIn, ErrorOut, DeadLetterReplayOut, DeliveryOut, DeliveryStatusEnum, PageQuery, pageOf, REPLAY_BATCH_DEFAULT } from '../schemas';
 
 const DeliveryParams = z.object({ eventId: z.string().max(128), endpointId: z.string().max(128) });
 const Since = z.iso.datetime({ offset: true });
+// Signals in flight at once during a bulk replay: a batch of hundreds must not open hundreds of RPCs.
+const REPLAY_CONCURRENCY = 16;
+
+/** The dead letters of a batch by event: one replay signal per event names all its endpoints. */
+function byEvent(rows: DeliveryRow[]): [string, { type: string; endpoints: string[] }][] {
+  const events = new Map<string, { type: string; endpoints: string[] }>();
+  for (const r of rows) {
+    const entry = events.get(r.eventId) ?? { type: r.eventType, endpoints: [] };
+    entry.endpoints.push(r.endpointId);
+    events.set(r.eventId, entry);
+  }
+  return [...events.entries()];
+}
 
 export const deliveryRoutes: FastifyPluginAsync = async (fastify) => {
   const app = fastify.withTypeProvider<ZodTypeProvider>();
@@ -38,12 +51,12 @@ export const deliveryRoutes: FastifyPluginAsync = async (fastify) => {
     schema: {
       tags: ['deliveries'],
       summary: 'Deliveries, newest first',
-      querystring: PageQuery.extend({ status: DeliveryStatusEnum.optional(), endpointId: z.string().optional(), eventType: z.string().optional() }),
+      querystring: PageQuery.extend({ status: DeliveryStatusEnum.optional(), eventId: z.string().max(128).optional(), endpointId: z.string().optional(), eventType: z.string().optional() }),
       response: { 200: pageOf(DeliveryOut) },
     },
   }, async (req) => {
     const q = req.query;
-    return page({ tenantId: req.tenantId, status: q.status, endpointId: q.endpointId, eventType: q.eventType }, q.limit, q.cursor);
+    return page({ tenantId: req.tenantId, status: q.status, eventId: q.eventId, endpointId: q.endpointId, eventType: q.eventType }, q.limit, q.cursor);
   });
 
   app.get('/deliveries/:eventId/:endpointId/attempts', {
@@ -83,12 +96,18 @@ export const deliveryRoutes: FastifyPluginAsync = async (fastify) => {
       tags: ['deliveries'],
       summary: 'Replay one delivery: a dead letter starts again with a fresh deadline; a delivered one is resent',
       params: DeliveryParams,
-      response: { 202: z.object({ eventId: z.string(), endpointId: z.string(), status: z.string() }) },
+      response: { 202: z.object({ eventId: z.string(), endpointId: z.string(), status: z.string() }), 409: ErrorOut },
     },
   }, async (req, reply) => {
     const { eventId, endpointId } = req.params;
     const delivery = await getDelivery(pool, eventId, endpointId, req.tenantId);
     if (!delivery) throw notFound('delivery', `${eventId}/${endpointId}`);
+    // Not relayed yet (its outbox row is still there): no workflow exists, and signalWithStart
+    // would start one for this endpoint only, so the relay's start (a duplicate) would drop the
+    // event for every other endpoint. The relay delivers it anyway; nothing to replay yet.
+    if ((await pool.query('SELECT 1 FROM outbox WHERE event_id = $1', [eventId])).rowCount) {
+      throw new ApiError(409, 'not_relayed', `eventId: ${eventId} is not relayed yet (delivery ${delivery.status}); it will be delivered without a replay`);
+    }
     const endpoint = await getEndpoint(pool, endpointId, req.tenantId);
     if (!endpoint) throw new ApiError(409, 'endpoint_deleted', `endpointId: ${endpointId} was deleted; its deliveries cannot be replayed`);
     if (endpoint.disabled) throw new ApiError(409, 'endpoint_disabled', `endpointId: ${endpointId} is disabled; enable it (PATCH disabled: false) before replaying`);
@@ -101,26 +120,23 @@ export const deliveryRoutes: FastifyPluginAsync = async (fastify) => {
     config: { auth: 'manage' },
     schema: {
       tags: ['dead letters'],
-      summary: 'Replay every dead letter matching the filter',
-      body: ReplayFilterIn.optional(),
-      response: { 202: z.object({ replayed: z.number() }) },
+      summary: 'Replay the dead letters matching the filter, one batch per request (at most `limit`, default 100); while the answer has nextCursor, send it as cursor for the next batch',
+      body: DeadLetterReplayIn.optional(),
+      response: { 202: DeadLetterReplayOut },
     },
   }, async (req, reply) => {
     const f = req.body ?? {};
     const t = temporalClient();
     // Dead letters of deleted or disabled endpoints would only dead-letter again: skipped.
-    const rows = await allDeadLetters(pool, { tenantId: req.tenantId, endpointId: f.endpointId, eventType: f.eventType, since: f.since ? new Date(f.since) : undefined, activeEndpointsOnly: true });
-    const byEvent = new Map<string, { type: string; endpoints: string[] }>();
-    for (const r of rows) {
-      const entry = byEvent.get(r.eventId) ?? { type: r.eventType, endpoints: [] };
-      entry.endpoints.push(r.endpointId);
-      byEvent.set(r.eventId, entry);
-    }
+    const filter = { tenantId: req.tenantId, endpointId: f.endpointId, eventType: f.eventType, since: f.since ? new Date(f.since) : undefined, activeEndpointsOnly: true };
+    const batch = await deadLetterBatch(pool, filter, f.limit ?? REPLAY_BATCH_DEFAULT, f.cursor).catch((err) => {
+      if (err instanceof BadCursorError) throw new ApiError(400, 'validation_error', `body.cursor: ${err.message}`);
+      throw err;
+    });
     let replayed = 0;
-    // Bounded concurrency: a bulk replay of thousands must not open thousands of RPCs at once.
-    const queue = [...byEvent.entries()];
+    const queue = byEvent(batch.data);
     await Promise.all(
-      Array.from({ length: Math.min(16, queue.length) }, async () => {
+      Array.from({ length: Math.min(REPLAY_CONCURRENCY, queue.length) }, async () => {
         for (let next = queue.shift(); next; next = queue.shift()) {
           const [eventId, { type, endpoints }] = next;
           await replay(t.client, t.taskQueue, eventId, type, endpoints, req.tenantId);
@@ -128,6 +144,7 @@ export const deliveryRoutes: FastifyPluginAsync = async (fastify) => {
         }
       }),
     );
-    return reply.code(202).send({ replayed });
+    const more = batch.nextCursor === null ? {} : { remaining: batch.remaining, nextCursor: batch.nextCursor };
+    return reply.code(202).send({ replayed, ...more });
   });
 };

@@ -19,11 +19,17 @@ import { isOperationalId, newEventId, OPERATIONAL_ID_PREFIX } from '../../ids';
 import { isOperationalType, OPERATIONAL_PREFIX } from '../../ops-events';
 import { ApiError, notFound } from '../errors';
 import { deliveryOut, eventOut } from '../serialize';
-import { EventIn, EventOut, EventWithDeliveriesOut, TestEventIn } from '../schemas';
+import { ErrorOut, EventIn, EventOut, EventWithDeliveriesOut, TestEventIn } from '../schemas';
 import { getEndpoint } from '../../db/endpoints';
+import { takeTestEventSlot } from '../../db/test-event-rate';
 
 /** What a test event is called when the caller names no type. */
 const TEST_EVENT_TYPE = 'webhook.test';
+// GET /v1/events/:id shows this many deliveries (a fan-out can have thousands) and links to the
+// deliveries list for the rest.
+const EVENT_DELIVERIES_SHOWN = 100;
+/** The window HOOKLINE_TEST_EVENTS_PER_MINUTE counts in. */
+const TEST_EVENT_WINDOW_MS = 60_000;
 
 const IDEMPOTENCY_KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
 // An Idempotency-Key is remembered for HOOKLINE_IDEMPOTENCY_TTL_HOURS (default 24 h, as Stripe):
@@ -204,22 +210,32 @@ export const eventRoutes: FastifyPluginAsync = async (fastify) => {
     const event = await getEvent(pool, req.params.id, req.tenantId);
     if (!event) throw notFound('event', req.params.id);
     const [deliveries, outbox] = await Promise.all([
-      deliveriesForEvent(pool, event.id),
+      deliveriesForEvent(pool, event.id, EVENT_DELIVERIES_SHOWN),
       pool.query('SELECT 1 FROM outbox WHERE event_id = $1', [event.id]),
     ]);
-    return { ...eventOut(event), relayed: outbox.rowCount === 0, deliveries: deliveries.map(deliveryOut) };
+    // The mount the route was reached on (/v1 or /v1/tenants/:tenantId), never the raw URL.
+    const prefix = req.routeOptions.config.tenancy === 'path' ? `/v1/tenants/${encodeURIComponent(req.tenantId)}` : '/v1';
+    return {
+      ...eventOut(event),
+      relayed: outbox.rowCount === 0,
+      deliveries: deliveries.data.map(deliveryOut),
+      deliveriesTotal: deliveries.total,
+      deliveriesNext: deliveries.total > deliveries.data.length ? `${prefix}/deliveries?eventId=${encodeURIComponent(event.id)}` : null,
+    };
   });
 
   // The portal's (and the console's) "send a test event": a real event through the real
   // pipeline — outbox, relay, workflow, signature — that only this endpoint receives.
   app.post('/endpoints/:id/test', {
     config: { auth: 'manage' },
+    // The same limit as POST /events: a test event is a real event through the same pipeline.
+    bodyLimit: config.HOOKLINE_MAX_EVENT_BYTES,
     schema: {
       tags: ['endpoints'],
-      summary: 'Send a test event to this endpoint only (its event-type filter does not apply); 202 with the event',
+      summary: 'Send a test event to this endpoint only (its event-type filter does not apply); 202 with the event. The body limit of POST /events applies; at most HOOKLINE_TEST_EVENTS_PER_MINUTE per endpoint (429 with Retry-After)',
       params: z.object({ id: z.string().max(128) }),
       body: TestEventIn.nullish(),
-      response: { 202: EventOut },
+      response: { 202: EventOut, 429: ErrorOut },
     },
   }, async (req, reply) => {
     const endpoint = await getEndpoint(pool, req.params.id, req.tenantId);
@@ -229,6 +245,15 @@ export const eventRoutes: FastifyPluginAsync = async (fastify) => {
     // Hookline's own operational events (hookline.*) are never sent by anyone else, not even as a test.
     if (b.type.startsWith('hookline.')) {
       throw new ApiError(400, 'validation_error', 'body.eventType: the hookline. prefix is reserved for Hookline\'s own events');
+    }
+    // Counted only once the request is valid, so a refused one does not use up the window.
+    const retryMs = await takeTestEventSlot(pool, endpoint.id, config.HOOKLINE_TEST_EVENTS_PER_MINUTE, TEST_EVENT_WINDOW_MS);
+    if (retryMs !== null) {
+      const seconds = Math.ceil(retryMs / 1000);
+      return reply.code(429).header('retry-after', String(seconds)).send({
+        code: 'rate_limited',
+        message: `id: endpoint ${endpoint.id} takes at most ${config.HOOKLINE_TEST_EVENTS_PER_MINUTE} test events a minute (HOOKLINE_TEST_EVENTS_PER_MINUTE); retry in ${seconds} s`,
+      });
     }
     const { event } = await recordEvent(pool, req.tenantId, b, await checkContract(config, contractDb, b), requestTraceContext(req), endpoint.id);
     notifyOutbox(pool);

@@ -150,10 +150,18 @@ const listenRoutes = (hub: ListenHub): FastifyPluginAsync => async (fastify) => 
 
   app.get('/listen/sessions/:session/stream', {
     schema: { tags: ['listen'], summary: 'The session\'s deliveries as Server-Sent Events (events: ready, delivery, replaced, removed)', params: SessionParams },
-    config: { auth: 'manage' },
+    // Opening the stream takes the session over from the listener holding it: a state change,
+    // so a cross-site browser request (an <img> on any page, in keyless dev) is refused.
+    config: { auth: 'manage', sideEffects: true },
   }, async (req, reply) => {
     const session = await getSession(pool, sessionKey(req.tenantId, req.params.session));
     if (!session) throw notFound('listen session', req.params.session);
+    // A browser too old to send Sec-Fetch-Site sends no Origin on an <img> or <script> GET
+    // either; neither can ask for text/event-stream (the CLI does, and so does EventSource,
+    // whose Origin the cross-site check sees), so this closes what that check cannot.
+    if (!/\btext\/event-stream\b/i.test(req.headers.accept ?? '')) {
+      throw new ApiError(406, 'not_acceptable', 'accept: this route answers text/event-stream only (hookline listen asks for it)');
+    }
     reply.hijack();
     const res = reply.raw;
     res.writeHead(200, {

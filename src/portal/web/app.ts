@@ -392,10 +392,19 @@ class Portal {
     await this.refresh();
   }
 
+  /** Bulk replay answers one batch per request (issue 21): follow nextCursor to the end. */
   private async replayAll(): Promise<void> {
     let replayed = 0;
     const done = await act('Replaying', async () => {
-      replayed = (await ok(this.api.POST('/v1/tenants/{tenantId}/dead-letters/replay', { params: { path: this.tenant }, body: {} }))).replayed;
+      let cursor: string | null = null;
+      do {
+        // Typed loosely until the client is regenerated with the batch fields (cursor, nextCursor, remaining).
+        const body = (cursor ? { cursor } : {}) as never;
+        const batch = (await ok(this.api.POST('/v1/tenants/{tenantId}/dead-letters/replay', { params: { path: this.tenant }, body }))) as { replayed: number; nextCursor?: string | null; remaining?: number };
+        replayed += batch.replayed;
+        cursor = batch.nextCursor ?? null;
+        if (cursor) notice(`Replaying: ${replayed} requested, ${batch.remaining ?? '?'} to go…`);
+      } while (cursor);
     });
     if (done) notice(`Replay requested for ${replayed} dead letter(s).`);
     await this.refresh();
