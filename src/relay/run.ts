@@ -7,7 +7,7 @@ import { createPool, type Pool } from '../db/pool';
 import { migrate } from '../db/migrate';
 import { createLogger, type Logger } from '../logger';
 import { connectClient } from '../temporal/connection';
-import { Relay } from './relay';
+import { Relay, type RelayOutcome } from './relay';
 import { purgeExpiredIdempotencyKeys } from '../db/events';
 import { prepareDataAtRest } from '../at-rest-start';
 import { startRetention } from './retention';
@@ -30,6 +30,8 @@ export interface RelayLoopOptions {
   log: Logger;
   /** Ask for Eager Workflow Start: only with a Client on a running Worker's NativeConnection. */
   eagerStart?: boolean;
+  /** Counts the relay's outcomes (the worker's metrics). */
+  onRelayOutcome?: (outcome: RelayOutcome) => void;
 }
 
 export async function startRelayLoop(o: RelayLoopOptions): Promise<RelayLoop> {
@@ -42,6 +44,8 @@ export async function startRelayLoop(o: RelayLoopOptions): Promise<RelayLoop> {
     pollMs: config.HOOKLINE_RELAY_POLL_MS,
     requestTimeoutMs: config.HOOKLINE_REQUEST_TIMEOUT_MS,
     eagerStart: o.eagerStart,
+    maxSubscribersPerEvent: config.HOOKLINE_MAX_SUBSCRIBERS_PER_EVENT,
+    onOutcome: o.onRelayOutcome,
   });
   await relay.start();
   log.info({ eagerStart: Boolean(o.eagerStart) }, 'relay started');

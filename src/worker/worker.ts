@@ -151,7 +151,7 @@ export async function runWorker(config: Config): Promise<void> {
     log.info({ taskQueue: config.TEMPORAL_TASK_QUEUE }, 'worker started');
     // After run(): an eagerly started workflow's first task goes to this worker at once.
     const relay = config.HOOKLINE_WORKER_RELAY
-      ? await startRelayLoop({ config, pool, client: clientOn(connection, config.TEMPORAL_NAMESPACE, RELAY_IDENTITY), log, eagerStart: true })
+      ? await startRelayLoop({ config, pool, client: clientOn(connection, config.TEMPORAL_NAMESPACE, RELAY_IDENTITY), log, eagerStart: true, onRelayOutcome: metrics.onRelayOutcome })
       : null;
     await stopInOrder(worker, running, relay);
     log.info('worker stopped');
