@@ -229,6 +229,8 @@ export class Relay {
         // Never a second run for the same event, even after the first one closed.
         workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
         requestEagerStart: this.o.eagerStart,
+        // Marks a run that holds the event's whole plan (see adopt).
+        memo: { planned: true },
         // EndpointIds lists at most ENDPOINT_IDS_MAX (listedAtStart): bounded too.
         ...workflowStartMetadata(eventType, eventId, endpoints.map((e) => e.id), undefined, tenantId),
       });
@@ -250,9 +252,13 @@ export class Relay {
    * deliveries pending gets a new run that delivers them.
    */
   private async adopt(eventId: string, eventType: string, tenantId: string): Promise<void> {
+    const handle = this.o.client.workflow.getHandle(eventId);
     try {
-      await this.o.client.workflow.getHandle(eventId).signal('adopt');
-      return this.adoptedOne();
+      const run = await handle.describe();
+      // A run a relay started holds the whole plan: leave it be. A signal landing in its first
+      // task would fail that task, and its local first attempts would POST a second time.
+      if (run.status.name === 'RUNNING' && run.memo?.planned) return;
+      if (run.status.name === 'RUNNING') return void (await handle.signal('adopt'), this.adoptedOne());
     } catch (err) {
       if (!(err instanceof WorkflowNotFoundError)) throw err;
     }
@@ -266,6 +272,7 @@ export class Relay {
       signalArgs: [],
       // A new run of a closed event, as a replay makes one; signalWithStart signals a running one instead.
       workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
+      memo: { planned: true },
       ...workflowStartMetadata(eventType, eventId, [], undefined, tenantId),
     });
     this.adoptedOne();
