@@ -181,8 +181,9 @@ export function createActivities(deps: ActivityDeps) {
     endpoints?: ResolvedEndpoint[];
     slices?: DeliveryRange[];
   }> {
-    const pending = await pendingDeliveries(pool, input.eventId, { after: null, upTo: null, exclude: input.exclude });
-    if (pending.length <= input.inlineMax) return { endpoints: await asPlanned(pending) };
+    const all = { after: null, upTo: null, exclude: input.exclude };
+    const pending = await pendingDeliveries(pool, input.eventId, all, false);
+    if (pending.length <= input.inlineMax) return { endpoints: await asPlanned(pending.length > 0 ? await pendingDeliveries(pool, input.eventId, all) : []) };
     const slices: DeliveryRange[] = [];
     for (let i = 0; i < pending.length; i += input.sliceSize) {
       const last = i + input.sliceSize >= pending.length;

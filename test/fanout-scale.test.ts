@@ -3,7 +3,7 @@
 // with the fan-out — each child loads its slice of endpoints from Postgres — and every endpoint
 // gets the event once. And a start Temporal refuses as invalid is a visible failure, not a loop.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createEndpoint, createHarness, quietLog, sendEvent, startReceiver, waitFor, type Harness, type Receiver } from './helpers';
+import { createApiOnly, createEndpoint, createHarness, quietLog, sendEvent, startReceiver, waitFor, type Harness, type Receiver } from './helpers';
 import { Relay } from '../src/relay/relay';
 
 const N = 3_000;
@@ -80,5 +80,44 @@ describe('a start Temporal refuses as invalid', () => {
     expect(ops.rows).toHaveLength(1);
     expect(ops.rows[0].data).toMatchObject({ eventId: ev.id, eventType: 'refused.start', deliveries: 2 });
     expect(relay.refused).toBe(1);
+    // Nothing left to retry: a second pass finds no row.
+    expect(await relay.relayBatch()).toBe(0);
+  });
+
+  it('an event with more subscribers than HOOKLINE_MAX_SUBSCRIBERS_PER_EVENT is dead-lettered with the limit named', async () => {
+    for (let i = 0; i < 3; i++) await createEndpoint(h.app, { url: `${rx.url}/many/${i}`, eventTypes: ['too.many'] });
+    const ev = await sendEvent(h.app, { type: 'too.many', data: {} });
+    const relay = new Relay({ pool: h.pool, client: h.client, taskQueue: h.taskQueue, databaseUrl: h.config.DATABASE_URL!, log: quietLog, batchSize: 10, pollMs: 100, maxSubscribersPerEvent: 2 });
+    await relay.relayBatch();
+    const { rows } = await h.pool.query('SELECT status, reason FROM deliveries WHERE event_id = $1', [ev.id]);
+    expect(rows).toHaveLength(3);
+    for (const r of rows) expect(r).toEqual({ status: 'dead_lettered', reason: 'the event has 3 subscribed endpoints, more than HOOKLINE_MAX_SUBSCRIBERS_PER_EVENT (2)' });
+    expect(relay.started).toBe(0);
+    // No workflow was started for it.
+    await expect(h.client.workflow.getHandle(ev.id).describe()).rejects.toThrow();
+    expect(rx.requests.some((r) => r.headers['webhook-id'] === ev.id)).toBe(false);
+  });
+});
+
+describe('endpoints per tenant', () => {
+  it('POST /v1/endpoints past HOOKLINE_MAX_ENDPOINTS_PER_TENANT answers 422 naming the limit', async () => {
+    const api = await createApiOnly({ HOOKLINE_MAX_ENDPOINTS_PER_TENANT: '2', HOOKLINE_ALLOWED_TARGETS: 'loopback' });
+    try {
+      const create = () => api.app.inject({ method: 'POST', url: '/v1/endpoints', payload: { url: 'http://127.0.0.1:9/x' } });
+      // Three at once: the per-tenant lock lets exactly two through.
+      const answers = await Promise.all([create(), create(), create()]);
+      expect(answers.map((a) => a.statusCode).sort()).toEqual([201, 201, 422]);
+      const refused = answers.find((a) => a.statusCode === 422)!.json();
+      expect(refused.code).toBe('endpoint_limit');
+      expect(refused.message).toMatch(/HOOKLINE_MAX_ENDPOINTS_PER_TENANT/);
+    } finally {
+      await api.close();
+    }
+  });
+
+  it('rejects a limit that is not a positive integer, naming the variable', async () => {
+    const { loadConfig } = await import('../src/config');
+    expect(() => loadConfig({ HOOKLINE_MAX_ENDPOINTS_PER_TENANT: '0' })).toThrow(/HOOKLINE_MAX_ENDPOINTS_PER_TENANT/);
+    expect(() => loadConfig({ HOOKLINE_MAX_SUBSCRIBERS_PER_EVENT: 'lots' })).toThrow(/HOOKLINE_MAX_SUBSCRIBERS_PER_EVENT/);
   });
 });

@@ -114,9 +114,9 @@ describe('a start that finds a run there (issue #21, item 2)', () => {
 
     const relay = newRelay();
     await relay.relayBatch();
+    await waitFor(() => eps.every((e) => hits(ev.id, e.path) >= 1), 30_000, 'every endpoint delivered');
     expect(relay.started).toBe(0);
     expect(relay.adopted).toBe(1);
-    await waitFor(() => eps.every((e) => hits(ev.id, e.path) >= 1), 30_000, 'every endpoint delivered');
     await h.client.workflow.getHandle(ev.id).result();
     expect(eps.map((e) => hits(ev.id, e.path))).toEqual([1, 1, 1, 1]);
     const { rows } = await h.pool.query(`SELECT status FROM deliveries WHERE event_id = $1`, [ev.id]);
@@ -137,8 +137,8 @@ describe('a start that finds a run there (issue #21, item 2)', () => {
 
     const relay = newRelay();
     await relay.relayBatch();
-    expect(relay.adopted).toBe(1);
     await waitFor(async () => [...(await status()).values()].filter((s) => s === 'delivered').length === 2, 30_000, 'the rest delivered');
+    expect(relay.adopted).toBe(1);
     rx.respond = answer;
     expect(eps.map((e) => hits(ev.id, e.path))).toEqual([1, 1, 1]);
     expect((await status()).get(eps[0].id)).toBe('dead_lettered');
