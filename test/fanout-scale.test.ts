@@ -80,8 +80,11 @@ describe('a start Temporal refuses as invalid', () => {
     expect(ops.rows).toHaveLength(1);
     expect(ops.rows[0].data).toMatchObject({ eventId: ev.id, eventType: 'refused.start', deliveries: 2 });
     expect(relay.refused).toBe(1);
-    // Nothing left to retry: a second pass finds no row.
+    // Nothing loops: the next pass claims only the operational event (its own start refused the
+    // same way, it is dead-lettered without another report), and then the outbox is empty.
+    expect(await relay.relayBatch()).toBe(1);
     expect(await relay.relayBatch()).toBe(0);
+    expect((await h.pool.query(`SELECT count(*)::int AS n FROM events WHERE type = 'hookline.event.start_refused'`)).rows[0].n).toBe(1);
   });
 
   it('an event with more subscribers than HOOKLINE_MAX_SUBSCRIBERS_PER_EVENT is dead-lettered with the limit named', async () => {

@@ -150,6 +150,26 @@ describe('a start that finds a run there (issue #21, item 2)', () => {
     }, 10_000, 'the run listed');
     expect(runs).toHaveLength(1);
   });
+
+  it('a replay run and a plan past one child: the run adopts through slice children, the replayed endpoint left out', async () => {
+    const eps = await endpoints('adopt.wide', 120);
+    const ev = await sendEvent(h.app, { type: 'adopt.wide', data: {} });
+    const answer = rx.respond;
+    rx.respond = (req, n) => (req.url === eps[0].path ? { status: 400 } : answer(req, n));
+    const statuses = async () => (await h.pool.query(`SELECT status, count(*)::int AS n FROM deliveries WHERE event_id = $1 GROUP BY status ORDER BY status`, [ev.id])).rows;
+    // The replay's run writes its one row; the relay then writes the other 119, with their plans.
+    await replay(h.client, h.taskQueue, ev.id, 'adopt.wide', [eps[0].id]);
+    await waitFor(async () => JSON.stringify(await statuses()) === JSON.stringify([{ status: 'dead_lettered', n: 1 }]), 30_000, 'replayed endpoint parked');
+
+    const relay = newRelay();
+    await relay.relayBatch();
+    await waitFor(async () => JSON.stringify(await statuses()) === JSON.stringify([{ status: 'dead_lettered', n: 1 }, { status: 'delivered', n: 119 }]), 60_000, 'the rest delivered');
+    rx.respond = answer;
+    expect(eps.map((e) => hits(ev.id, e.path))).toEqual(eps.map(() => 1));
+    expect(relay.adopted).toBe(1);
+    // 119 pending past the run's 49 free EndpointIds places: three slice children of the run.
+    for (const n of [1, 2, 3]) expect((await h.client.workflow.getHandle(`${ev.id}/${n}`).describe()).status.name).toBe('COMPLETED');
+  });
 });
 
 describe('where the relay runs', () => {
