@@ -1,11 +1,14 @@
 // The relay: moves committed events from the outbox into Temporal. Wakes on NOTIFY from the
 // outbox trigger, polls as a fallback, claims rows with FOR UPDATE SKIP LOCKED so any number of
 // relays share the work, plans each event's deliveries (the subscribed endpoints, their retry
-// snapshots, their delivery rows) and starts deliverEvent with them, workflowId = event id, so
-// the workflow's first task can POST at once. A start that finds the workflow already there
-// (a relay died after starting, before deleting the row) counts as success, so an event is
-// never started twice and never skipped. It runs inside `hookline worker` (src/worker/worker.ts),
-// starting eagerly on that worker, or on its own as `hookline relay` (src/relay/run.ts).
+// snapshots, their delivery rows, each row holding its plan) and starts deliverEvent,
+// workflowId = event id: with the endpoints (up to ENDPOINT_IDS_MAX, so the first task can POST
+// at once) or, past that, with only their count (children load their slices from the rows).
+// A start that finds the workflow already there is never taken for its own: a run a relay
+// started is left alone, any other is handed what it does not know (adopt). A start Temporal
+// refuses as invalid is dead-lettered, not retried (StartRefused). It runs inside `hookline
+// worker` (src/worker/worker.ts), starting eagerly on that worker, or on its own as `hookline
+// relay` (src/relay/run.ts). The outbox rows are src/db/outbox.ts's to write.
 import pg from 'pg';
 import { isGrpcServiceError, ServiceError, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { WorkflowIdReusePolicy } from '@temporalio/common';
