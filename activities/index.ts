@@ -8,11 +8,11 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import { getEndpointsByIds, listActiveEndpoints } from '../src/db/endpoints';
 import { getEvent } from '../src/db/events';
-import { ensureDeliveries, recordAttempt, recordAttemptReleasing, setDeliveryStatus, type DeliveryStatus, type NewAttempt } from '../src/db/deliveries';
+import { ensureDeliveries, pendingDeliveries, recordAttempt, recordAttemptReleasing, setDeliveryStatus, type DeliveryRange, type DeliveryStatus, type NewAttempt } from '../src/db/deliveries';
 import { acquireAgain, DEFAULT_GATE, forgetWaiter, gateRelease, loadAttemptAcquiring, releaseLease, type GateDecision, type GateRelease, type GateOutcome, type GateSettings, type WaitReason } from '../src/db/gate';
 import type { EndpointRow } from '../src/db/endpoints';
 import { emitOperationalEvent, type OperationalEventType } from '../src/ops-events';
-import { nextDelayMs, parseRetryAfter, RETRY_AFTER_MAX_MS, type RetrySettings } from '../src/retry';
+import { nextDelayMs, parseRetryAfter, resolveRetry, RETRY_AFTER_MAX_MS, type RetrySettings } from '../src/retry';
 import { signatureHeader } from '../src/signing';
 import { activityEventId, disableEndpoint, emitDeliveryEvent, type OpsEventLimit } from '../src/ops-events';
 import { hostOf, subscribersOf, toResolved, type ResolvedEndpoint } from '../src/subscriptions';
@@ -168,6 +168,44 @@ export function createActivities(deps: ActivityDeps) {
       : subscribersOf(await listActiveEndpoints(pool, [event.tenantId]), event);
     await ensureDeliveries(pool, event.id, event.type, candidates.map((e) => e.id), event.tenantId);
     return { eventType: event.type, requestTimeoutMs: deps.requestTimeoutMs, endpoints: candidates.map(toResolved) };
+  }
+
+  /**
+   * Who a large fan-out goes to, read from the delivery rows the relay wrote: the event's
+   * pending deliveries (less `exclude`, what the asking run delivers already) as endpoints when
+   * there are at most `inlineMax`, else as key ranges of `sliceSize` for child workflows. Only
+   * the ranges' bounds enter the workflow's history, however wide the fan-out. The first and
+   * last ranges are open, so every row belongs to exactly one.
+   */
+  async function planSlices(input: { eventId: string; exclude?: string[]; inlineMax: number; sliceSize: number }): Promise<{
+    endpoints?: ResolvedEndpoint[];
+    slices?: DeliveryRange[];
+  }> {
+    const all = { after: null, upTo: null, exclude: input.exclude };
+    const pending = await pendingDeliveries(pool, input.eventId, all, false);
+    if (pending.length <= input.inlineMax) return { endpoints: await asPlanned(pending.length > 0 ? await pendingDeliveries(pool, input.eventId, all) : []) };
+    const slices: DeliveryRange[] = [];
+    for (let i = 0; i < pending.length; i += input.sliceSize) {
+      const last = i + input.sliceSize >= pending.length;
+      slices.push({ after: i === 0 ? null : pending[i - 1].endpointId, upTo: last ? null : pending[i + input.sliceSize - 1].endpointId, exclude: input.exclude });
+    }
+    return { slices };
+  }
+
+  /** A fan-out child's endpoints: the pending deliveries of its slice, as planned. */
+  async function loadSlice(input: { eventId: string; slice: DeliveryRange }): Promise<ResolvedEndpoint[]> {
+    return asPlanned(await pendingDeliveries(pool, input.eventId, input.slice));
+  }
+
+  /**
+   * The rows' plans. A row without one (written before migration 020) is planned from its
+   * endpoint now; a deleted endpoint's still gets a delivery, which dead-letters it with the
+   * reason instead of leaving it pending.
+   */
+  async function asPlanned(pending: { endpointId: string; plan: unknown }[]): Promise<ResolvedEndpoint[]> {
+    const missing = pending.filter((p) => !p.plan).map((p) => p.endpointId);
+    const found = new Map(missing.length > 0 ? (await getEndpointsByIds(pool, missing)).map((e) => [e.id, toResolved(e)]) : []);
+    return pending.map((p) => (p.plan as ResolvedEndpoint | null) ?? found.get(p.endpointId) ?? { id: p.endpointId, host: 'deleted', retry: resolveRetry(null) });
   }
 
   const gate = deps.gate ?? DEFAULT_GATE;
@@ -391,7 +429,7 @@ export function createActivities(deps: ActivityDeps) {
     deps.onDeliveryStatus?.({ eventId: input.eventId, endpointId: input.endpointId, status: input.status, reason: input.reason ?? null });
   }
 
-  return { resolveEndpoints, firstAttempts, deliver, recordLateAttempt, markDelivery };
+  return { resolveEndpoints, planSlices, loadSlice, firstAttempts, deliver, recordLateAttempt, markDelivery };
 }
 
 /** The signal that hands a freed in-flight slot to a waiting delivery (workflows/deliver-event.ts). */

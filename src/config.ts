@@ -89,6 +89,16 @@ const schema = z.object({
   // hours of backoff into seconds; production has no reason to retry faster.
   HOOKLINE_MIN_RETRY_INTERVAL_MS: positiveInt.default(1_000),
   HOOKLINE_RELAY_BATCH_SIZE: positiveInt.default(100),
+  // --- Fan-out bounds (README "Limits"; src/relay/relay.ts) ---
+  // Endpoints one tenant may have: POST /v1/endpoints answers 422 (endpoint_limit) past it. A
+  // large fan-out costs its start nothing (children load their slices from Postgres), but each
+  // event writes one delivery row per subscriber and one child workflow per 50 of them.
+  HOOKLINE_MAX_ENDPOINTS_PER_TENANT: positiveInt.default(10_000),
+  // Subscribers one event may have (e.g. after lowering the limit above): past it the relay
+  // dead-letters the event's deliveries with the reason instead of starting it. 10,000 makes
+  // 200 children and a parent history of about a thousand events.
+  HOOKLINE_MAX_SUBSCRIBERS_PER_EVENT: positiveInt.default(10_000),
+  // --- end fan-out bounds ---
   // The relay wakes on NOTIFY; the poll only covers a lost notification or a relay that was down.
   HOOKLINE_RELAY_POLL_MS: positiveInt.default(1_000),
   HOOKLINE_WORKER_MAX_ACTIVITIES: positiveInt.default(200),

@@ -25,6 +25,7 @@ import type { AttemptReport, DeliveryStatusReport } from '../activities';
 import type { Pool } from './db/pool';
 import { backlogSnapshot, type BacklogSnapshot } from './db/stats';
 import { allCircuitStates } from './db/gate';
+import type { RelayOutcome } from './relay/relay';
 
 // Latency buckets up to the default 15 s request timeout (HOOKLINE_REQUEST_TIMEOUT_MS).
 const LATENCY_BUCKETS_SECONDS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 30];
@@ -154,6 +155,8 @@ export interface WorkerMetrics {
   registry: Registry;
   onAttempt(a: AttemptReport): void;
   onDeliveryStatus(s: DeliveryStatusReport): void;
+  /** What the relay in this process did with an outbox event (src/relay/relay.ts). */
+  onRelayOutcome(outcome: RelayOutcome): void;
   /** The running worker, for its health gauges. */
   watch(worker: WorkerHealth): void;
 }
@@ -198,6 +201,13 @@ export function createWorkerMetrics(): WorkerMetrics {
       this.set(ok ? 1 : 0);
     },
   });
+  // The outbox's age and backlog are the API's gauges (from Postgres); this says why it grows.
+  const relayed = new Counter({
+    name: 'hookline_relay_events_total',
+    help: 'Outbox events this process relayed, by outcome: started, adopted (a run was there and took the rest), retrying (start failed, will retry: Temporal unreachable?), refused (start can never succeed: dead-lettered)',
+    labelNames: ['outcome'] as const,
+    registers: [registry],
+  });
   new Gauge({
     name: 'hookline_worker_activities_in_flight',
     help: 'Activities (mostly delivery attempts) this worker is executing now',
@@ -220,6 +230,9 @@ export function createWorkerMetrics(): WorkerMetrics {
       if (s.status === 'dead_lettered' || s.status === 'dropped') {
         outcomes.inc({ endpoint_id: s.endpointId, outcome: s.status });
       }
+    },
+    onRelayOutcome(outcome) {
+      relayed.inc({ outcome });
     },
     watch(w) {
       worker = w;

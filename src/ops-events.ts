@@ -370,3 +370,24 @@ export const OPERATIONAL_EVENT_CATALOGUE: Record<OperationalEventType, Operation
     },
   },
 };
+
+/** Reported when Temporal refuses an event's workflow start for good (see recordStartRefused). */
+export const START_REFUSED_TYPE = 'hookline.event.start_refused';
+
+/**
+ * hookline.event.start_refused: the relay dead-lettered an event whose workflow start can never
+ * succeed (Temporal refused it as invalid, or it has more subscribers than
+ * HOOKLINE_MAX_SUBSCRIBERS_PER_EVENT). One per event, not one per delivery: 3,000 dead letters
+ * of one refusal are one message. `tenantId` is the event's tenant, for a tenant-scoped emit.
+ * Loop guard: nothing for a hookline.* event. Written in the relay's outbox transaction.
+ */
+export async function recordStartRefused(
+  db: Pool | PoolClient,
+  d: { tenantId: string; eventId: string; eventType: string; reason: string; deliveries: number },
+): Promise<EmitResult | null> {
+  if (isOperationalType(d.eventType)) return null;
+  // Not in OperationalEventTypes yet (that module is being reworked): the catalogue entry follows.
+  const type = START_REFUSED_TYPE as OperationalEventType;
+  const data = { eventId: d.eventId, eventType: d.eventType, tenantId: d.tenantId, reason: d.reason, deliveries: d.deliveries, refusedAt: new Date().toISOString() };
+  return recordOperationalEvent(db, type, data, { id: operationalEventId(Date.now(), START_REFUSED_TYPE, d.eventId) });
+}

@@ -156,6 +156,8 @@ export async function createHarness(opts: HarnessOptions = {}): Promise<Harness>
 }
 
 export interface ReceivedRequest {
+  /** The request's path and query. */
+  url: string;
   headers: http.IncomingHttpHeaders;
   body: string;
   receivedAt: number;
@@ -183,7 +185,7 @@ export async function startReceiver(port = 0): Promise<Receiver> {
     const chunks: Buffer[] = [];
     req.on('data', (c) => chunks.push(c));
     req.on('end', () => {
-      const r: ReceivedRequest = { headers: req.headers, body: Buffer.concat(chunks).toString('utf8'), receivedAt: Date.now() };
+      const r: ReceivedRequest = { url: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks).toString('utf8'), receivedAt: Date.now() };
       const n = receiver.requests.length;
       receiver.requests.push(r);
       const answer = receiver.respond(r, n);

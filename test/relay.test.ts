@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { hasPollers } from '../bench/lib/stack';
 import { createEndpoint, createHarness, quietLog, sendEvent, spawnRole, startReceiver, waitFor, type Harness, type Receiver } from './helpers';
 import { Relay } from '../src/relay/relay';
+import { replay } from '../src/replay';
 
 describe('relay', () => {
   let h: Harness;
@@ -73,6 +74,101 @@ describe('relay', () => {
     const ids = rx.requests.map((r) => r.headers['webhook-id']);
     expect(ids).toHaveLength(10);
     expect(new Set(ids)).toEqual(new Set(events.map((e) => e.id)));
+  });
+});
+
+describe('a start that finds a run there (issue #21, item 2)', () => {
+  let h: Harness;
+  let rx: Receiver;
+
+  beforeAll(async () => {
+    h = await createHarness({ noRelay: true });
+    rx = await startReceiver();
+  });
+  afterAll(async () => {
+    await rx?.close();
+    await h?.close();
+  });
+
+  const newRelay = () =>
+    new Relay({ pool: h.pool, client: h.client, taskQueue: h.taskQueue, databaseUrl: h.config.DATABASE_URL!, log: quietLog, batchSize: 10, pollMs: 100 });
+  const hits = (eventId: string, path: string) => rx.requests.filter((r) => r.headers['webhook-id'] === eventId && r.url === path).length;
+
+  /** n endpoints of `type`, each on its own path of the receiver. */
+  async function endpoints(type: string, n: number) {
+    const eps: { id: string; path: string }[] = [];
+    for (let i = 0; i < n; i++) eps.push({ ...(await createEndpoint(h.app, { url: `${rx.url}/${type}/${i}`, eventTypes: [type] })), path: `/webhook/${type}/${i}` });
+    return eps;
+  }
+
+  // A replay of a pending delivery (before the relay got to the event) starts a run for that one
+  // endpoint; the relay's start then finds it. The 409 for this replay is the API's; here the
+  // replay goes straight to Temporal, as any run the relay did not start would.
+  it('a replay run that closed before the relay: the relay delivers every other endpoint, the replayed one once', async () => {
+    const eps = await endpoints('adopt.closed', 4);
+    const ev = await sendEvent(h.app, { type: 'adopt.closed', data: {} });
+    await h.pool.query(`INSERT INTO deliveries (event_id, endpoint_id, event_type, status, tenant_id) SELECT $1, unnest($2::text[]), $3, 'pending', 'default' ON CONFLICT DO NOTHING`, [ev.id, eps.map((e) => e.id), 'adopt.closed']);
+    await replay(h.client, h.taskQueue, ev.id, 'adopt.closed', [eps[0].id]);
+    await h.client.workflow.getHandle(ev.id).result();
+    expect(eps.map((e) => hits(ev.id, e.path))).toEqual([1, 0, 0, 0]);
+
+    const relay = newRelay();
+    await relay.relayBatch();
+    await waitFor(() => eps.every((e) => hits(ev.id, e.path) >= 1), 30_000, 'every endpoint delivered');
+    expect(relay.started).toBe(0);
+    expect(relay.adopted).toBe(1);
+    await h.client.workflow.getHandle(ev.id).result();
+    expect(eps.map((e) => hits(ev.id, e.path))).toEqual([1, 1, 1, 1]);
+    const { rows } = await h.pool.query(`SELECT status FROM deliveries WHERE event_id = $1`, [ev.id]);
+    expect(rows.map((r) => r.status)).toEqual(['delivered', 'delivered', 'delivered', 'delivered']);
+  });
+
+  it('a replay run still running: it is signalled and adopts the rest; the replayed endpoint is not sent again', async () => {
+    const eps = await endpoints('adopt.running', 3);
+    const ev = await sendEvent(h.app, { type: 'adopt.running', data: {} });
+    // The replayed endpoint answers 400: a dead letter, so its run stays open (parked) for the relay.
+    const answer = rx.respond;
+    rx.respond = (req, n) => (req.url === eps[0].path ? { status: 400 } : answer(req, n));
+    const status = async () => new Map((await h.pool.query(`SELECT endpoint_id, status FROM deliveries WHERE event_id = $1`, [ev.id])).rows.map((r) => [r.endpoint_id, r.status]));
+    await h.pool.query(`INSERT INTO deliveries (event_id, endpoint_id, event_type, status, tenant_id) SELECT $1, unnest($2::text[]), $3, 'pending', 'default' ON CONFLICT DO NOTHING`, [ev.id, eps.map((e) => e.id), 'adopt.running']);
+    await replay(h.client, h.taskQueue, ev.id, 'adopt.running', [eps[0].id]);
+    await waitFor(async () => (await status()).get(eps[0].id) === 'dead_lettered', 30_000, 'replayed endpoint parked');
+    expect((await h.client.workflow.getHandle(ev.id).describe()).status.name).toBe('RUNNING');
+
+    const relay = newRelay();
+    await relay.relayBatch();
+    await waitFor(async () => [...(await status()).values()].filter((s) => s === 'delivered').length === 2, 30_000, 'the rest delivered');
+    expect(relay.adopted).toBe(1);
+    rx.respond = answer;
+    expect(eps.map((e) => hits(ev.id, e.path))).toEqual([1, 1, 1]);
+    expect((await status()).get(eps[0].id)).toBe('dead_lettered');
+    // One run did it all: the relay signalled the replay's run, it did not start another.
+    const runs = await waitFor(async () => {
+      const ids: string[] = [];
+      for await (const w of h.client.workflow.list({ query: `WorkflowId = '${ev.id}'` })) ids.push(w.runId);
+      return ids.length > 0 && ids;
+    }, 10_000, 'the run listed');
+    expect(runs).toHaveLength(1);
+  });
+
+  it('a replay run and a plan past one child: the run adopts through slice children, the replayed endpoint left out', async () => {
+    const eps = await endpoints('adopt.wide', 120);
+    const ev = await sendEvent(h.app, { type: 'adopt.wide', data: {} });
+    const answer = rx.respond;
+    rx.respond = (req, n) => (req.url === eps[0].path ? { status: 400 } : answer(req, n));
+    const statuses = async () => (await h.pool.query(`SELECT status, count(*)::int AS n FROM deliveries WHERE event_id = $1 GROUP BY status ORDER BY status`, [ev.id])).rows;
+    // The replay's run writes its one row; the relay then writes the other 119, with their plans.
+    await replay(h.client, h.taskQueue, ev.id, 'adopt.wide', [eps[0].id]);
+    await waitFor(async () => JSON.stringify(await statuses()) === JSON.stringify([{ status: 'dead_lettered', n: 1 }]), 30_000, 'replayed endpoint parked');
+
+    const relay = newRelay();
+    await relay.relayBatch();
+    await waitFor(async () => JSON.stringify(await statuses()) === JSON.stringify([{ status: 'dead_lettered', n: 1 }, { status: 'delivered', n: 119 }]), 60_000, 'the rest delivered');
+    rx.respond = answer;
+    expect(eps.map((e) => hits(ev.id, e.path))).toEqual(eps.map(() => 1));
+    expect(relay.adopted).toBe(1);
+    // 119 pending past the run's 49 free EndpointIds places: three slice children of the run.
+    for (const n of [1, 2, 3]) expect((await h.client.workflow.getHandle(`${ev.id}/${n}`).describe()).status.name).toBe('COMPLETED');
   });
 });
 

@@ -1,7 +1,9 @@
 // The delivery workflows. deliverEvent is the card of one event (workflow id = event id): the
 // relay starts it with the subscribed endpoints, it delivers to each (endpoint-delivery.ts),
 // parks what gives up as a dead letter until a `replay` signal or the retention runs out, and
-// hands a large fan-out to deliverEndpoints children of ENDPOINT_IDS_MAX endpoints each. The
+// hands a large fan-out to deliverEndpoints children of ENDPOINT_IDS_MAX endpoints each: the
+// relay then passes only the count, and each child loads its slice from the delivery rows, so
+// the start input stays the same size however many endpoints subscribe. The
 // state lives in DeliveryRun; each workflow function is its handlers plus one wait.
 // Deterministic code only: everything with side effects is an activity.
 import { condition, continueAsNew, defineQuery, defineSignal, proxyLocalActivities, setHandler } from '@temporalio/workflow';
@@ -9,6 +11,7 @@ import type { Activities, ResolvedEndpoint } from '../activities';
 import { ENDPOINT_IDS_MAX, listedAtStart } from '../src/temporal/workflow-details';
 import { DeliveryRun, type ParkedDelivery, type ReplayArgs, type WaitingDelivery } from './delivery-run';
 import type { EndpointState } from './endpoint-delivery';
+import type { DeliveryRange } from '../src/db/deliveries';
 
 export { deadLetterReason, type EndpointState } from './endpoint-delivery';
 export type { ReplayArgs } from './delivery-run';
@@ -21,8 +24,17 @@ export interface DeliverEventInput {
    * search attributes list them. Absent (a replay that starts a new run): looked up here.
    */
   endpoints?: ResolvedEndpoint[];
+  /**
+   * A large fan-out (more than FANOUT_CHILD_BATCH endpoints), planned by the relay: their
+   * delivery rows hold the plans; children load them in slices. Instead of `endpoints`.
+   */
+  fanOut?: { total: number };
+  /** Started by the relay's adopt (the event's last run had closed): deliver what is still pending. */
+  adopt?: boolean;
   /** Replay of a closed workflow: deliver to these endpoints only (looked up here). */
   onlyEndpointIds?: string[];
+  /** Carried across continue-as-new: this event's planned deliveries are all this workflow's. */
+  planned?: boolean;
   /** Carried across continue-as-new: endpoints still waiting as dead letters. */
   parked?: ParkedDelivery[];
   /** Carried across continue-as-new: deliveries waiting at their endpoint's gate. */
@@ -37,6 +49,8 @@ export interface DeliverEndpointsInput {
   eventId: string;
   eventType: string;
   endpoints?: ResolvedEndpoint[];
+  /** Its share as a range of the event's delivery rows, loaded here (a large fan-out). */
+  slice?: DeliveryRange;
   parked?: ParkedDelivery[];
   waiting?: WaitingDelivery[];
   requestTimeoutMs: number;
@@ -46,6 +60,12 @@ export interface DeliverEndpointsInput {
 export const replaySignal = defineSignal<[ReplayArgs]>('replay');
 /** A freed in-flight slot for the delivery to this endpoint (sent by the activity that freed it; GATE_OPEN_SIGNAL in activities). */
 export const gateOpenSignal = defineSignal<[string]>('gateOpen');
+/**
+ * From the relay, when its start found the workflow already there: deliver every planned
+ * delivery of the event that no run has taken yet. Idempotent: a run that holds the whole
+ * plan (the relay's own, after a crash) ignores it; another (a replay's run) adopts once.
+ */
+export const adoptSignal = defineSignal<[]>('adopt');
 export const statusQuery = defineQuery<Record<string, { state: EndpointState; reason?: string }>>('status');
 
 /** Past this many endpoints an event fans out through child workflows of this many each. */
@@ -62,10 +82,17 @@ export function deliverEvent(input: DeliverEventInput): Promise<Record<string, E
   const run = handle(new DeliveryRun(input.eventId, input));
   const next = (carry: ReturnType<DeliveryRun['carryOver']>) => continueAsNew<typeof deliverEvent>(carry);
   if (input.parked || input.waiting) {
+    if (input.planned) run.holdsPlan();
     run.resume(input.parked ?? [], input.waiting ?? []);
   } else if (input.endpoints) {
+    run.holdsPlan();
     run.startAttributesSet(listedAtStart(input.endpoints));
     start(run, input.endpoints);
+  } else if (input.fanOut || input.adopt) {
+    // Both read the plan from the delivery rows, and this run takes all of it that is pending.
+    run.holdsPlan();
+    run.startAttributesSet([]);
+    return run.deliverPending(lookups.planSlices, true).then(() => finish(run, [], next));
   } else {
     // A replay that starts a new run: its endpoints are looked up first.
     return lookUp(run, input.onlyEndpointIds).then((endpoints) => (start(run, endpoints), finish(run, [], next)));
@@ -82,6 +109,10 @@ export function deliverEndpoints(input: DeliverEndpointsInput): Promise<Record<s
   const run = handle(new DeliveryRun(input.eventId, input));
   if (input.parked || input.waiting) {
     run.resume(input.parked ?? [], input.waiting ?? []);
+  } else if (input.slice) {
+    run.startAttributesSet([]);
+    return lookups.loadSlice({ eventId: input.eventId, slice: input.slice })
+      .then((endpoints) => (run.deliver(endpoints), finish(run, [], (next) => continueAsNew<typeof deliverEndpoints>(next))));
   } else {
     run.startAttributesSet(listedAtStart(input.endpoints ?? []));
     run.deliver(input.endpoints ?? []);
@@ -94,6 +125,7 @@ function handle(run: DeliveryRun): DeliveryRun {
   setHandler(statusQuery, () => Object.fromEntries(run.states()));
   setHandler(replaySignal, (args) => run.replay(args?.endpointIds));
   setHandler(gateOpenSignal, (endpointId) => run.gateOpen(endpointId));
+  setHandler(adoptSignal, () => run.adopt());
   return run;
 }
 

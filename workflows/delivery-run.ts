@@ -11,6 +11,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities, ResolvedEndpoint } from '../activities';
+import type { DeliveryRange } from '../src/db/deliveries';
 import { DeadLetteredEndpoints, DeliveryStatus, EndpointIds, EventType, TenantId, type DeliveryStatusValue } from '../src/search-attributes';
 import { childWorkflowId, ENDPOINT_IDS_MAX, startSearchAttributes, workflowCurrentDetails } from '../src/temporal/workflow-details';
 import { EndpointDelivery, firstAttempts, type EndpointState, type GateResume } from './endpoint-delivery';
@@ -57,6 +58,13 @@ export class DeliveryRun {
   private readonly adopting = new Set<string>();
   /** gateOpen signals for endpoints not tracked yet (a new run's first activation). */
   private readonly earlyOpen = new Set<string>();
+  /** Running children that load their endpoints from a range of the delivery rows. */
+  private sliceOwners: (DeliveryRange & { childId: string })[] = [];
+  private childCount = 0;
+  /** This run delivers every planned delivery of the event: an adopt adds nothing. */
+  private planned = false;
+  /** An adopt signal that came before this run knew its own endpoints. */
+  private earlyAdopt = false;
   /** Children running, lookups and forwards in flight: the run may not end while any is. */
   private pending = 0;
   private published = '';
@@ -81,7 +89,42 @@ export class DeliveryRun {
       else if (this.early !== 'all') this.early.push(...named);
       return;
     }
+    // "All" reaches the slice children too: this run does not know their endpoints' ids.
+    if (!named) for (const s of this.sliceOwners) void this.forward(s.childId, undefined);
     this.route(named ?? [...this.known.keys()]);
+  }
+
+  /** This run was started with the event's whole plan (the relay's start, or an adopting start). */
+  holdsPlan(): void {
+    this.planned = true;
+  }
+
+  /**
+   * The adopt signal: once this run knows its own endpoints, take over the event's pending
+   * deliveries it does not know — unless it holds the whole plan already. Once per run: what it
+   * adopts is then its own, and a second adopt would find it pending again.
+   */
+  adopt(): void {
+    if (this.early !== null) return void (this.earlyAdopt = true);
+    if (this.planned) return;
+    this.planned = true;
+    void this.tracked(() => this.deliverPending(lookups.planSlices, false));
+  }
+
+  /**
+   * Delivers the event's pending deliveries this run does not know: itself when they fit its
+   * EndpointIds (fresh — a local first attempt — only in a run's first task, else resent as
+   * regular activities), else through children that each load a slice of the delivery rows.
+   */
+  async deliverPending(planSlices: Activities['planSlices'], fresh: boolean): Promise<void> {
+    const plan = await planSlices({ eventId: this.eventId, exclude: [...this.known.keys()], inlineMax: ENDPOINT_IDS_MAX - this.own.size, sliceSize: ENDPOINT_IDS_MAX });
+    if (plan.endpoints && fresh) this.deliver(plan.endpoints);
+    else if (plan.endpoints) this.resend(plan.endpoints);
+    for (const slice of plan.slices ?? []) {
+      const childId = childWorkflowId(this.eventId, ++this.childCount);
+      this.sliceOwners.push({ ...slice, childId });
+      void this.runChild(childId, { slice });
+    }
   }
 
   /** A slot freed at this endpoint's gate: its delivery, if waiting for one, goes now. */
@@ -131,24 +174,25 @@ export class DeliveryRun {
     }
   }
 
-  /** A large fan-out: one child workflow per ENDPOINT_IDS_MAX endpoints. */
+  /** A large fan-out whose endpoints are in hand (a replay's lookup): one child per ENDPOINT_IDS_MAX. */
   fanOut(endpoints: ResolvedEndpoint[]): void {
     for (let i = 0; i * ENDPOINT_IDS_MAX < endpoints.length; i++) {
       const batch = endpoints.slice(i * ENDPOINT_IDS_MAX, (i + 1) * ENDPOINT_IDS_MAX);
-      const childId = childWorkflowId(this.eventId, i + 1);
+      const childId = childWorkflowId(this.eventId, ++this.childCount);
       for (const ep of batch) {
         this.known.set(ep.id, ep);
         this.owner.set(ep.id, childId);
         this.childStates.set(ep.id, 'delivering');
       }
-      void this.runChild(childId, batch);
+      void this.runChild(childId, { endpoints: batch });
     }
   }
 
-  /** The endpoints are known: replays that came early are routed now. */
+  /** The endpoints are known: replays (and an adopt) that came early are routed now. */
   ready(resumedIds: string[]): void {
     const early = this.early;
     this.early = null;
+    if (this.earlyAdopt) this.adopt();
     // Endpoints delivered fresh need no replay; resumed dead letters and unknown ones do.
     const resumed = new Set(resumedIds);
     const late = (early === 'all' ? resumedIds : early ?? []).filter((id) => !this.known.has(id) || resumed.has(id));
@@ -170,7 +214,7 @@ export class DeliveryRun {
     const byChild = new Map<string, string[]>();
     const unknown: string[] = [];
     for (const id of ids) {
-      const child = this.owner.get(id);
+      const child = this.owner.get(id) ?? this.sliceOwnerOf(id);
       if (child) byChild.set(child, [...(byChild.get(child) ?? []), id]);
       else if (this.own.has(id)) this.own.get(id)!.replay();
       else if (this.known.has(id)) this.resend([this.known.get(id)!]); // a closed child's endpoint
@@ -178,22 +222,28 @@ export class DeliveryRun {
     }
     for (const [child, childIds] of byChild) void this.forward(child, childIds);
     // Not part of this run (delivered before a continue-as-new): look it up again.
-    if (unknown.length > 0) void this.adopt(unknown);
+    if (unknown.length > 0) void this.lookUpAndResend(unknown);
   }
 
-  /** Passes a replay on to the child that owns the endpoints; if it has closed, runs it here. */
-  private async forward(child: string, ids: string[]): Promise<void> {
+  /** The running slice child whose range holds this endpoint (byte order, as the rows' COLLATE "C"). */
+  private sliceOwnerOf(id: string): string | undefined {
+    const s = this.sliceOwners.find((r) => (r.after === null || id > r.after) && (r.upTo === null || id <= r.upTo) && !r.exclude?.includes(id));
+    return s?.childId;
+  }
+
+  /** Passes a replay on to the child that owns the endpoints (undefined: all); if it has closed, runs it here. */
+  private async forward(child: string, ids: string[] | undefined): Promise<void> {
     await this.tracked(async () => {
       try {
-        await getExternalWorkflowHandle(child).signal('replay', { endpointIds: ids });
+        await getExternalWorkflowHandle(child).signal('replay', ids ? { endpointIds: ids } : {});
       } catch {
         this.release(child);
-        this.route(ids);
+        if (ids) this.route(ids);
       }
     });
   }
 
-  private async adopt(ids: string[]): Promise<void> {
+  private async lookUpAndResend(ids: string[]): Promise<void> {
     for (const id of ids) this.adopting.add(id);
     await this.tracked(async () => {
       try {
@@ -205,15 +255,16 @@ export class DeliveryRun {
     });
   }
 
-  private async runChild(childId: string, batch: ResolvedEndpoint[]): Promise<void> {
+  /** A child delivers its share: endpoints in hand, or a slice of the delivery rows it loads itself. */
+  private async runChild(childId: string, share: { endpoints?: ResolvedEndpoint[]; slice?: DeliveryRange }): Promise<void> {
     await this.tracked(async () => {
       try {
         const outcome = await executeChild<(input: unknown) => Promise<Record<string, EndpointState>>>('deliverEndpoints', {
           workflowId: childId,
-          args: [{ eventId: this.eventId, eventType: this.eventType, endpoints: batch, requestTimeoutMs: this.requestTimeoutMs, historyLimit: this.historyLimit }],
+          args: [{ eventId: this.eventId, eventType: this.eventType, ...share, requestTimeoutMs: this.requestTimeoutMs, historyLimit: this.historyLimit }],
           staticSummary: `${this.eventType} ${this.eventId}: endpoints ${childId.split('/').pop()}`,
           // The parent's tenant (set by the relay at start), so the Web UI's tenant filter finds children too.
-          typedSearchAttributes: startSearchAttributes(this.eventType, batch.map((ep) => ep.id), workflowInfo().typedSearchAttributes.get(TenantId)),
+          typedSearchAttributes: startSearchAttributes(this.eventType, (share.endpoints ?? []).map((ep) => ep.id), workflowInfo().typedSearchAttributes.get(TenantId)),
         });
         for (const [id, state] of Object.entries(outcome)) this.childStates.set(id, state);
       } catch {
@@ -226,6 +277,7 @@ export class DeliveryRun {
 
   private release(childId: string): void {
     for (const [id, child] of this.owner) if (child === childId) this.owner.delete(id);
+    this.sliceOwners = this.sliceOwners.filter((s) => s.childId !== childId);
   }
 
   private async tracked(fn: () => Promise<void>): Promise<void> {
@@ -259,7 +311,7 @@ export class DeliveryRun {
       const w = d.idleWaiting;
       return w ? [{ endpoint: d.endpoint, ...w }] : [];
     });
-    return { eventId: this.eventId, eventType: this.eventType, requestTimeoutMs: this.requestTimeoutMs, historyLimit: this.historyLimit, parked, waiting };
+    return { eventId: this.eventId, eventType: this.eventType, requestTimeoutMs: this.requestTimeoutMs, historyLimit: this.historyLimit, planned: this.planned, parked, waiting };
   }
 
   /** Every endpoint's state (a child's endpoint re-run here reports its state here). */
@@ -277,6 +329,8 @@ export class DeliveryRun {
   private attributesKey(): string {
     const states = this.states();
     const values = [...states.values()].map((s) => s.state);
+    // A slice child's endpoints are unknown here until it reports: still delivering.
+    if (this.sliceOwners.length > 0) values.push('delivering');
     const overall: DeliveryStatusValue = (['delivering', 'dead_lettered', 'dropped'] as const).find((s) => values.includes(s)) ?? 'delivered';
     // A child lists its own endpoints and dead letters; the parent lists those it delivers itself.
     const deadLettered = [...this.own.values()].filter((d) => d.state === 'dead_lettered').map((d) => d.id);

@@ -1,2 +1,2 @@
 // Every workflow the worker registers.
-export { deliverEndpoints, deliverEvent, gateOpenSignal, replaySignal, statusQuery } from './deliver-event';
+export { adoptSignal, deliverEndpoints, deliverEvent, gateOpenSignal, replaySignal, statusQuery } from './deliver-event';

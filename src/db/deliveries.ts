@@ -58,19 +58,72 @@ export async function ensureDeliveries(db: Queryable, eventId: string, eventType
 /** The delivery rows of many events in one statement (the relay plans a batch at a time). */
 export async function ensureDeliveriesOfEvents(
   db: Queryable,
-  plans: { eventId: string; eventType: string; tenantId: string; endpointIds: string[] }[],
+  plans: { eventId: string; eventType: string; tenantId: string; endpoints: PlannedEndpoint[] }[],
 ): Promise<void> {
   // In key order, so two writers of overlapping rows (relays, a replay's adopt) lock them in the
   // same order and cannot deadlock each other.
-  const rows = plans.flatMap((p) => p.endpointIds.map((id) => [p.eventId, id, p.eventType, p.tenantId]))
-    .sort((a, b) => (a[0] === b[0] ? (a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0) : a[0] < b[0] ? -1 : 1));
+  const rows = plans.flatMap((p) => p.endpoints.map((ep) => ({ e: p.eventId, ep: ep.id, t: p.eventType, tn: p.tenantId, plan: JSON.stringify(ep) })))
+    .sort((a, b) => (a.e === b.e ? (a.ep < b.ep ? -1 : a.ep > b.ep ? 1 : 0) : a.e < b.e ? -1 : 1));
   if (rows.length === 0) return;
+  // Each row keeps its plan (migration 020): a large fan-out's children load it from here.
   await db.query(
-    `INSERT INTO deliveries (event_id, endpoint_id, event_type, status, tenant_id)
-     SELECT e, ep, t, 'pending', tn FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS r(e, ep, t, tn)
+    `INSERT INTO deliveries (event_id, endpoint_id, event_type, status, tenant_id, plan)
+     SELECT e, ep, t, 'pending', tn, p::jsonb FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) AS r(e, ep, t, tn, p)
      ON CONFLICT DO NOTHING`,
-    [rows.map((r) => r[0]), rows.map((r) => r[1]), rows.map((r) => r[2]), rows.map((r) => r[3])],
+    [rows.map((r) => r.e), rows.map((r) => r.ep), rows.map((r) => r.t), rows.map((r) => r.tn), rows.map((r) => r.plan)],
   );
+}
+
+/** What a delivery row's plan holds: src/subscriptions.ts's ResolvedEndpoint (kept as JSON). */
+export interface PlannedEndpoint {
+  id: string;
+}
+
+/** A key range of an event's delivery rows, by endpoint id: (after, upTo], open where null. */
+export interface DeliveryRange {
+  after: string | null;
+  upTo: string | null;
+  /** Ids in the range to leave out (a run delivers them already). */
+  exclude?: string[];
+}
+
+/**
+ * The event's deliveries nobody has attempted yet ('pending') in a range, in endpoint-id byte
+ * order (COLLATE "C", as the workflow compares ids to route a replay to the slice's child),
+ * with their plans (null for rows without one). A large fan-out's parent splits these into
+ * slices; each child loads its slice with the same query.
+ */
+export async function pendingDeliveries(db: Queryable, eventId: string, range: DeliveryRange, withPlans = true): Promise<{ endpointId: string; plan: unknown }[]> {
+  // Without plans (a parent only cutting slices): 10,000 ids, not 10,000 plans of up to ~1 KB.
+  const { rows } = await db.query(
+    `SELECT endpoint_id, ${withPlans ? 'plan' : 'NULL AS plan'} FROM deliveries
+     WHERE event_id = $1 AND status = 'pending'
+       AND ($2::text IS NULL OR endpoint_id COLLATE "C" > $2) AND ($3::text IS NULL OR endpoint_id COLLATE "C" <= $3)
+       AND NOT (endpoint_id = ANY($4::text[]))
+     ORDER BY endpoint_id COLLATE "C"`,
+    [eventId, range.after, range.upTo, range.exclude ?? []],
+  );
+  return rows.map((r) => ({ endpointId: r.endpoint_id, plan: r.plan }));
+}
+
+/** Whether any of the event's deliveries was never attempted (the relay's check on a closed run). */
+export async function hasPendingDeliveries(db: Queryable, eventId: string): Promise<boolean> {
+  const { rows } = await db.query(`SELECT EXISTS (SELECT 1 FROM deliveries WHERE event_id = $1 AND status = 'pending') AS any`, [eventId]);
+  return rows[0].any;
+}
+
+/**
+ * An event no workflow will deliver (Temporal refused its start as invalid, or it has more
+ * subscribers than allowed): its pending deliveries become dead letters with the reason, so
+ * they show in GET /v1/dead-letters and a replay can send them. Returns how many.
+ */
+export async function deadLetterPending(db: Queryable, eventId: string, reason: string): Promise<number> {
+  const { rowCount } = await db.query(
+    `UPDATE deliveries SET status = 'dead_lettered', reason = $2, updated_at = now(), dead_lettered_at = now()
+     WHERE event_id = $1 AND status = 'pending'`,
+    [eventId, storableText(reason)],
+  );
+  return rowCount ?? 0;
 }
 
 export interface NewAttempt {

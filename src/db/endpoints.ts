@@ -72,6 +72,16 @@ export async function insertEndpoint(db: PoolClient, e: NewEndpoint): Promise<En
   return toRow(rows[0]);
 }
 
+/**
+ * How many endpoints the tenant has, counted under a per-tenant transaction lock so two creates
+ * at once cannot both pass HOOKLINE_MAX_ENDPOINTS_PER_TENANT. Call inside the create's transaction.
+ */
+export async function countEndpointsForCreate(db: PoolClient, tenantId: string): Promise<number> {
+  await db.query(`SELECT pg_advisory_xact_lock(hashtext('hookline.endpoints:' || $1))`, [tenantId]);
+  const { rows } = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM endpoints WHERE tenant_id = $1', [tenantId]);
+  return rows[0].n;
+}
+
 /** With `tenantId` (every API route passes it), another tenant's endpoint reads as absent. */
 export async function getEndpoint(db: Queryable, id: string, tenantId?: string): Promise<EndpointRow | null> {
   const { rows } = await db.query(`SELECT ${COLUMNS} FROM endpoints WHERE id = $1 AND ($2::text IS NULL OR tenant_id = $2)`, [id, tenantId ?? null]);

@@ -1,22 +1,29 @@
 // The relay: moves committed events from the outbox into Temporal. Wakes on NOTIFY from the
 // outbox trigger, polls as a fallback, claims rows with FOR UPDATE SKIP LOCKED so any number of
 // relays share the work, plans each event's deliveries (the subscribed endpoints, their retry
-// snapshots, their delivery rows) and starts deliverEvent with them, workflowId = event id, so
-// the workflow's first task can POST at once. A start that finds the workflow already there
-// (a relay died after starting, before deleting the row) counts as success, so an event is
-// never started twice and never skipped. It runs inside `hookline worker` (src/worker/worker.ts),
-// starting eagerly on that worker, or on its own as `hookline relay` (src/relay/run.ts).
+// snapshots, their delivery rows, each row holding its plan) and starts deliverEvent,
+// workflowId = event id: with the endpoints (up to ENDPOINT_IDS_MAX, so the first task can POST
+// at once) or, past that, with only their count (children load their slices from the rows).
+// A start that finds the workflow already there is never taken for its own: a run a relay
+// started is left alone, any other is handed what it does not know (adopt). A start Temporal
+// refuses as invalid is dead-lettered, not retried (StartRefused). It runs inside `hookline
+// worker` (src/worker/worker.ts), starting eagerly on that worker, or on its own as `hookline
+// relay` (src/relay/run.ts). The outbox rows are src/db/outbox.ts's to write.
 import pg from 'pg';
-import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
+import { isGrpcServiceError, ServiceError, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { WorkflowIdReusePolicy } from '@temporalio/common';
-import { ensureDeliveriesOfEvents } from '../db/deliveries';
+import { deadLetterPending, ensureDeliveriesOfEvents, hasPendingDeliveries } from '../db/deliveries';
 import { listActiveEndpoints } from '../db/endpoints';
-import type { Pool } from '../db/pool';
+import { backOffOutbox, claimOutbox, deleteOutbox, type ClaimedEvent } from '../db/outbox';
+import type { Pool, PoolClient } from '../db/pool';
 import type { Logger } from '../logger';
+import { recordStartRefused } from '../ops-events';
 import { subscribersOf, toResolved, type ResolvedEndpoint } from '../subscriptions';
-import { workflowStartMetadata } from '../temporal/workflow-details';
+import { ENDPOINT_IDS_MAX, workflowStartMetadata } from '../temporal/workflow-details';
 import { traceRelayStart } from '../telemetry';
 import type { deliverEvent } from '../../workflows';
+
+export type { ClaimedEvent } from '../db/outbox';
 
 export interface RelayOptions {
   pool: Pool;
@@ -37,18 +44,24 @@ export interface RelayOptions {
    * server declines, it is a normal start and the task goes through matching as before.
    */
   eagerStart?: boolean;
+  /** HOOKLINE_MAX_SUBSCRIBERS_PER_EVENT: an event with more is dead-lettered, not started. */
+  maxSubscribersPerEvent?: number;
+  /** Counts what the relay did (src/metrics.ts), for the worker's /metrics. */
+  onOutcome?: (outcome: RelayOutcome) => void;
 }
 
-/** An outbox row, claimed, with what the relay needs to plan the event's deliveries. */
-export interface ClaimedEvent {
-  event_id: string;
-  tenant_id: string;
-  only_endpoint_id: string | null;
-  type: string;
-  channels: string[] | null;
-  relay_attempts: number;
-  /** The recording request's W3C trace context (tracing on), else null. */
-  trace_context: Record<string, string> | null;
+/** started / adopted (handed to a run that was there) / retrying (will try again) / refused (dead-lettered). */
+export type RelayOutcome = 'started' | 'adopted' | 'retrying' | 'refused';
+
+/** Must match HOOKLINE_MAX_SUBSCRIBERS_PER_EVENT's default (src/config.ts). */
+export const DEFAULT_MAX_SUBSCRIBERS_PER_EVENT = 10_000;
+
+/**
+ * A start that can never succeed as it is (Temporal refused it as invalid, or the event has more
+ * subscribers than allowed): retrying would loop forever, so the event is dead-lettered instead.
+ */
+export class StartRefused extends Error {
+  override name = 'StartRefused';
 }
 
 // A failed start (Temporal down) is retried after this, doubling per failure up to the cap.
@@ -65,6 +78,10 @@ export class Relay {
   started = 0;
   /** Of those, the ones whose first workflow task came back in the start response. */
   eagerlyStarted = 0;
+  /** Events whose start found a run there, handed what it did not know (see adopt). */
+  adopted = 0;
+  /** Events dead-lettered because their start can never succeed (see StartRefused). */
+  refused = 0;
 
   constructor(private readonly o: RelayOptions) {}
 
@@ -132,31 +149,24 @@ export class Relay {
     const db = await this.o.pool.connect();
     try {
       await db.query('BEGIN');
-      const { rows } = await db.query<ClaimedEvent>(
-        `SELECT o.event_id, e.tenant_id, e.only_endpoint_id, e.type, e.channels, o.relay_attempts, o.trace_context FROM outbox o JOIN events e ON e.id = o.event_id
-         WHERE o.available_at <= now()
-         ORDER BY o.created_at, o.event_id
-         LIMIT $1 FOR UPDATE OF o SKIP LOCKED`,
-        [this.o.batchSize],
-      );
+      const rows = await claimOutbox(db, this.o.batchSize);
       const results = await this.startWorkflows(rows);
       const done: string[] = [];
+      let failed = 0;
       for (let i = 0; i < rows.length; i++) {
         const result = results[i];
-        if (result.status === 'fulfilled') {
-          done.push(rows[i].event_id);
+        if (result.status === 'rejected' && result.reason instanceof StartRefused) await this.refuse(db, rows[i], result.reason.message);
+        else if (result.status === 'rejected') {
+          failed += 1;
+          this.o.onOutcome?.('retrying');
+          const delay = Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** rows[i].relay_attempts);
+          await backOffOutbox(db, rows[i].event_id, String((result.reason as Error)?.message ?? result.reason), delay);
           continue;
         }
-        const delay = Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** rows[i].relay_attempts);
-        await db.query(
-          `UPDATE outbox SET relay_attempts = relay_attempts + 1, last_error = $2,
-             available_at = now() + make_interval(secs => $3::double precision / 1000) WHERE event_id = $1`,
-          [rows[i].event_id, String((result.reason as Error)?.message ?? result.reason).slice(0, 1000), delay],
-        );
+        done.push(rows[i].event_id);
       }
-      if (done.length > 0) await db.query('DELETE FROM outbox WHERE event_id = ANY($1)', [done]);
+      await deleteOutbox(db, done);
       await db.query('COMMIT');
-      const failed = rows.length - done.length;
       if (failed > 0) this.o.log.warn({ failed }, 'relay could not start some workflows; will retry');
       return rows.length;
     } catch (err) {
@@ -168,43 +178,129 @@ export class Relay {
   }
 
   /**
-   * Plans each event's deliveries and starts its workflow with them. The delivery rows are
-   * written outside the outbox transaction (idempotent), so they exist even if this relay dies
-   * after starting and before committing.
+   * An event no start can deliver: its pending deliveries become dead letters with the reason
+   * (replayable once the cause is fixed) and an operational event tells the operator. The
+   * outbox row goes with the batch's (same transaction: all of it or none).
+   */
+  private async refuse(db: PoolClient, row: ClaimedEvent, reason: string): Promise<void> {
+    const deliveries = await deadLetterPending(db, row.event_id, reason);
+    await recordStartRefused(db, { tenantId: row.tenant_id, eventId: row.event_id, eventType: row.type, reason, deliveries });
+    this.refused += 1;
+    this.o.onOutcome?.('refused');
+    this.o.log.error({ eventId: row.event_id, eventType: row.type, deliveries, reason }, 'event dead-lettered: its workflow start can never succeed');
+  }
+
+  /**
+   * Plans each event's deliveries and starts its workflow with them. The delivery rows (each
+   * with its plan) are written outside the outbox transaction (idempotent), so they exist even
+   * if this relay dies after starting and before committing.
    */
   private async startWorkflows(rows: ClaimedEvent[]): Promise<PromiseSettledResult<void>[]> {
     if (rows.length === 0) return [];
     const active = await listActiveEndpoints(this.o.pool, [...new Set(rows.map((r) => r.tenant_id))]);
     const plans = rows.map((r) => subscribersOf(active, { tenantId: r.tenant_id, onlyEndpointId: r.only_endpoint_id, type: r.type, channels: r.channels }).map(toResolved));
-    const rowsOf = (r: ClaimedEvent, i: number) => ({ eventId: r.event_id, eventType: r.type, tenantId: r.tenant_id, endpointIds: plans[i].map((e) => e.id) });
+    const rowsOf = (r: ClaimedEvent, i: number) => ({ eventId: r.event_id, eventType: r.type, tenantId: r.tenant_id, endpoints: plans[i] });
     // The whole batch's delivery rows in one round trip (was one per event). If that fails, each
     // event tries on its own, so one bad event backs off alone instead of stalling its batch.
     const batched = await ensureDeliveriesOfEvents(this.o.pool, rows.map(rowsOf)).then(() => true, () => false);
     return Promise.allSettled(rows.map(async (r, i) => {
       if (!batched) await ensureDeliveriesOfEvents(this.o.pool, [rowsOf(r, i)]);
+      const max = this.o.maxSubscribersPerEvent ?? DEFAULT_MAX_SUBSCRIBERS_PER_EVENT;
+      if (plans[i].length > max) {
+        throw new StartRefused(`the event has ${plans[i].length} subscribed endpoints, more than HOOKLINE_MAX_SUBSCRIBERS_PER_EVENT (${max})`);
+      }
       // In a span of the event's trace when tracing is on (src/telemetry); a plain call when off.
       await traceRelayStart({ eventId: r.event_id, eventType: r.type, carrier: r.trace_context },
         () => this.startWorkflow(r.event_id, r.type, plans[i], r.tenant_id));
     }));
   }
 
+  /**
+   * Starts the event's workflow. Up to ENDPOINT_IDS_MAX endpoints travel in the input, as the
+   * first task needs them (one task, no lookup); past that only their count does, and the
+   * children load their slices from the delivery rows, so the start request has the same size
+   * whatever the fan-out (2,400 plans of ~1 KB once made a 2.48 MB start Temporal refused).
+   */
   private async startWorkflow(eventId: string, eventType: string, endpoints: ResolvedEndpoint[], tenantId: string): Promise<void> {
-    const ids = endpoints.map((e) => e.id);
+    const large = endpoints.length > ENDPOINT_IDS_MAX;
+    const plan = large ? { fanOut: { total: endpoints.length } } : { endpoints };
     try {
       const handle = await this.o.client.workflow.start<typeof deliverEvent>('deliverEvent', {
         workflowId: eventId,
         taskQueue: this.o.taskQueue,
-        args: [{ eventId, eventType, endpoints, requestTimeoutMs: this.o.requestTimeoutMs }],
+        args: [{ eventId, eventType, ...plan, requestTimeoutMs: this.o.requestTimeoutMs }],
         // Never a second run for the same event, even after the first one closed.
         workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
         requestEagerStart: this.o.eagerStart,
-        ...workflowStartMetadata(eventType, eventId, ids, undefined, tenantId),
+        // Marks a run that holds the event's whole plan (see adopt).
+        memo: { planned: true },
+        // EndpointIds lists at most ENDPOINT_IDS_MAX (listedAtStart): bounded too.
+        ...workflowStartMetadata(eventType, eventId, endpoints.map((e) => e.id), undefined, tenantId),
       });
       this.started += 1;
+      this.o.onOutcome?.('started');
       if (handle.eagerlyStarted) this.eagerlyStarted += 1;
     } catch (err) {
-      if (err instanceof WorkflowExecutionAlreadyStartedError) return;
+      if (err instanceof WorkflowExecutionAlreadyStartedError) return this.adopt(eventId, eventType, tenantId);
+      if (refusedAsInvalid(err)) throw new StartRefused(`Temporal refused the workflow start: ${detailsOf(err)}`);
       throw err;
     }
   }
+
+  /**
+   * The workflow was there already. It may be this event's own run (a relay died after
+   * starting it), or a run that knows only some endpoints (a replay's signalWithStart got in
+   * first): never assume which. A running one gets the `adopt` signal and takes over every
+   * pending delivery it does not know (its own run ignores it); a closed one that left
+   * deliveries pending gets a new run that delivers them.
+   */
+  private async adopt(eventId: string, eventType: string, tenantId: string): Promise<void> {
+    const handle = this.o.client.workflow.getHandle(eventId);
+    try {
+      const run = await handle.describe();
+      // A run a relay started holds the whole plan: leave it be. A signal landing in its first
+      // task would fail that task, and its local first attempts would POST a second time.
+      if (run.status.name === 'RUNNING' && run.memo?.planned) return;
+      if (run.status.name === 'RUNNING') return void (await handle.signal('adopt'), this.adoptedOne());
+    } catch (err) {
+      if (!(err instanceof WorkflowNotFoundError)) throw err;
+    }
+    // Closed: every delivery it knew is settled, so a pending one is nobody's.
+    if (!(await hasPendingDeliveries(this.o.pool, eventId))) return;
+    await this.o.client.workflow.signalWithStart<typeof deliverEvent, []>('deliverEvent', {
+      workflowId: eventId,
+      taskQueue: this.o.taskQueue,
+      args: [{ eventId, eventType, adopt: true, requestTimeoutMs: this.o.requestTimeoutMs }],
+      signal: 'adopt',
+      signalArgs: [],
+      // A new run of a closed event, as a replay makes one; signalWithStart signals a running one instead.
+      workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
+      memo: { planned: true },
+      ...workflowStartMetadata(eventType, eventId, [], undefined, tenantId),
+    });
+    this.adoptedOne();
+  }
+
+  private adoptedOne(): void {
+    this.adopted += 1;
+    this.o.onOutcome?.('adopted');
+  }
+}
+
+/**
+ * Temporal's answer that this request can never succeed (INVALID_ARGUMENT: a size limit, a bad
+ * field; or a request past the gRPC message limit) — not an outage, which retrying fixes.
+ */
+function refusedAsInvalid(err: unknown): boolean {
+  const cause = err instanceof ServiceError ? err.cause : err;
+  if (!isGrpcServiceError(cause)) return false;
+  return cause.code === GRPC_INVALID_ARGUMENT || (cause.code === GRPC_RESOURCE_EXHAUSTED && /larger than max/i.test(cause.details ?? ''));
+}
+
+const GRPC_INVALID_ARGUMENT = 3;
+const GRPC_RESOURCE_EXHAUSTED = 8;
+
+function detailsOf(err: unknown): string {
+  const cause = err instanceof ServiceError ? err.cause : err;
+  return (isGrpcServiceError(cause) ? cause.details : undefined) || (err as Error).message;
 }

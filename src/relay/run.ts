@@ -5,7 +5,7 @@ import type { Client } from '@temporalio/client';
 import type { Config } from '../config';
 import type { Pool } from '../db/pool';
 import type { Logger } from '../logger';
-import { Relay } from './relay';
+import { Relay, type RelayOutcome } from './relay';
 import { purgeExpiredIdempotencyKeys } from '../db/events';
 import { startRetention } from './retention';
 import { connectTemporalClient, startRole } from '../roles/start-role';
@@ -27,6 +27,8 @@ export interface RelayLoopOptions {
   log: Logger;
   /** Ask for Eager Workflow Start: only with a Client on a running Worker's NativeConnection. */
   eagerStart?: boolean;
+  /** Counts the relay's outcomes (the worker's metrics). */
+  onRelayOutcome?: (outcome: RelayOutcome) => void;
 }
 
 export async function startRelayLoop(o: RelayLoopOptions): Promise<RelayLoop> {
@@ -39,6 +41,8 @@ export async function startRelayLoop(o: RelayLoopOptions): Promise<RelayLoop> {
     pollMs: config.HOOKLINE_RELAY_POLL_MS,
     requestTimeoutMs: config.HOOKLINE_REQUEST_TIMEOUT_MS,
     eagerStart: o.eagerStart,
+    maxSubscribersPerEvent: config.HOOKLINE_MAX_SUBSCRIBERS_PER_EVENT,
+    onOutcome: o.onRelayOutcome,
   });
   await relay.start();
   log.info({ eagerStart: Boolean(o.eagerStart) }, 'relay started');

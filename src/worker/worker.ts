@@ -121,7 +121,7 @@ async function runWorkerRole({ config, pool, temporal: connection, log, stopped 
     log.info({ taskQueue: config.TEMPORAL_TASK_QUEUE }, 'worker started');
     // After run(): an eagerly started workflow's first task goes to this worker at once.
     const relay = config.HOOKLINE_WORKER_RELAY
-      ? await startRelayLoop({ config, pool, client: clientOn(connection, config.TEMPORAL_NAMESPACE, RELAY_IDENTITY), log, eagerStart: true })
+      ? await startRelayLoop({ config, pool, client: clientOn(connection, config.TEMPORAL_NAMESPACE, RELAY_IDENTITY), log, eagerStart: true, onRelayOutcome: metrics.onRelayOutcome })
       : null;
     await stopInOrder(worker, running, relay, stopped);
     log.info('worker stopped');

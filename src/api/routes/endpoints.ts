@@ -109,8 +109,12 @@ export const endpointRoutes: FastifyPluginAsync = async (fastify) => {
     b.url = await checkTargetUrl(b.url, 'url', targets);
     requireEncryptionKey();
     const secret = newSigningSecret(b.signing ?? 'hmac', b.secret);
-    const row = await withTransaction(pool, (db) =>
-      endpoints.insertEndpoint(db, {
+    const row = await withTransaction(pool, async (db) => {
+      const max = config.HOOKLINE_MAX_ENDPOINTS_PER_TENANT;
+      if ((await endpoints.countEndpointsForCreate(db, req.tenantId)) >= max) {
+        throw new ApiError(422, 'endpoint_limit', `tenant ${req.tenantId} has ${max} endpoints, the most HOOKLINE_MAX_ENDPOINTS_PER_TENANT allows; delete one or raise the limit`);
+      }
+      return endpoints.insertEndpoint(db, {
         id: newEndpointId(),
         tenantId: req.tenantId,
         url: b.url,
@@ -122,8 +126,8 @@ export const endpointRoutes: FastifyPluginAsync = async (fastify) => {
         disabled: b.disabled ?? false,
         limits: limitsIn(b) ?? {},
         secret,
-      }),
-    );
+      });
+    });
     return reply.code(201).send({ ...withLimits(row, config), secret: verificationKey(secret) });
   });
 
