@@ -39,6 +39,7 @@ export const OperationalEventTypes = [
   'hookline.endpoint.recovered',
   'hookline.delivery.dead_lettered',
   'hookline.delivery.dropped',
+  'hookline.event.start_refused',
 ] as const;
 export type OperationalEventType = (typeof OperationalEventTypes)[number];
 
@@ -369,10 +370,25 @@ export const OPERATIONAL_EVENT_CATALOGUE: Record<OperationalEventType, Operation
       properties: { endpointId: { type: 'string' }, ...tenantField, lastError: { type: ['string', 'null'], description: 'The last failed attempt\'s error (redacted as `reason` is).' }, ...capFields },
     },
   },
+  'hookline.event.start_refused': {
+    description: 'Temporal refused an event\'s workflow start for good (invalid, or more subscribers than HOOKLINE_MAX_SUBSCRIBERS_PER_EVENT): its deliveries are dead letters with the reason, replayable once the cause is fixed.',
+    schema: {
+      type: 'object',
+      required: ['eventId', 'eventType', 'reason', 'deliveries', 'refusedAt'],
+      properties: {
+        eventId: { type: 'string' },
+        eventType: { type: 'string' },
+        ...tenantField,
+        reason: { type: 'string' },
+        deliveries: { type: 'integer', description: 'How many deliveries were dead-lettered.' },
+        refusedAt: dateTime,
+      },
+    },
+  },
 };
 
 /** Reported when Temporal refuses an event's workflow start for good (see recordStartRefused). */
-export const START_REFUSED_TYPE = 'hookline.event.start_refused';
+export const START_REFUSED_TYPE = 'hookline.event.start_refused' satisfies OperationalEventType;
 
 /**
  * hookline.event.start_refused: the relay dead-lettered an event whose workflow start can never
@@ -386,8 +402,7 @@ export async function recordStartRefused(
   d: { tenantId: string; eventId: string; eventType: string; reason: string; deliveries: number },
 ): Promise<EmitResult | null> {
   if (isOperationalType(d.eventType)) return null;
-  // Not in OperationalEventTypes yet (that module is being reworked): the catalogue entry follows.
-  const type = START_REFUSED_TYPE as OperationalEventType;
+  const type: OperationalEventType = START_REFUSED_TYPE;
   const data = { eventId: d.eventId, eventType: d.eventType, tenantId: d.tenantId, reason: d.reason, deliveries: d.deliveries, refusedAt: new Date().toISOString() };
   return recordOperationalEvent(db, type, data, { id: operationalEventId(Date.now(), START_REFUSED_TYPE, d.eventId) });
 }
