@@ -74,14 +74,21 @@ export async function connectRedis(config: RedisConfig, target: ConnectTarget): 
 }
 
 class RedisConnection implements BrokerConnection {
+  // ioredis can report `ready` for a moment after the server closed the socket (CLIENT KILL),
+  // failing every command meanwhile; a connection-level failure marks it for replacement.
+  private broken = false;
+
   constructor(
     private readonly config: RedisConfig,
     private readonly client: Redis,
     private readonly publishTimeoutMs: number,
-  ) {}
+  ) {
+    client.on('close', () => (this.broken = true));
+    client.on('end', () => (this.broken = true));
+  }
 
   get open(): boolean {
-    return this.client.status === 'ready';
+    return !this.broken && this.client.status === 'ready';
   }
 
   async publish(msg: BrokerMessage): Promise<PublishResult> {
@@ -94,6 +101,7 @@ class RedisConnection implements BrokerConnection {
       await withTimeout(this.client.xadd(this.config.stream, ...trim, '*', ...fields), this.publishTimeoutMs, 'Redis XADD');
       return { ok: true };
     } catch (err) {
+      if ((err as { name?: unknown }).name !== 'ReplyError') this.broken = true;
       return classifyRedisError(err);
     }
   }
