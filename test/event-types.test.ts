@@ -256,7 +256,7 @@ describe('event types', () => {
     expect(rest.json()).toMatchObject({
       data: [
         { name: 'hookline.delivery.dropped' }, { name: 'hookline.endpoint.circuit_opened' }, { name: 'hookline.endpoint.disabled' },
-        { name: 'hookline.endpoint.recovered' }, { name: 'invoice.legacy' }, { name: 'invoice.line.added' },
+        { name: 'hookline.endpoint.recovered' }, { name: 'hookline.event.start_refused' }, { name: 'invoice.legacy' }, { name: 'invoice.line.added' },
         { name: 'invoice.paid', latestVersion: 2 },
       ],
       nextCursor: null,

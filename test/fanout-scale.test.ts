@@ -76,15 +76,16 @@ describe('a start Temporal refuses as invalid', () => {
       expect(r.status).toBe('dead_lettered');
       expect(r.reason).toMatch(/^Temporal refused the workflow start/);
     }
-    const ops = await h.pool.query(`SELECT type, data FROM events WHERE type = 'hookline.event.start_refused'`);
-    expect(ops.rows).toHaveLength(1);
-    expect(ops.rows[0].data).toMatchObject({ eventId: ev.id, eventType: 'refused.start', deliveries: 2 });
+    // One report, in two copies: the event's tenant's and the operator feed's (src/ops-events.ts).
+    const ops = await h.pool.query(`SELECT tenant_id, data FROM events WHERE type = 'hookline.event.start_refused' ORDER BY tenant_id`);
+    expect(ops.rows.map((r) => r.tenant_id)).toEqual(['_operator', 'default']);
+    for (const r of ops.rows) expect(r.data).toMatchObject({ eventId: ev.id, eventType: 'refused.start', deliveries: 2 });
     expect(relay.refused).toBe(1);
-    // Nothing loops: the next pass claims only the operational event (its own start refused the
-    // same way, it is dead-lettered without another report), and then the outbox is empty.
-    expect(await relay.relayBatch()).toBe(1);
+    // Nothing loops: the next pass claims only the two copies (their own starts refused the same
+    // way, they are dead-lettered without another report), and then the outbox is empty.
+    expect(await relay.relayBatch()).toBe(2);
     expect(await relay.relayBatch()).toBe(0);
-    expect((await h.pool.query(`SELECT count(*)::int AS n FROM events WHERE type = 'hookline.event.start_refused'`)).rows[0].n).toBe(1);
+    expect((await h.pool.query(`SELECT count(*)::int AS n FROM events WHERE type = 'hookline.event.start_refused'`)).rows[0].n).toBe(2);
   });
 
   it('an event with more subscribers than HOOKLINE_MAX_SUBSCRIBERS_PER_EVENT is dead-lettered with the limit named', async () => {

@@ -201,7 +201,9 @@ describe('operational webhooks', () => {
     for (const name of OperationalEventTypes) {
       const t = (await h.app.inject({ method: 'GET', url: `/v1/event-types/${name}` })).json();
       expect(t.description.length).toBeGreaterThan(20);
-      expect(t.versions[0]).toMatchObject({ version: 1, schema: { type: 'object', required: expect.arrayContaining(['endpointId']) } });
+      // Each is about an endpoint or, for a refused start, an event.
+      const about = name === 'hookline.event.start_refused' ? 'eventId' : 'endpointId';
+      expect(t.versions[0]).toMatchObject({ version: 1, schema: { type: 'object', required: expect.arrayContaining([about]) } });
     }
   });
 
