@@ -1,6 +1,7 @@
 // Who gets an event: the endpoints subscribed to its type and channels, each with the retry
 // policy its delivery will use from start to end (a snapshot: a PATCH mid-delivery applies to
-// the next event, never half to this one), and their delivery rows written. The relay plans
+// the next event, never half to this one). It decides; it writes nothing (the relay writes the
+// delivery rows through src/db/deliveries.ts). The relay plans
 // an event's deliveries with it before starting the workflow; a replay that starts a new run
 // of a closed workflow plans through the resolveEndpoints activity, with the same functions.
 import type { EndpointRow } from './db/endpoints';

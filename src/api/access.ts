@@ -1,8 +1,9 @@
 // Who may call which route, and from where. Owns:
 // - the auth level every route declares (`config: { auth }`), checked on the route the router
 //   MATCHED, never on the URL string, so no spelling of a path (`/%761/…`, absolute-form, `//`,
-//   `/../`) reaches a route without its check; a route that declares nothing needs the admin key,
-//   and so does an unknown path (404 only once authenticated, so routes cannot be probed);
+//   `/../`) reaches a route without its check; a route that declares nothing needs `manage`
+//   (DEFAULT_AUTH), and an unknown path needs a valid key (404 only once authenticated, so
+//   routes cannot be probed);
 // - the Host allowlist (HOOKLINE_ALLOWED_HOSTS), so a DNS-rebinding page cannot drive a local API;
 // - the refusal of cross-site browser requests on state-changing methods, and on a GET that
 //   changes something (`config: { sideEffects: true }`, the listen stream);
