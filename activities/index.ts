@@ -9,16 +9,17 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { getEndpointsByIds, listActiveEndpoints } from '../src/db/endpoints';
 import { getEvent } from '../src/db/events';
 import { ensureDeliveries, pendingDeliveries, recordAttempt, recordAttemptReleasing, setDeliveryStatus, type DeliveryRange, type DeliveryStatus, type NewAttempt } from '../src/db/deliveries';
-import { acquireAgain, DEFAULT_GATE, forgetWaiter, gateRelease, loadAttemptAcquiring, releaseLease, type GateDecision, type GateRelease, type GateOutcome, type GateSettings, type WaitReason } from '../src/db/gate';
+import { acquireAgain, DEFAULT_GATE, forgetWaiter, gateRelease, loadAttemptAcquiring, releaseLease, type GateDecision, type GateRelease, type GateSettings, type WaitReason } from '../src/db/gate';
 import type { EndpointRow } from '../src/db/endpoints';
 import { emitOperationalEvent, type OperationalEventType } from '../src/ops-events';
-import { nextDelayMs, parseRetryAfter, resolveRetry, RETRY_AFTER_MAX_MS, type RetrySettings } from '../src/retry';
+import { nextDelayMs, resolveRetry, RETRY_AFTER_MAX_MS, type RetrySettings } from '../src/retry';
 import { signatureHeader } from '../src/signing';
 import { activityEventId, disableEndpoint, emitDeliveryEvent, type OpsEventLimit } from '../src/ops-events';
 import { hostOf, subscribersOf, toResolved, type ResolvedEndpoint } from '../src/subscriptions';
 import { USER_AGENT } from '../src/version';
 import type { TargetPolicy } from '../src/net/address-policy';
 import { post } from './http';
+import { classifyAttempt, FailureTypes } from './outcome';
 import { createListenTransport, LISTENER_OFFLINE, LISTENER_RECHECK_MS } from './listen-transport';
 import { isListenUrl } from '../src/listen/sessions';
 import { SlotWaiters, type SlotWaitSettings } from './slot-waiters';
@@ -65,19 +66,8 @@ export interface AttemptReport {
   error: string | null;
 }
 
-/** Failure types the workflow reads to tell the dead-letter reason. */
-export const FailureTypes = {
-  permanent: 'PermanentHttpError',
-  gone: 'EndpointGone',
-  disabled: 'EndpointDisabled',
-  deleted: 'EndpointDeleted',
-  privateTarget: 'PrivateTarget',
-  retryable: 'RetryableDeliveryError',
-} as const;
+export { FailureTypes } from './outcome';
 
-// 3xx is retried rather than followed: following would let a receiver bounce a signed request
-// to another host. 408/425/429 are the 4xx that mean "try again later".
-const RETRYABLE_4XX = new Set([408, 425, 429]);
 const RESPONSE_BODY_KEPT_BYTES = 2 * 1024;
 
 /** One POST of a delivery, as the workflow asks for it. */
@@ -313,40 +303,24 @@ export function createActivities(deps: ActivityDeps) {
         return { statusCode: 0, attempt: 0, wait: { reason: 'listener_offline', ms: LISTENER_RECHECK_MS, slotMs: null, ticket: null, attemptsMade } };
       }
 
-      const statusCode = result.kind === 'response' ? result.status : null;
-      const ok = statusCode !== null && statusCode >= 200 && statusCode < 300;
-      const permanent =
-        (result.kind === 'error' && result.code === 'EPRIVATETARGET') ||
-        (statusCode !== null && statusCode >= 400 && statusCode < 500 && !RETRYABLE_4XX.has(statusCode));
-      const error = ok ? null : result.kind === 'error' ? `${result.code}: ${result.message}` : `HTTP ${statusCode}`;
+      const o = classifyAttempt(result, { listen: isListenUrl(endpoint.url), nowMs: Date.now() });
       const record: NewAttempt = {
-        eventId, endpointId, startedAt, latencyMs: result.latencyMs, statusCode, error,
-        outcome: ok ? 'delivered' : permanent ? 'failed' : 'retrying',
+        eventId, endpointId, startedAt, latencyMs: result.latencyMs, statusCode: o.statusCode, error: o.error, outcome: o.recorded,
         responseBody: result.kind === 'response' ? result.body.slice(0, RESPONSE_BODY_KEPT_BYTES) : null,
       };
-      const retryAfter =
-        result.kind === 'response' && (statusCode === 429 || statusCode === 503)
-          ? parseRetryAfter(headerValue(result.headers['retry-after']), Date.now())
-          : undefined;
       // The release goes with the record: the lease frees and the circuit moves in one statement.
-      // A listener that died holding requests makes them time out: that says the CLI went away
-      // (the endpoint pauses now), not that the local app is failing, so it opens no circuit.
-      const outcome = result.kind === 'error' && isListenUrl(endpoint.url) ? 'neutral' : healthOutcome(ok, statusCode);
-      const release = gateRelease(endpointId, leaseId, outcome, Math.min(retryAfter ?? 0, RETRY_AFTER_MAX_MS), gate);
+      const release = gateRelease(endpointId, leaseId, o.health, Math.min(o.retryAfterMs ?? 0, RETRY_AFTER_MAX_MS), gate);
       recordedLease = true;
-      if (ok) return await recordDelivered(record, statusCode!, release);
+      if (o.kind === 'delivered') return await recordDelivered(record, o.statusCode!, release);
       const attempt = await recordAndReport(record, release);
 
-      if (statusCode === 410) {
-        await disableEndpoint(pool, endpoint, { reason: 'receiver answered 410 Gone', eventId, statusCode }, deps.opsEventLimit);
+      if (o.kind === 'gone') {
+        await disableEndpoint(pool, endpoint, { reason: 'receiver answered 410 Gone', eventId, statusCode: 410 }, deps.opsEventLimit);
         throw ApplicationFailure.nonRetryable(`HTTP 410 from ${hostOf(endpoint.url)}: endpoint disabled`, FailureTypes.gone);
       }
-      if (permanent) {
-        const type = result.kind === 'error' ? FailureTypes.privateTarget : FailureTypes.permanent;
-        throw ApplicationFailure.nonRetryable(error!, type, { statusCode, attempt });
-      }
-      const retryDelayMs = nextDelayMs(input.retry, input.attemptsBefore + (info.isLocal ? 1 : info.attempt), retryAfter);
-      throw ApplicationFailure.create({ message: error!, type: FailureTypes.retryable, details: [{ statusCode }], nextRetryDelay: retryDelayMs });
+      if (o.kind === 'permanent') throw ApplicationFailure.nonRetryable(o.error!, o.failureType, { statusCode: o.statusCode, attempt });
+      const retryDelayMs = nextDelayMs(input.retry, input.attemptsBefore + (info.isLocal ? 1 : info.attempt), o.retryAfterMs);
+      throw ApplicationFailure.create({ message: o.error!, type: FailureTypes.retryable, details: [{ statusCode: o.statusCode }], nextRetryDelay: retryDelayMs });
     } finally {
       // Anything that ended the attempt before its record (a throw while signing or posting) frees the lease now.
       if (!recordedLease) await releaseLease(pool, endpointId, leaseId).catch(() => {});
@@ -440,20 +414,5 @@ const TRANSITION_EVENTS: Record<string, OperationalEventType> = {
   recovered: 'hookline.endpoint.recovered',
   disabled: 'hookline.endpoint.disabled',
 };
-
-/**
- * How the circuit breaker counts an attempt: 2xx is a success; a timeout, a connection error,
- * a 5xx or a 408 is a failure; any other answer (4xx, 429) shows the receiver is up but says
- * nothing of its health.
- */
-function healthOutcome(ok: boolean, statusCode: number | null): GateOutcome {
-  if (ok) return 'success';
-  if (statusCode === null || statusCode >= 500 || statusCode === 408 || (statusCode >= 300 && statusCode < 400)) return 'failure';
-  return 'neutral';
-}
-
-function headerValue(v: string | string[] | undefined): string | undefined {
-  return Array.isArray(v) ? v[0] : v;
-}
 
 export type Activities = ReturnType<typeof createActivities>;
