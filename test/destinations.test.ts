@@ -275,13 +275,24 @@ describe('RabbitMQ', () => {
     const [connectionName] = (await hooklineConnectionNames()).filter((n) => !before.has(n));
     const [pid] = await brokerConnections(connectionName);
 
-    // Long enough that rabbitmqctl (about a second to start) closes it while publishes are in flight.
-    const msgs = Array.from({ length: 1500 }, (_, i) => message(i));
-    let kill: Promise<unknown> | null = null;
-    const results = await publishAll(p, d, msgs, 10, (i) => {
-      if (i === 20 && !kill) kill = run('rabbitmqctl', ['close_connection', pid, 'test: broker drop mid-burst'], { timeout: 30_000 });
-    });
+    // Publishing goes on until the close has landed and 50 publishes after it, so the drop falls
+    // inside the burst however fast or loaded the box is (bounded: 30,000 messages at most).
+    const msgs: BrokerMessage[] = [];
+    const results: PublishResult[] = [];
+    let closed = false;
+    const kill = run('rabbitmqctl', ['close_connection', pid, 'test: broker drop mid-burst'], { timeout: 30_000 })
+      .finally(() => { closed = true; });
+    let afterClose = 0;
+    const lane = async () => {
+      while (msgs.length < 30_000 && afterClose < 50) {
+        const i = msgs.push(message(msgs.length)) - 1;
+        results[i] = await p.publish(d, msgs[i]);
+        if (closed) afterClose++;
+      }
+    };
+    await Promise.all(Array.from({ length: 10 }, lane));
     await kill;
+    expect(closed).toBe(true);
     const confirmedFirstTime = msgs.filter((_, i) => results[i].ok).map((m) => m.id);
     const failedFirstTime = msgs.length - confirmedFirstTime.length;
     expect(failedFirstTime).toBeGreaterThan(0); // the drop hit publishes in flight
