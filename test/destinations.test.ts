@@ -176,6 +176,14 @@ function amqpQueueCleanup(queue: string) {
   cleanups.push(() => amqpChannel.deleteQueue(queue));
 }
 
+/** A fresh exchange and a queue the destination declares and binds, both removed after the run. */
+async function amqpQueueDestination(routingKey: string) {
+  const exchange = await amqpExchange();
+  const queue = name('q');
+  amqpQueueCleanup(queue);
+  return { exchange, queue, d: dest({ type: 'rabbitmq', config: { url: AMQP_URL, exchange, routingKey, queue } }) };
+}
+
 /** Everything in `queue` now, acknowledged. */
 async function drainAmqp(queue: string) {
   const out = [];
@@ -200,10 +208,7 @@ async function hooklineConnectionNames(): Promise<string[]> {
 
 describe('RabbitMQ', () => {
   it('publishes signed, persistent messages a consumer verifies, message-id = webhook-id', async () => {
-    const exchange = await amqpExchange();
-    const queue = name('q');
-    amqpQueueCleanup(queue);
-    const d = dest({ type: 'rabbitmq', config: { url: AMQP_URL, exchange, routingKey: 'rk', queue } });
+    const { exchange, queue, d } = await amqpQueueDestination('rk');
     const p = pool();
     const msgs = [message(1), message(2), message(3)];
     for (const m of msgs) expect(await p.publish(d, m)).toEqual({ ok: true });
@@ -233,10 +238,7 @@ describe('RabbitMQ', () => {
     expect(r).toEqual({ ok: false, retry: false, reason: `RabbitMQ exchange '${missing}' does not exist` });
 
     // Deleted while pooled: the publish's channel closes with 404, the next connect says why.
-    const exchange = await amqpExchange();
-    const queue = name('q');
-    amqpQueueCleanup(queue);
-    const d = dest({ type: 'rabbitmq', config: { url: AMQP_URL, exchange, routingKey: 'k', queue } });
+    const { exchange, queue, d } = await amqpQueueDestination('k');
     expect(await p.publish(d, message())).toEqual({ ok: true });
     await amqpChannel.deleteExchange(exchange);
     const after = [await p.publish(d, message()), await p.publish(d, message())];
@@ -250,10 +252,7 @@ describe('RabbitMQ', () => {
   });
 
   it('pools one connection for many publishes, counted at the broker', async () => {
-    const exchange = await amqpExchange();
-    const queue = name('q');
-    amqpQueueCleanup(queue);
-    const d = dest({ type: 'rabbitmq', config: { url: AMQP_URL, exchange, routingKey: 'rk', queue } });
+    const { exchange, queue, d } = await amqpQueueDestination('rk');
     const p = pool();
     const before = new Set(await hooklineConnectionNames());
     const results = await publishAll(p, d, Array.from({ length: 100 }, (_, i) => message(i)), 10);
@@ -265,10 +264,7 @@ describe('RabbitMQ', () => {
   });
 
   it('a connection closed mid-burst: later publishes reconnect, every confirmed message is in the queue', async () => {
-    const exchange = await amqpExchange();
-    const queue = name('q');
-    amqpQueueCleanup(queue);
-    const d = dest({ type: 'rabbitmq', config: { url: AMQP_URL, exchange, routingKey: 'rk', queue } });
+    const { exchange, queue, d } = await amqpQueueDestination('rk');
     const p = pool();
     const before = new Set(await hooklineConnectionNames());
     expect(await p.publish(d, message())).toEqual({ ok: true }); // open it, so rabbitmqctl can find it
