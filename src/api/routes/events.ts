@@ -255,8 +255,8 @@ export const eventRoutes: FastifyPluginAsync = async (fastify) => {
         message: `id: endpoint ${endpoint.id} takes at most ${config.HOOKLINE_TEST_EVENTS_PER_MINUTE} test events a minute (HOOKLINE_TEST_EVENTS_PER_MINUTE); retry in ${seconds} s`,
       });
     }
+    // publishEvent on the pool wakes the relays itself.
     const { event } = await recordEvent(pool, req.tenantId, b, await checkContract(config, contractDb, b), requestTraceContext(req), endpoint.id);
-    notifyOutbox(pool);
     return reply.code(202).send(eventOut(event));
   });
 };
